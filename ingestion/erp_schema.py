@@ -1,0 +1,174 @@
+"""The ERP's CRM tables as `crm-erd.md` describes them (names and spellings kept, including
+`dicount_calculation` and `order`).
+
+The generator creates these tables; the sync checks that the required ones exist. The sync
+copies whatever columns the source really has, so extra columns never break it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
+
+#: Tables the pipeline cannot work without (CONTRACT.md section 2).
+REQUIRED_TABLES: tuple[str, ...] = (
+    "customer_groups",
+    "contacts",
+    "contact_accounts",
+    "crm_leads",
+    "crm_pipeline_stages",
+    "crm_deals",
+    "crm_campaigns",
+    "crm_campaign_performance",
+)
+
+#: Tables used when present. When the source lacks them, the sync lands them empty.
+OPTIONAL_TABLES: tuple[str, ...] = ("businesses", "branches")
+
+SOURCE_TABLES: tuple[str, ...] = REQUIRED_TABLES + OPTIONAL_TABLES
+
+
+def _money(precision: int = 14) -> Numeric:
+    return Numeric(precision, 2, asdecimal=True)
+
+
+def _tstz() -> DateTime:
+    return DateTime(timezone=True)
+
+
+def build_metadata(schema: str | None = None) -> MetaData:
+    """A fresh `MetaData` with every ERP table, optionally in `schema` (PostgreSQL)."""
+    md = MetaData(schema=schema)
+    Table(
+        "businesses", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("name", String(255)),
+    )
+    Table(
+        "branches", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("business_id", Integer),
+        Column("name", String(255)),
+    )
+    Table(
+        "customer_groups", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("group_name", String(100)),
+        Column("dicount_calculation", String(100)),
+        Column("amount", _money(14)),
+    )
+    Table(
+        "contacts", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("contact_id", String(100), nullable=False),
+        Column("contact_type", String(100)),
+        Column("user_id", Integer),
+        Column("business_id", Integer),
+        Column("branch_id", Integer),
+        Column("designation", String(100)),
+        Column("customer_group_id", Integer),
+        Column("account_type", String(100)),
+        Column("tax_number", String(100)),
+        Column("business_name", String(100)),
+        Column("business_address", String(100)),
+        Column("alternative_contact", String(15)),
+        Column("phone", String(15)),
+        Column("credit_limit", _money(14)),
+        Column("added_on", Date),
+        Column("is_deleted", Boolean),
+        Column("created_by_id", Integer),
+    )
+    Table(
+        "contact_accounts", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("contact_id", Integer),
+        Column("account_balance", _money(14)),
+        Column("advance_balance", _money(14)),
+        Column("total_sale_due", _money(14)),
+        Column("total_sale_return_due", _money(14)),
+    )
+    Table(
+        "crm_leads", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("contact_id", Integer),
+        Column("source", String(100)),
+        Column("status", String(20)),
+        Column("value", _money(15)),
+        Column("owner_id", Integer),
+        Column("created_at", _tstz()),
+        Column("updated_at", _tstz()),
+    )
+    Table(
+        "crm_pipeline_stages", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("name", String(100), nullable=False),
+        Column("order", Integer),
+        Column("is_won", Boolean),
+        Column("is_lost", Boolean),
+    )
+    Table(
+        "crm_deals", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("title", String(255), nullable=False),
+        Column("contact_id", Integer),
+        Column("lead_id", Integer),
+        Column("stage_id", Integer),
+        Column("amount", _money(15)),
+        Column("close_date", Date),
+        Column("owner_id", Integer),
+        Column("created_at", _tstz()),
+        Column("updated_at", _tstz()),
+    )
+    Table(
+        "crm_campaigns", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("name", String(255), nullable=False),
+        Column("campaign_type", String(50)),
+        Column("status", String(20)),
+        Column("priority", Integer),
+        Column("title", String(200)),
+        Column("description", Text),
+        Column("image", String(255)),
+        Column("badge", String(200)),
+        Column("seller_id", Integer),
+        Column("branch_id", Integer),
+        Column("start_date", _tstz()),
+        Column("end_date", _tstz()),
+        Column("is_active", Boolean),
+        Column("is_default", Boolean),
+        Column("impressions", Integer),
+        Column("clicks", Integer),
+        Column("conversions", Integer),
+        Column("revenue_generated", _money(15)),
+        Column("budget", _money(15)),
+        Column("max_impressions", Integer),
+        Column("max_clicks", Integer),
+        Column("landing_page_url", String(255)),
+        Column("cta_text", String(100)),
+        Column("created_by_id", Integer),
+        Column("created_at", _tstz()),
+        Column("updated_at", _tstz()),
+    )
+    Table(
+        "crm_campaign_performance", md,
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("campaign_id", Integer),
+        Column("date", Date),
+        Column("impressions", Integer),
+        Column("clicks", Integer),
+        Column("conversions", Integer),
+        Column("revenue", _money(15)),
+        Column("created_at", _tstz()),
+    )
+    return md

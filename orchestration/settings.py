@@ -1,0 +1,102 @@
+"""The one typed settings object: environment (and `./.env`) -> `Settings`.
+
+Everything configurable comes through here (CONTRACT.md section 1) so that resources, the CLI
+and the dashboards agree on what the configuration is. Stdlib only: it is imported everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ingestion.errors import CrmError
+from ingestion.urls import WarehouseTarget, parse_warehouse_url, redact_url
+
+#: The repository root: the dbt project, profiles.yml and the Dagster code live here.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULTS: dict[str, str] = {
+    "CRM_SOURCE_URL": "sqlite:///data/erp_demo.sqlite",
+    "CRM_SOURCE_SCHEMA": "public",
+    "CRM_EVENTS_PATH": "data/landing/events",
+    "CRM_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
+    "CRM_REPORTING_TZ": "UTC",
+}
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a simple `.env` file (KEY=VALUE, # comments, optional quotes)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _absolute_sqlite_url(url: str, cwd: Path) -> str:
+    """SQLAlchemy resolves `sqlite:///rel` against the process cwd; pin it to `cwd` now."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((cwd / url[len(prefix):]).resolve())
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Paths are absolute; URLs keep their passwords (never print them:
+    use `redact_url`)."""
+
+    source_url: str
+    source_schema: str
+    events_path: Path
+    warehouse_url: str
+    reporting_tz: str
+    warehouse: WarehouseTarget = field(repr=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        """Environment wins over `./.env`, which wins over the defaults."""
+        cwd = (cwd or Path.cwd()).resolve()
+        env = dict(DEFAULTS)
+        env.update({k: v for k, v in read_dotenv(cwd / ".env").items() if k in DEFAULTS})
+        source = os.environ if environ is None else environ
+        env.update({k: source[k] for k in DEFAULTS if source.get(k)})
+
+        tz = env["CRM_REPORTING_TZ"].strip()
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CrmError(f"CRM_REPORTING_TZ: unknown IANA time zone {tz!r}") from None
+
+        source_url = env["CRM_SOURCE_URL"].strip()
+        if "://" not in source_url:
+            raise CrmError("CRM_SOURCE_URL: malformed URL (expected e.g. sqlite:///path or "
+                           "postgresql+psycopg://user@host:5432/db)")
+        warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
+        return cls(
+            source_url=_absolute_sqlite_url(source_url, cwd),
+            source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
+            events_path=(cwd / env["CRM_EVENTS_PATH"]).resolve(),
+            warehouse_url=warehouse_url,
+            reporting_tz=tz,
+            warehouse=parse_warehouse_url(warehouse_url, cwd),
+        )
+
+    def today(self) -> date:
+        """Today in the reporting time zone: the default as-of date."""
+        return datetime.now(ZoneInfo(self.reporting_tz)).date()
+
+
+__all__ = ["PROJECT_ROOT", "Settings", "redact_url"]
