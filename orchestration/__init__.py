@@ -1,0 +1,1 @@
+"""Dagster orchestration of the CRM pipeline, and the `crm-analytics` command line."""

@@ -1,0 +1,75 @@
+"""The dbt models (staging → intermediate → marts) as Dagster assets; dbt tests become checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from ingestion.errors import CrmError
+from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_manifest
+from orchestration.resources import CrmSettingsResource
+from orchestration.run_config import AsOfConfig
+from orchestration.run_log import record_successful_run
+
+
+class CrmDbtTranslator(DagsterDbtTranslator):
+    """Sources are the `raw/<table>` assets the ingestion writes; models are keyed by their
+    schema (`marts/v_crm_contact_summary`) and grouped by layer (the models/ sub-folder)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey(["raw", dbt_resource_props["name"]])
+        schema = dbt_resource_props.get("config", {}).get("schema")
+        name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        return AssetKey([schema, name]) if schema else AssetKey([name])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=crm_dbt_project,
+    dagster_dbt_translator=CrmDbtTranslator(),
+    pool="crm_warehouse",
+)
+def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
+                   crm: CrmSettingsResource, config: AsOfConfig) -> Iterator[Any]:
+    """`dbt build` with the run's as-of date and reporting zone as dbt vars."""
+    settings = crm.settings()
+    as_of = config.resolve(settings)
+    # dbt runs as a subprocess that inherits this environment (see profiles.yml).
+    os.environ.update(dbt_environment(settings.warehouse, settings.reporting_tz))
+    dbt_vars = {"as_of_date": as_of.isoformat(), "reporting_tz": settings.reporting_tz}
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
+                         raise_on_error=False)
+    yield from invocation.stream()
+    if not invocation.is_successful():
+        raise CrmError(f"dbt build failed: {_failed_nodes(invocation)}")
+    with crm.warehouse() as wh:
+        record_successful_run(wh, as_of=as_of, run_id=context.run_id)
+
+
+def _failed_nodes(invocation: Any) -> str:
+    """'model marts.v_x: <first line of the error>' for each failed node, from run_results."""
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no artefact: dbt failed before running anything
+        return "see the dbt log in target/ (dbt did not run any node)"
+    failures = []
+    for result in results:
+        if result.get("status") in {"error", "fail", "runtime error"}:
+            node = result.get("unique_id", "?").split(".", 1)[0]
+            name = result.get("unique_id", "?").rsplit(".", 1)[-1]
+            message = (result.get("message") or "").strip().splitlines()
+            failures.append(f"{node} {name}: {message[0] if message else result['status']}")
+    if not failures:
+        return "see the dbt log in target/"
+    more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+    return "; ".join(failures[:3]) + more

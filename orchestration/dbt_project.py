@@ -1,0 +1,61 @@
+"""The dbt project as Dagster sees it, and the environment dbt needs to reach the warehouse.
+
+`profiles.yml` reads plain environment variables (so analysts can run dbt by hand); this module
+derives them from the one settings object, so `CRM_WAREHOUSE_URL` stays the single source of
+truth when the pipeline runs dbt.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from ingestion.errors import CrmError
+from ingestion.urls import WarehouseTarget
+from orchestration.settings import PROJECT_ROOT
+
+crm_dbt_project = DbtProject(project_dir=PROJECT_ROOT, profiles_dir=PROJECT_ROOT)
+
+
+def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str) -> dict[str, str]:
+    """The variables `profiles.yml` and `dbt_project.yml` read, for this warehouse.
+
+    The PostgreSQL password goes in `DBT_ENV_SECRET_*`, which dbt scrubs from its logs."""
+    env = {"CRM_REPORTING_TZ": reporting_tz}
+    if warehouse.is_duckdb:
+        env |= {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(warehouse.duckdb_path)}
+    else:
+        env |= {
+            "CRM_DBT_TARGET": "postgres",
+            "CRM_PG_HOST": warehouse.host,
+            "CRM_PG_PORT": str(warehouse.port),
+            "CRM_PG_USER": warehouse.user,
+            "CRM_PG_DBNAME": warehouse.dbname,
+            "DBT_ENV_SECRET_CRM_PG_PASSWORD": warehouse.password,
+        }
+    return env
+
+
+def _dbt_sources_mtime() -> float:
+    paths = [PROJECT_ROOT / "dbt_project.yml", PROJECT_ROOT / "profiles.yml"]
+    paths += [p for p in (PROJECT_ROOT / "dbt_project").rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in paths if p.exists())
+
+
+def ensure_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than the project files.
+
+    Dagster needs `manifest.json` to build the asset graph. A fresh clone has none; parsing
+    takes a few seconds, so it only happens when something changed."""
+    manifest = crm_dbt_project.manifest_path
+    if manifest.exists() and manifest.stat().st_mtime >= _dbt_sources_mtime():
+        return manifest
+    # Parsing needs a resolvable profile but no connection: the DuckDB target is enough.
+    os.environ.setdefault("CRM_DBT_TARGET", "duckdb")
+    try:
+        crm_dbt_project.preparer.prepare(crm_dbt_project)
+    except Exception as exc:  # dbt's own errors are many types; report one line
+        raise CrmError(f"dbt project does not parse: {str(exc).strip().splitlines()[0]}") from exc
+    return manifest

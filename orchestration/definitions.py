@@ -1,0 +1,24 @@
+"""The one `Definitions` of the CRM pipeline, assembled from small modules.
+
+`dagster dev` (from the repository root) and `crm-analytics run` load this same object.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.dbt import crm_dbt_models
+from orchestration.assets.erp import erp_tables
+from orchestration.dbt_project import crm_dbt_project
+from orchestration.jobs import crm_pipeline_job
+from orchestration.resources import CrmSettingsResource
+
+defs = Definitions(
+    assets=[erp_tables, crm_dbt_models],
+    jobs=[crm_pipeline_job],
+    resources={
+        "crm": CrmSettingsResource(),
+        "dbt": DbtCliResource(project_dir=crm_dbt_project),
+    },
+)

@@ -1,0 +1,65 @@
+"""Running the Dagster job in this process, and turning a failed run into one line."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import date
+from typing import Any
+
+from ingestion.errors import CrmError
+
+
+def run_pipeline(as_of: date, *, verbose: bool = False) -> str:
+    """Materialize the whole asset graph for `as_of`; returns the run id.
+
+    Raises `CrmError("step <op> failed: <cause>")` when a step fails."""
+    from orchestration.dbt_project import ensure_manifest
+
+    ensure_manifest()
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.jobs import as_of_run_config
+
+    run_config: dict[str, Any] = as_of_run_config(as_of.isoformat())
+    run_config["loggers"] = {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}
+    if not verbose:
+        warnings.filterwarnings("ignore")
+        logging.getLogger("dagster").setLevel(logging.CRITICAL)
+    job = defs.resolve_job_def("crm_pipeline")
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance,
+                                        raise_on_error=False)
+    if not result.success:
+        raise CrmError(describe_failure(result))
+    return result.run_id
+
+
+def describe_failure(result: Any) -> str:
+    """'step <op> failed: <cause>' from the first failed step; our own `CrmError` message when
+    the cause is one, otherwise the innermost error's first line (never a traceback)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            return f"step {event.step_key} failed: {_root_cause(error)}"
+    for event in result.all_events:
+        if event.is_failure and event.event_specific_data is not None:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                return f"run failed: {_root_cause(error)}"
+    return "run failed (no step reported an error)"
+
+
+def _root_cause(error: Any) -> str:
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause or error.context
+    for err in chain:
+        if err.cls_name == "CrmError":
+            return err.message.split(":", 1)[-1].strip().splitlines()[0] \
+                if err.message.startswith("ingestion.errors.CrmError") else err.message.strip()
+    last = chain[-1]
+    text = last.message.strip().splitlines()
+    return text[0] if text else last.cls_name
