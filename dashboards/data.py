@@ -107,3 +107,33 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+def pipeline_by_stage(settings: Settings) -> pl.DataFrame:
+    """Deal count and value per stage over every tenant, in stage order (NULL stage last)."""
+    return query(settings, """
+        select coalesce(stage_name, '(no stage)') as stage, min(stage_order) as stage_order,
+               sum(deal_count) as deals, sum(pipeline_value) as value
+        from marts.v_crm_pipeline_summary
+        group by coalesce(stage_name, '(no stage)')
+        order by min(stage_order) nulls last, stage
+    """)
+
+
+def campaign_daily(settings: Settings) -> pl.DataFrame:
+    """Campaign revenue and spend per day over every campaign."""
+    return query(settings, """
+        select date, sum(revenue) as revenue, sum(coalesce(spend, 0)) as spend
+        from marts.v_crm_campaign_performance
+        group by date
+        order by date
+    """)
+
+
+def data_as_of(settings: Settings) -> dict[str, Any] | None:
+    """The as-of date and finish time of the last successful pipeline run, if any."""
+    df = query(settings, """
+        select as_of_date, finished_at from meta.pipeline_runs
+        order by finished_at desc limit 1
+    """)
+    return df.row(0, named=True) if df.height else None

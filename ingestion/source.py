@@ -150,6 +150,11 @@ class ErpSource:
         except SQLAlchemyError as exc:
             raise CrmError(f"source table {source_table.name}: read failed: "
                            f"{first_line(exc.orig or exc)}") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # A value the driver cannot convert to the column's declared type (SQLite lets
+            # any value into any column).
+            raise CrmError(f"source table {source_table.name}: a value does not match its "
+                           f"column type: {first_line(exc)}") from None
 
 
 def _rows_to_batch(rows: list[sa.Row], schema: pa.Schema, table: str) -> pa.RecordBatch:

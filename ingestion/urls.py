@@ -49,14 +49,18 @@ class WarehouseTarget:
         }
         if self.password:
             parts["password"] = self.password
-        return " ".join(f"{k}='{v.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
-                        for k, v in parts.items())
+        return " ".join(f"{k}={_libpq_quote(v)}" for k, v in parts.items())
 
     def describe(self) -> str:
         """Where it is, without secrets."""
         if self.is_duckdb:
             return f"duckdb:///{self.duckdb_path}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def _libpq_quote(value: str) -> str:
+    """Quote a libpq conninfo value: single quotes, with backslash and quote escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:

@@ -8,15 +8,25 @@ truth when the pipeline runs dbt.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
 
 from ingestion.errors import CrmError
 from ingestion.urls import WarehouseTarget
 from orchestration.settings import PROJECT_ROOT
 
 crm_dbt_project = DbtProject(project_dir=PROJECT_ROOT, profiles_dir=PROJECT_ROOT)
+
+#: The dbt installed beside this Python (the venv may not be on PATH).
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) \
+    if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=crm_dbt_project, dbt_executable=DBT_EXECUTABLE)
 
 
 def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str) -> dict[str, str]:
@@ -55,7 +65,7 @@ def ensure_manifest() -> Path:
     # Parsing needs a resolvable profile but no connection: the DuckDB target is enough.
     os.environ.setdefault("CRM_DBT_TARGET", "duckdb")
     try:
-        crm_dbt_project.preparer.prepare(crm_dbt_project)
+        dbt_resource().cli(["parse", "--quiet"], target_path=crm_dbt_project.target_path).wait()
     except Exception as exc:  # dbt's own errors are many types; report one line
         raise CrmError(f"dbt project does not parse: {str(exc).strip().splitlines()[0]}") from exc
     return manifest

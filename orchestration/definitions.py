@@ -6,11 +6,10 @@
 from __future__ import annotations
 
 from dagster import Definitions
-from dagster_dbt import DbtCliResource
 
 from orchestration.assets.dbt import crm_dbt_models
 from orchestration.assets.erp import erp_tables
-from orchestration.dbt_project import crm_dbt_project
+from orchestration.dbt_project import dbt_resource
 from orchestration.jobs import crm_pipeline_job
 from orchestration.resources import CrmSettingsResource
 
@@ -19,6 +18,6 @@ defs = Definitions(
     jobs=[crm_pipeline_job],
     resources={
         "crm": CrmSettingsResource(),
-        "dbt": DbtCliResource(project_dir=crm_dbt_project),
+        "dbt": dbt_resource(),
     },
 )

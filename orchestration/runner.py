@@ -23,7 +23,8 @@ def run_pipeline(as_of: date, *, verbose: bool = False) -> str:
     from orchestration.jobs import as_of_run_config
 
     run_config: dict[str, Any] = as_of_run_config(as_of.isoformat())
-    run_config["loggers"] = {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}
+    log_level = "INFO" if verbose else "CRITICAL"
+    run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
     if not verbose:
         warnings.filterwarnings("ignore")
         logging.getLogger("dagster").setLevel(logging.CRITICAL)

@@ -1,6 +1,6 @@
 """The dbt models (staging → intermediate → marts) as Dagster assets; dbt tests become checks."""
+# No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
-from __future__ import annotations
 
 import json
 import os

@@ -1,6 +1,6 @@
 """The ERP's operational tables, landed in the warehouse schema `raw` (group `ingestion`)."""
+# No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 
