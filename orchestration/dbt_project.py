@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,9 +64,13 @@ def ensure_manifest() -> Path:
     if manifest.exists() and manifest.stat().st_mtime >= _dbt_sources_mtime():
         return manifest
     # Parsing needs a resolvable profile but no connection: the DuckDB target is enough.
-    os.environ.setdefault("CRM_DBT_TARGET", "duckdb")
-    try:
-        dbt_resource().cli(["parse", "--quiet"], target_path=crm_dbt_project.target_path).wait()
-    except Exception as exc:  # dbt's own errors are many types; report one line
-        raise CrmError(f"dbt project does not parse: {str(exc).strip().splitlines()[0]}") from exc
+    env = {"CRM_DBT_TARGET": "duckdb", **os.environ}
+    proc = subprocess.run(
+        [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(PROJECT_ROOT),
+         "--project-dir", str(PROJECT_ROOT)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0 or not manifest.exists():
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        raise CrmError(f"dbt project does not parse: {lines[-1] if lines else 'no output'}")
     return manifest

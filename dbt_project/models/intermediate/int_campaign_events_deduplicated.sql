@@ -1,0 +1,56 @@
+with
+
+events as (
+
+    select * from {{ ref('stg_events__campaign_events') }}
+
+),
+
+ranked_deliveries as (
+
+    select
+        *,
+        row_number() over (
+            partition by event_source, event_id
+            -- the first landed copy wins; file_path is '<landing date>/<file name>', so
+            -- within a landing date it orders by file name. load_id and event_time only
+            -- make the choice deterministic should one line ever be landed twice.
+            order by landing_date, file_path, line_number, load_id, event_time
+        ) as delivery_rank
+
+    from events
+
+),
+
+first_deliveries as (
+
+    select
+        event_source,
+        event_id,
+        event_type,
+        event_time,
+        {{ to_reporting_date('event_time') }} as event_date,
+        campaign_id,
+        contact_id,
+        lead_id,
+        deal_id,
+        revenue,
+        business_id,
+        branch_id,
+        landing_date,
+        file_path,
+        line_number
+
+    from ranked_deliveries
+
+    where delivery_rank = 1
+
+),
+
+final as (
+
+    select * from first_deliveries
+
+)
+
+select * from final

@@ -1,0 +1,26 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'branches') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as bigint) as branch_id,
+        cast(business_id as bigint) as business_id,
+        cast(name as varchar) as branch_name
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

@@ -1,0 +1,50 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'contacts') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        cast(id as bigint) as contact_id,
+        cast(contact_id as varchar) as contact_code,
+        cast(user_id as bigint) as user_id,
+        cast(business_id as bigint) as business_id,
+        cast(branch_id as bigint) as branch_id,
+        cast(customer_group_id as bigint) as customer_group_id,
+        cast(created_by_id as bigint) as created_by_id,
+
+        -- codes
+        {{ normalize_code('contact_type') }} as contact_type,
+        {{ normalize_code('account_type') }} as account_type,
+
+        -- text
+        cast(designation as varchar) as designation,
+        cast(tax_number as varchar) as tax_number,
+        cast(business_name as varchar) as business_name,
+        cast(business_address as varchar) as business_address,
+        cast(alternative_contact as varchar) as alternative_contact,
+        cast(phone as varchar) as phone,
+
+        -- numbers and dates
+        cast(credit_limit as decimal(14, 2)) as credit_limit,
+        cast(added_on as date) as added_on,
+
+        -- flags (the ERD default is false)
+        coalesce(cast(is_deleted as boolean), false) as is_deleted
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

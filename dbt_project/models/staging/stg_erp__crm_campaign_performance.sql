@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'crm_campaign_performance') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as bigint) as campaign_performance_id,
+        cast(campaign_id as bigint) as campaign_id,
+        cast({{ adapter.quote('date') }} as date) as performance_date,
+        cast(impressions as bigint) as impressions,
+        cast(clicks as bigint) as clicks,
+        cast(conversions as bigint) as conversions,
+        cast(revenue as decimal(15, 2)) as revenue,
+        cast(created_at as timestamp with time zone) as created_at
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

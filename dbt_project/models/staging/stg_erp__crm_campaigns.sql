@@ -1,0 +1,61 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'crm_campaigns') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        cast(id as bigint) as campaign_id,
+        cast(seller_id as bigint) as seller_contact_id,
+        cast(branch_id as bigint) as branch_id,
+        cast(created_by_id as bigint) as created_by_id,
+
+        -- codes
+        {{ normalize_code('campaign_type') }} as campaign_type,
+        {{ normalize_code('status') }} as campaign_status,
+
+        -- text
+        cast(name as varchar) as campaign_name,
+        cast(title as varchar) as campaign_title,
+        cast(description as varchar) as campaign_description,
+        cast(image as varchar) as image,
+        cast(badge as varchar) as badge,
+        cast(landing_page_url as varchar) as landing_page_url,
+        cast(cta_text as varchar) as cta_text,
+
+        -- numbers
+        cast(priority as bigint) as priority,
+        cast(impressions as bigint) as impressions,
+        cast(clicks as bigint) as clicks,
+        cast(conversions as bigint) as conversions,
+        cast(revenue_generated as decimal(15, 2)) as revenue_generated,
+        cast(budget as decimal(15, 2)) as budget,
+        cast(max_impressions as bigint) as max_impressions,
+        cast(max_clicks as bigint) as max_clicks,
+
+        -- flags
+        cast(is_active as boolean) as is_active,
+        cast(is_default as boolean) as is_default,
+
+        -- timestamps
+        cast(start_date as timestamp with time zone) as starts_at,
+        cast(end_date as timestamp with time zone) as ends_at,
+        cast(created_at as timestamp with time zone) as created_at,
+        cast(updated_at as timestamp with time zone) as updated_at
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

@@ -1,0 +1,33 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'crm_deals') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as bigint) as deal_id,
+        cast(contact_id as bigint) as contact_id,
+        cast(lead_id as bigint) as lead_id,
+        cast(stage_id as bigint) as stage_id,
+        cast(owner_id as bigint) as owner_id,
+        cast(title as varchar) as deal_title,
+        cast(amount as decimal(15, 2)) as amount,
+        cast(close_date as date) as close_date,
+        cast(created_at as timestamp with time zone) as created_at,
+        cast(updated_at as timestamp with time zone) as updated_at
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

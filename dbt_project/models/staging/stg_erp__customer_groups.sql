@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'customer_groups') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as bigint) as customer_group_id,
+        cast(group_name as varchar) as customer_group_name,
+        {{ normalize_code('dicount_calculation') }} as discount_calculation,
+        cast(amount as decimal(14, 2)) as discount_amount
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

@@ -1,0 +1,114 @@
+"""The `crm-analytics` command as a user types it: help texts, and every user error as one line
+naming the problem, a non-zero exit, no password, and nothing half-written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from ingestion.erp_schema import REQUIRED_TABLES, build_metadata
+
+CLI = [sys.executable, "-m", "orchestration.cli"]
+PASSWORD = "Sup3r-s3cret-pw"
+
+
+def crm(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command in `cwd` with a clean CRM_* environment plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DBT_ENV_"))}
+    return subprocess.run(CLI + args, cwd=cwd, env={**base, **env}, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert PASSWORD not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+def _sqlite_source(path: Path, skip: tuple[str, ...] = ()) -> str:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    md = build_metadata()
+    with engine.begin() as conn:
+        for table in md.sorted_tables:
+            if table.name not in skip:
+                table.create(conn)
+    engine.dispose()
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.parametrize("command", ["", "generate", "run", "sync", "demo", "dashboard"])
+def test_every_command_has_help(command: str, tmp_path: Path) -> None:
+    proc = crm([command, "--help"] if command else ["--help"], tmp_path)
+    assert proc.returncode == 0 and "usage: crm-analytics" in proc.stdout
+
+
+def test_malformed_source_url(tmp_path: Path) -> None:
+    proc = crm(["sync"], tmp_path, CRM_SOURCE_URL="not a url")
+    assert_one_line_error(proc, "CRM_SOURCE_URL: malformed URL")
+
+
+def test_unreachable_source_never_shows_the_password(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://erp:{PASSWORD}@127.0.0.1:1/erp"
+    proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=url)
+    assert_one_line_error(proc, "is unreachable", "erp:***@127.0.0.1:1")
+    assert not (tmp_path / "data" / "warehouse.duckdb").exists() or _raw_tables(tmp_path) == 0
+
+
+def test_missing_required_table_writes_nothing(tmp_path: Path) -> None:
+    src = _sqlite_source(tmp_path / "erp.sqlite", skip=("crm_campaigns",))
+    proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=src)
+    assert_one_line_error(proc, "missing required table(s): crm_campaigns")
+    assert _raw_tables(tmp_path) == 0
+
+
+def test_unwritable_warehouse(tmp_path: Path) -> None:
+    src = _sqlite_source(tmp_path / "erp.sqlite")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the warehouse folder should be")
+    proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=src,
+               CRM_WAREHOUSE_URL=f"duckdb:///{blocker}/wh.duckdb")
+    assert_one_line_error(proc, "cannot be opened for writing")
+
+
+def test_malformed_warehouse_url_with_password(tmp_path: Path) -> None:
+    proc = crm(["sync"], tmp_path, CRM_WAREHOUSE_URL=f"mysql://u:{PASSWORD}@h/db")
+    assert_one_line_error(proc, "CRM_WAREHOUSE_URL: malformed URL", "u:***@h")
+
+
+def test_run_names_the_failed_step(tmp_path: Path) -> None:
+    src = _sqlite_source(tmp_path / "erp.sqlite", skip=("contacts",))
+    proc = crm(["run", "--date", "2026-03-01"], tmp_path, CRM_SOURCE_URL=src)
+    assert_one_line_error(proc, "step erp_tables failed", "missing required table(s): contacts")
+
+
+def test_run_rejects_a_bad_date(tmp_path: Path) -> None:
+    proc = crm(["run", "--date", "2026-02-30"], tmp_path)
+    assert proc.returncode == 2 and "is not a date" in proc.stderr
+
+
+def _raw_tables(cwd: Path) -> int:
+    path = cwd / "data" / "warehouse.duckdb"
+    if not path.exists():
+        return 0
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select count(*) from information_schema.tables "
+                           "where table_schema = 'raw'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_required_tables_match_the_contract() -> None:
+    assert REQUIRED_TABLES == ("customer_groups", "contacts", "contact_accounts", "crm_leads",
+                               "crm_pipeline_stages", "crm_deals", "crm_campaigns",
+                               "crm_campaign_performance")
