@@ -12,10 +12,12 @@ from orchestration.assets.erp import erp_tables
 from orchestration.dbt_project import dbt_resource
 from orchestration.jobs import crm_pipeline_job
 from orchestration.resources import CrmSettingsResource
+from orchestration.schedules import daily_rollup_from_env
 
 defs = Definitions(
     assets=[erp_tables, crm_dbt_models],
     jobs=[crm_pipeline_job],
+    schedules=[daily_rollup_from_env()],
     resources={
         "crm": CrmSettingsResource(),
         "dbt": dbt_resource(),
