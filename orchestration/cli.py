@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
-    from ingestion.generate import generate
+    from ingestion.demo_data import generate
 
     report = generate(
         settings.source_url, settings.events_path, scale=args.scale, days=args.days,
@@ -117,7 +117,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from dashboards.data import headline_numbers
-    from ingestion.generate import generate
+    from ingestion.demo_data import generate
     from orchestration.runner import run_pipeline
 
     source_file = settings.source_url.removeprefix("sqlite:///")
