@@ -280,7 +280,7 @@ def _campaign_performance(rng: np.random.Generator, campaigns: pl.DataFrame, sta
     impressions = rng.poisson(2_000 * season)
     clicks = rng.binomial(impressions, 0.03)
     conversions = rng.binomial(clicks, 0.08)
-    revenue = conversions * rng.lognormal(8.5, 0.5, m)
+    revenue = conversions * rng.lognormal(10.3, 0.5, m)
     perf = rows.select("campaign_id", "date").with_columns(
         impressions=impressions, clicks=clicks, conversions=conversions,
         revenue=_money(revenue),
@@ -330,7 +330,7 @@ def build_events(tables: dict[str, pl.DataFrame], scale: str, seed: int,
             seconds=pl.Series(rng.integers(0, 86_400, camp.height)))).dt.replace_time_zone("UTC"),
         contact_id=pl.Series(rng.integers(1, SCALES[scale]["contacts"] + 1, camp.height)),
         revenue=pl.when(pl.col("type") == "erp.campaign.conversion").then(
-            _money(rng.lognormal(8.5, 0.6, camp.height)).cast(pl.String)),
+            _money(rng.lognormal(10.3, 0.6, camp.height)).cast(pl.String)),
         lead_id=pl.lit(None, pl.Int64), deal_id=pl.lit(None, pl.Int64),
     ).drop("date")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from datetime import date
@@ -29,7 +31,9 @@ def run_pipeline(as_of: date, *, verbose: bool = False) -> str:
         warnings.filterwarnings("ignore")
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
     job = defs.resolve_job_def("crm_pipeline")
-    with DagsterInstance.ephemeral() as instance:
+    # dagster-dbt echoes dbt's log to stdout; keep it for --verbose only.
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with DagsterInstance.ephemeral() as instance, quiet:
         result = job.execute_in_process(run_config=run_config, instance=instance,
                                         raise_on_error=False)
     if not result.success:

@@ -1,0 +1,36 @@
+"""Campaign event files, loaded exactly once into `raw.campaign_events` (group `ingestion`)."""
+# No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
+
+from collections.abc import Iterator
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+
+from ingestion.events import load_events
+from orchestration.resources import CrmSettingsResource
+from orchestration.run_config import AsOfConfig
+
+EVENT_TABLES = {
+    "campaign_events": "Every valid delivered event line (duplicates kept; dbt keeps the first "
+                       "landed copy of each (source, id)).",
+    "rejected_events": "Lines that could not be loaded: file, line number, reason code, raw text.",
+    "event_files": "The manifest: each loaded file's path, size and checksum.",
+}
+
+
+@multi_asset(
+    name="campaign_event_files",
+    specs=[AssetSpec(AssetKey(["raw", name]), group_name="ingestion", kinds={"json"},
+                     description=text) for name, text in EVENT_TABLES.items()],
+    pool="crm_warehouse",
+)
+def campaign_event_files(context: AssetExecutionContext, crm: CrmSettingsResource,
+                         config: AsOfConfig) -> Iterator[MaterializeResult]:
+    """Load every landing folder dated on or before the as-of date that is new or changed."""
+    settings = crm.settings()
+    as_of = config.resolve(settings)
+    with crm.warehouse() as wh:
+        report = load_events(settings.events_path, wh, as_of=as_of)
+    context.log.info(f"event files: {report}")
+    for name in EVENT_TABLES:
+        yield MaterializeResult(asset_key=AssetKey(["raw", name]),
+                                metadata={"as_of_date": as_of.isoformat()})
