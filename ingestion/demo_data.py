@@ -431,7 +431,7 @@ def write_event_files(events: pl.DataFrame, events_path: Path) -> tuple[int, int
         half = day.height // 2
         chunks = [day["line"][:half].to_list(), day["line"][half:].to_list()]
         if landing.toordinal() % 7 == 0:
-            chunks[0].append(BAD_LINES[landing.toordinal() % len(BAD_LINES)])
+            chunks[0].append(BAD_LINES[(landing.toordinal() // 7) % len(BAD_LINES)])
         for k, chunk in enumerate(chunks, start=1):
             payload = ("\n".join(chunk) + "\n").encode()
             if landing.toordinal() % 5 == 0:

@@ -9,13 +9,14 @@ from dagster import Definitions
 
 from orchestration.assets.dbt import crm_dbt_models
 from orchestration.assets.erp import erp_tables
+from orchestration.assets.events import campaign_event_files
 from orchestration.dbt_project import dbt_resource
 from orchestration.jobs import crm_pipeline_job
 from orchestration.resources import CrmSettingsResource
 from orchestration.schedules import daily_rollup_from_env
 
 defs = Definitions(
-    assets=[erp_tables, crm_dbt_models],
+    assets=[erp_tables, campaign_event_files, crm_dbt_models],
     jobs=[crm_pipeline_job],
     schedules=[daily_rollup_from_env()],
     resources={

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 #: Ops that take the run's as-of date (`AsOfConfig`).
-AS_OF_OPS: tuple[str, ...] = ("crm_dbt_models",)
+AS_OF_OPS: tuple[str, ...] = ("campaign_event_files", "crm_dbt_models")
 
 crm_pipeline_job = define_asset_job(
     "crm_pipeline",

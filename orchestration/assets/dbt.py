@@ -4,6 +4,7 @@
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -56,6 +57,13 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
         record_successful_run(wh, as_of=as_of, run_id=context.run_id)
 
 
+def _dbt_message(result: Mapping[str, Any]) -> str:
+    """The informative line of a dbt error: skip dbt's 'Runtime Error in model …' header."""
+    lines = [ln.strip() for ln in (result.get("message") or "").splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not re.match(r"^\w+ Error in \w+ ", ln)]
+    return (useful or lines or [str(result.get("status"))])[0]
+
+
 def _failed_nodes(invocation: Any) -> str:
     """'model marts.v_x: <first line of the error>' for each failed node, from run_results."""
     try:
@@ -67,8 +75,7 @@ def _failed_nodes(invocation: Any) -> str:
         if result.get("status") in {"error", "fail", "runtime error"}:
             node = result.get("unique_id", "?").split(".", 1)[0]
             name = result.get("unique_id", "?").rsplit(".", 1)[-1]
-            message = (result.get("message") or "").strip().splitlines()
-            failures.append(f"{node} {name}: {message[0] if message else result['status']}")
+            failures.append(f"{node} {name}: {_dbt_message(result)}")
     if not failures:
         return "see the dbt log in target/"
     more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
-from ingestion.events import load_events
+from ingestion.event_files import load_events
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 

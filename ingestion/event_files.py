@@ -1,0 +1,323 @@
+"""Loading campaign event files exactly once (CONTRACT.md section 3).
+
+`<events>/<YYYY-MM-DD>/*.jsonl[.gz]` → `raw.campaign_events` (every valid delivered line,
+duplicates kept: the dbt layer keeps the first landed copy of each (source, id), which stays
+right even when an earlier-dated folder arrives late), `raw.rejected_events` (file, line, reason,
+raw text) and `raw.event_files` (the manifest: path, size, checksum).
+
+Lines are split in C (`bytes.split`) and parsed and validated by DuckDB's JSON functions in one
+vectorised query per folder; no Python runs per line. One warehouse transaction per load: a crash
+leaves the old state or the new, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ingestion.errors import CrmError, first_line
+from ingestion.warehouse import Warehouse
+
+RAW = "raw"
+
+#: Reason codes of `raw.rejected_events`, in the order they are checked.
+REJECT_REASONS: dict[str, str] = {
+    "invalid_json": "the line is not valid JSON",
+    "not_an_object": "valid JSON, but not a JSON object",
+    "missing_specversion": "no `specversion`",
+    "missing_id": "no `id`",
+    "missing_source": "no `source`",
+    "missing_type": "no `type`",
+    "missing_time": "no `time`",
+    "unknown_type": "`type` is not one of the six event types",
+    "unparseable_time": "`time` is not an RFC 3339 timestamp",
+    "time_after_landing": "`time` is later than the end of the day after the landing date (UTC)",
+    "missing_campaign_id": "an erp.campaign.* event without an integer `data.campaign_id`",
+    "missing_lead_id": "erp.lead.qualified without an integer `data.lead_id`",
+    "missing_deal_id": "erp.opportunity.won without an integer `data.deal_id`",
+    "non_numeric_revenue": "`data.revenue` is not a number (or numeric string)",
+    "negative_revenue": "`data.revenue` is below zero",
+    "truncated_gzip": "the unreadable tail of a corrupt or truncated .gz file",
+}
+
+EVENT_TYPES = ("erp.campaign.impression", "erp.campaign.click", "erp.campaign.conversion",
+               "erp.campaign.sent", "erp.lead.qualified", "erp.opportunity.won")
+
+EVENTS_SCHEMA = pa.schema([
+    ("event_source", pa.string()), ("event_id", pa.string()), ("event_type", pa.string()),
+    ("event_time", pa.timestamp("us", tz="UTC")), ("campaign_id", pa.int64()),
+    ("contact_id", pa.int64()), ("lead_id", pa.int64()), ("deal_id", pa.int64()),
+    ("revenue", pa.decimal128(15, 2)), ("business_id", pa.int64()), ("branch_id", pa.int64()),
+    ("landing_date", pa.date32()), ("file_path", pa.string()), ("line_number", pa.int64()),
+    ("load_id", pa.string()),
+])
+REJECTED_SCHEMA = pa.schema([
+    ("file_path", pa.string()), ("line_number", pa.int64()), ("reason", pa.string()),
+    ("raw_text", pa.string()), ("landing_date", pa.date32()), ("load_id", pa.string()),
+])
+MANIFEST_SCHEMA = pa.schema([
+    ("file_path", pa.string()), ("landing_date", pa.date32()), ("size_bytes", pa.int64()),
+    ("checksum", pa.string()), ("loaded_at", pa.timestamp("us", tz="UTC")),
+    ("load_id", pa.string()), ("lines", pa.int64()), ("events", pa.int64()),
+    ("rejected", pa.int64()),
+])
+TABLES = {"campaign_events": EVENTS_SCHEMA, "rejected_events": REJECTED_SCHEMA,
+          "event_files": MANIFEST_SCHEMA}
+
+
+@dataclass
+class EventLoadReport:
+    """What one load did."""
+
+    load_id: str = ""
+    files_loaded: int = 0
+    files_replaced: int = 0
+    files_skipped: int = 0
+    lines: int = 0
+    events: int = 0
+    rejected: int = 0
+    landing_dates: list[date] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"{self.files_loaded} files loaded ({self.files_replaced} replaced), "
+                f"{self.files_skipped} unchanged; {self.events} events, "
+                f"{self.rejected} rejected lines")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    rel_path: str
+    landing_date: date
+    size: int
+    checksum: str
+
+
+def ensure_tables(wh: Warehouse) -> None:
+    """Create the three tables when missing, so dbt always finds its sources."""
+    for name, schema in TABLES.items():
+        if not wh.table_exists(RAW, name):
+            wh.create_table(RAW, name, schema)
+
+
+def discover(events_path: Path, as_of: date,
+             landing_dates: Sequence[date] | None = None) -> list[LandingFile]:
+    """Every `.jsonl`/`.jsonl.gz` file in landing folders dated on or before `as_of`."""
+    if not events_path.exists():
+        return []
+    if not events_path.is_dir():
+        raise CrmError(f"CRM_EVENTS_PATH {events_path} is not a folder")
+    wanted = set(landing_dates) if landing_dates is not None else None
+    found = []
+    try:
+        folders = sorted(p for p in events_path.iterdir() if p.is_dir())
+        for folder in folders:
+            landing = _iso_date(folder.name)
+            if landing is None or landing > as_of or (wanted is not None and landing not in wanted):
+                continue
+            for path in sorted(folder.iterdir()):
+                if not path.name.endswith((".jsonl", ".jsonl.gz")):
+                    continue  # _SUCCESS markers, notes
+                if not path.is_file():
+                    raise CrmError(f"event file {path} is not a readable file")
+                data = path.read_bytes()
+                found.append(LandingFile(path, f"{folder.name}/{path.name}", landing, len(data),
+                                         hashlib.sha256(data).hexdigest()))
+    except OSError as exc:
+        raise CrmError(f"event files under {events_path} cannot be read: {first_line(exc)}") \
+            from None
+    return found
+
+
+def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
+                landing_dates: Sequence[date] | None = None) -> EventLoadReport:
+    """Load every new or changed landing file dated on or before `as_of`."""
+    report = EventLoadReport(load_id=uuid.uuid4().hex)
+    files = discover(events_path, as_of, landing_dates)
+    with warehouse.transaction():
+        ensure_tables(warehouse)
+        known = {path: (size, checksum) for path, size, checksum in warehouse.fetchall(
+            f"select file_path, size_bytes, checksum from {RAW}.event_files")}
+        todo = [f for f in files if known.get(f.rel_path) != (f.size, f.checksum)]
+        report.files_skipped = len(files) - len(todo)
+        if not todo:
+            return report
+        replaced = [f.rel_path for f in todo if f.rel_path in known]
+        for table in TABLES:
+            for path in replaced:
+                warehouse.execute(f"delete from {RAW}.{table} where file_path = ?", (path,))
+        report.files_replaced = len(replaced)
+        parser = duckdb.connect()
+        parser.execute("set TimeZone = 'UTC'")
+        try:
+            for landing in sorted({f.landing_date for f in todo}):
+                day = [f for f in todo if f.landing_date == landing]
+                _load_folder(parser, warehouse, day, report)
+                report.landing_dates.append(landing)
+        finally:
+            parser.close()
+    return report
+
+
+def _load_folder(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
+                 report: EventLoadReport) -> None:
+    lines = pa.concat_tables([_read_lines(f) for f in files])
+    parser.register("lines", lines)
+    try:
+        parsed = parser.execute(PARSE_SQL, [list(EVENT_TYPES)]).fetch_arrow_table()
+    finally:
+        parser.unregister("lines")
+    load_id = pa.array([report.load_id] * parsed.num_rows, pa.string())
+    reason = parsed.column("reason")
+    valid = parsed.filter(reason.is_null())
+    bad = parsed.filter(reason.is_valid())
+    events = pa.table([valid.column(name) for name in EVENTS_SCHEMA.names[:-1]]
+                      + [load_id[: valid.num_rows]], schema=EVENTS_SCHEMA)
+    rejected = pa.table([bad.column("file_path"), bad.column("line_number"),
+                         bad.column("reason"), bad.column("raw_text"),
+                         bad.column("landing_date"), load_id[: bad.num_rows]],
+                        schema=REJECTED_SCHEMA)
+    wh.append(RAW, "campaign_events", events)
+    wh.append(RAW, "rejected_events", rejected)
+    now = datetime.now(UTC)
+    counts = parsed.group_by("file_path").aggregate([("line_number", "count"),
+                                                      ("reason", "count")])
+    per_file = {f.rel_path: (0, 0) for f in files}
+    for path, n_lines, n_bad in zip(*(counts.column(i).to_pylist() for i in range(3)),
+                                    strict=True):  # one row per file, not per line
+        per_file[path] = (n_lines - n_bad, n_bad)
+    manifest = pa.Table.from_pylist([{
+        "file_path": f.rel_path, "landing_date": f.landing_date, "size_bytes": f.size,
+        "checksum": f.checksum, "loaded_at": now, "load_id": report.load_id,
+        "lines": sum(per_file[f.rel_path]), "events": per_file[f.rel_path][0],
+        "rejected": per_file[f.rel_path][1]} for f in files], schema=MANIFEST_SCHEMA)
+    wh.append(RAW, "event_files", manifest)
+    report.files_loaded += len(files)
+    report.lines += parsed.num_rows
+    report.events += valid.num_rows
+    report.rejected += bad.num_rows
+
+
+def _iso_date(name: str) -> date | None:
+    if len(name) != 10:
+        return None
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+def _decompress(data: bytes) -> tuple[bytes, bool]:
+    """Everything a gzip stream yields before it breaks; True when it broke (or ended early)."""
+    out, truncated = [], False
+    while data:
+        d = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+        try:
+            out.append(d.decompress(data))
+            out.append(d.flush())
+        except zlib.error:
+            truncated = True
+            break
+        if not d.eof:
+            truncated = True
+            break
+        data = d.unused_data  # a further gzip member, if any
+    return b"".join(out), truncated
+
+
+def _read_lines(f: LandingFile) -> pa.Table:
+    """The file's lines as (file_path, landing_date, line_number, line). A truncated .gz gets
+    one extra pseudo-line carrying the reason `truncated_gzip` and the partial tail."""
+    try:
+        data = f.path.read_bytes()
+    except OSError as exc:
+        raise CrmError(f"event file {f.rel_path} cannot be read: {first_line(exc)}") from None
+    truncated = False
+    if f.path.name.endswith(".gz"):
+        data, truncated = _decompress(data)
+    text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    tail = lines.pop() if lines else ""
+    if tail and not truncated:
+        lines.append(tail)  # a last line without a newline is still a line
+        tail = ""
+    n = len(lines)
+    table = pa.table({
+        "file_path": pa.array([f.rel_path] * (n + truncated), pa.string()),
+        "landing_date": pa.array([f.landing_date] * (n + truncated), pa.date32()),
+        "line_number": pa.array(range(1, n + truncated + 1), pa.int64()),
+        "line": pa.array(lines + ([tail] if truncated else []), pa.string()),
+        "truncated": pa.array([False] * n + ([True] if truncated else []), pa.bool_()),
+    })
+    return table
+
+
+#: One vectorised pass: parse, validate, pick the reason of the first failed check.
+PARSE_SQL = """
+with lines_nonblank as (
+    select *, case when json_valid(line) then line end as doc
+    from lines
+    where truncated or trim(line) <> ''
+),
+fields as (
+    select
+        file_path, landing_date, line_number, line, truncated, doc,
+        json_type(doc) as doc_type,
+        doc ->> '$.specversion' as specversion,
+        doc ->> '$.id' as event_id,
+        doc ->> '$.source' as event_source,
+        doc ->> '$.type' as event_type,
+        doc ->> '$.time' as time_text,
+        try_cast(doc ->> '$.time' as timestamptz) as event_time,
+        try_cast(doc ->> '$.data.campaign_id' as bigint) as campaign_id,
+        try_cast(doc ->> '$.data.contact_id' as bigint) as contact_id,
+        try_cast(doc ->> '$.data.lead_id' as bigint) as lead_id,
+        try_cast(doc ->> '$.data.deal_id' as bigint) as deal_id,
+        try_cast(doc ->> '$.data.business_id' as bigint) as business_id,
+        try_cast(doc ->> '$.data.branch_id' as bigint) as branch_id,
+        json_type(doc, '$.data.revenue') as revenue_json_type,
+        try_cast(doc ->> '$.data.revenue' as decimal(15, 2)) as revenue
+    from lines_nonblank
+),
+checked as (
+    select *,
+        case
+            when truncated then 'truncated_gzip'
+            when doc is null then 'invalid_json'
+            when doc_type <> 'OBJECT' then 'not_an_object'
+            when specversion is null then 'missing_specversion'
+            when event_id is null then 'missing_id'
+            when event_source is null then 'missing_source'
+            when event_type is null then 'missing_type'
+            when time_text is null then 'missing_time'
+            when not list_contains(?, event_type) then 'unknown_type'
+            when event_time is null then 'unparseable_time'
+            when event_time >= cast(landing_date + interval 2 day as timestamptz)
+                then 'time_after_landing'
+            when event_type like 'erp.campaign.%' and campaign_id is null
+                then 'missing_campaign_id'
+            when event_type = 'erp.lead.qualified' and lead_id is null then 'missing_lead_id'
+            when event_type = 'erp.opportunity.won' and deal_id is null then 'missing_deal_id'
+            when revenue_json_type is not null and revenue_json_type <> 'NULL'
+                and (revenue is null
+                     or revenue_json_type not in ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE'))
+                then 'non_numeric_revenue'
+            when revenue < 0 then 'negative_revenue'
+        end as reason
+    from fields
+)
+select
+    event_source, event_id, event_type, event_time, campaign_id, contact_id, lead_id, deal_id,
+    revenue, business_id, branch_id, landing_date, file_path, line_number,
+    reason, line as raw_text
+from checked
+order by file_path, line_number
+"""
