@@ -32,6 +32,9 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
                 from None
         try:
             return con.execute(sql, list(params)).pl()
+        except duckdb.Error as exc:
+            raise CrmError(f"the marts are not readable yet ({first_line(exc)}): run "
+                           "`crm-analytics run` first") from None
         finally:
             con.close()
     try:

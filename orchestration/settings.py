@@ -24,6 +24,9 @@ DEFAULTS: dict[str, str] = {
     "CRM_EVENTS_PATH": "data/landing/events",
     "CRM_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
     "CRM_REPORTING_TZ": "UTC",
+    # Operations (beyond the contract): asset-check thresholds.
+    "CRM_REJECT_RATE_WARN": "0.01",
+    "CRM_LANDING_DEADLINE_HOUR": "6",
 }
 
 
@@ -64,6 +67,10 @@ class Settings:
     warehouse_url: str
     reporting_tz: str
     warehouse: WarehouseTarget = field(repr=False)
+    #: Share of rejected event lines above which the reject-rate check warns.
+    reject_rate_warn: float = 0.01
+    #: Local hour by which yesterday's landing folder should exist (freshness check).
+    landing_deadline_hour: int = 6
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -85,6 +92,12 @@ class Settings:
             raise CrmError("CRM_SOURCE_URL: malformed URL (expected e.g. sqlite:///path or "
                            "postgresql+psycopg://user@host:5432/db)")
         warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
+        try:
+            reject_rate_warn = float(env["CRM_REJECT_RATE_WARN"])
+            deadline = int(env["CRM_LANDING_DEADLINE_HOUR"])
+        except ValueError:
+            raise CrmError("CRM_REJECT_RATE_WARN must be a number and CRM_LANDING_DEADLINE_HOUR "
+                           "a whole hour (0-23)") from None
         return cls(
             source_url=_absolute_sqlite_url(source_url, cwd),
             source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
@@ -92,6 +105,8 @@ class Settings:
             warehouse_url=warehouse_url,
             reporting_tz=tz,
             warehouse=parse_warehouse_url(warehouse_url, cwd),
+            reject_rate_warn=reject_rate_warn,
+            landing_deadline_hour=deadline,
         )
 
     def today(self) -> date:

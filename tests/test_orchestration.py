@@ -50,3 +50,36 @@ def test_daily_rollup_runs_yesterday_in_the_reporting_zone() -> None:
     (run,) = request.run_requests
     assert run.run_config["ops"]["crm_dbt_models"]["config"]["as_of_date"] == "2026-02-28"
     assert run.run_key == "daily_rollup:2026-02-28"
+
+
+def test_landing_sensor_fires_on_new_and_changed_files_only(tmp_path, monkeypatch) -> None:
+    from dagster import build_sensor_context
+
+    from orchestration.sensors import new_landing_files
+
+    events = tmp_path / "events"
+    monkeypatch.setenv("CRM_EVENTS_PATH", str(events))
+    monkeypatch.setenv("CRM_REPORTING_TZ", "UTC")
+
+    def tick(cursor: str | None):
+        ctx = build_sensor_context(cursor=cursor)
+        return new_landing_files(ctx), ctx
+
+    first, ctx = tick(None)
+    assert first.run_key.startswith("landing:")  # even an empty folder is a first state
+    quiet, _ = tick(ctx.cursor)
+    assert "no new or changed" in quiet.skip_message
+
+    (events / "2026-03-01").mkdir(parents=True)
+    (events / "2026-03-01" / "_SUCCESS").write_text("")
+    marker_only, _ = tick(ctx.cursor)
+    assert "no new or changed" in marker_only.skip_message  # markers are not data
+
+    (events / "2026-03-01" / "a.jsonl").write_text('{"id": 1}\n')
+    new_file, ctx3 = tick(ctx.cursor)
+    assert new_file.run_key.startswith("landing:")
+    assert new_file.run_config["ops"]["campaign_event_files"]["config"]["as_of_date"]
+
+    (events / "2026-03-01" / "a.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
+    changed, _ = tick(ctx3.cursor)
+    assert changed.run_key != new_file.run_key

@@ -1,0 +1,35 @@
+{#- Exact decimal division, rounded half away from zero to `scale` decimals, as
+    decimal(precision, scale). `denominator` must be a positive integer expression.
+
+    DuckDB turns decimal / decimal into a DOUBLE (spend = budget / flight days would then be
+    off in the last digits, and differ from PostgreSQL), so the quotient is computed on
+    integers instead: round(n / d) = sign(n) * ((2 * |n| * 10^scale + d) div (2 * d)).
+    Only integer division differs between the warehouses (`integer_divide`). -#}
+{% macro divide_decimal(numerator, denominator, scale=6, precision=19) -%}
+    {%- set units = '1' ~ ('0' * scale) -%}
+    {%- set unit = '0.' ~ ('0' * (scale - 1)) ~ '1' if scale > 0 else '1' -%}
+    {%- set scaled_abs = 'abs(cast(cast(' ~ numerator ~ ' as decimal(38, ' ~ scale ~ ')) * '
+        ~ units ~ ' as decimal(38, 0)))' -%}
+    cast(
+        sign({{ numerator }})
+        * cast(
+            {{ integer_divide(scaled_abs ~ ' * 2 + (' ~ denominator ~ ')', '2 * (' ~ denominator ~ ')') }}
+        as decimal(24, 0))
+        * {{ unit }}
+    as decimal({{ precision }}, {{ scale }}))
+{%- endmacro %}
+
+{#- Integer division of two non-negative integer expressions (truncating). -#}
+{% macro integer_divide(numerator, denominator) -%}
+    {{ return(adapter.dispatch('integer_divide', 'crm_analytics')(numerator, denominator)) }}
+{%- endmacro %}
+
+{#- DuckDB: `/` is floating-point division; `//` divides integers. -#}
+{% macro default__integer_divide(numerator, denominator) -%}
+    (cast({{ numerator }} as hugeint) // cast({{ denominator }} as hugeint))
+{%- endmacro %}
+
+{#- PostgreSQL has no `//`; div() divides numerics exactly, truncating. -#}
+{% macro postgres__integer_divide(numerator, denominator) -%}
+    div(cast({{ numerator }} as numeric), cast({{ denominator }} as numeric))
+{%- endmacro %}

@@ -1,0 +1,47 @@
+"""Asset checks on the event files: too many rejected lines, and a missing landing folder.
+Both warn (they never fail a run): the data that did load is still good."""
+# No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+
+from orchestration.resources import CrmSettingsResource
+
+
+@asset_check(asset=AssetKey(["raw", "rejected_events"]), name="reject_rate",
+             description="Warns when the share of rejected lines in the files loaded by the "
+                         "latest load exceeds CRM_REJECT_RATE_WARN (default 1%).")
+def reject_rate(crm: CrmSettingsResource) -> AssetCheckResult:
+    settings = crm.settings()
+    with crm.warehouse() as wh:
+        rows = wh.fetchall("""
+            select coalesce(sum(lines), 0), coalesce(sum(rejected), 0)
+            from raw.event_files
+            where load_id = (select load_id from raw.event_files
+                             order by loaded_at desc limit 1)
+        """)
+    lines, rejected = rows[0] if rows else (0, 0)
+    rate = rejected / lines if lines else 0.0
+    return AssetCheckResult(
+        passed=rate <= settings.reject_rate_warn, severity=AssetCheckSeverity.WARN,
+        metadata={"lines": int(lines), "rejected": int(rejected), "reject_rate": rate,
+                  "threshold": settings.reject_rate_warn},
+    )
+
+
+@asset_check(asset=AssetKey(["raw", "campaign_events"]), name="landing_freshness",
+             description="Warns when yesterday's landing folder is missing after "
+                         "CRM_LANDING_DEADLINE_HOUR (local, default 06:00).")
+def landing_freshness(crm: CrmSettingsResource) -> AssetCheckResult:
+    settings = crm.settings()
+    now = datetime.now(ZoneInfo(settings.reporting_tz))
+    yesterday = (now - timedelta(days=1)).date()
+    folder = settings.events_path / yesterday.isoformat()
+    due = now.hour >= settings.landing_deadline_hour
+    present = folder.is_dir()
+    return AssetCheckResult(
+        passed=present or not due, severity=AssetCheckSeverity.WARN,
+        metadata={"expected_folder": str(folder), "present": present, "deadline_passed": due},
+    )
