@@ -96,12 +96,14 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
     from ingestion.sync import sync_erp
     from ingestion.warehouse import open_warehouse
+    from orchestration.run_lock import warehouse_write_lock
 
-    wh = open_warehouse(settings.warehouse)
-    try:
-        report = sync_erp(settings.source_url, settings.source_schema, wh)
-    finally:
-        wh.close()
+    with warehouse_write_lock(settings.warehouse):
+        wh = open_warehouse(settings.warehouse)
+        try:
+            report = sync_erp(settings.source_url, settings.source_schema, wh)
+        finally:
+            wh.close()
     print(f"synced {len(report.rows)} tables, {sum(report.rows.values()):,} rows "
           f"into {settings.warehouse.describe()} in {report.seconds:.1f}s")
 
@@ -110,7 +112,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from orchestration.runner import run_pipeline
 
     as_of = args.date or settings.today()
-    run_pipeline(as_of, verbose=args.verbose)
+    run_pipeline(settings, as_of, verbose=args.verbose)
     print(f"pipeline run for {as_of.isoformat()} succeeded; marts are in "
           f"{settings.warehouse.describe()} (schema marts)")
 
@@ -128,7 +130,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
                  schema=settings.source_schema, progress=False)
     as_of = args.date or settings.today()
     print(f"running the pipeline for {as_of.isoformat()}...")
-    run_pipeline(as_of)
+    run_pipeline(settings, as_of)
     print()
     for label, value in headline_numbers(settings):
         print(f"  {label:<28} {value}")

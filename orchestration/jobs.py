@@ -11,6 +11,8 @@ crm_pipeline_job = define_asset_job(
     "crm_pipeline",
     selection=AssetSelection.all(),
     description="Sync the ERP tables, load new event files, build and test the dbt models.",
+    # One writer per warehouse: dagster_home/dagster.yaml limits runs with this tag to one.
+    tags={"crm/warehouse": "writer"},
 )
 
 

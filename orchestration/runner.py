@@ -10,12 +10,20 @@ from datetime import date
 from typing import Any
 
 from ingestion.errors import CrmError
+from orchestration.run_lock import warehouse_write_lock
+from orchestration.settings import Settings
 
 
-def run_pipeline(as_of: date, *, verbose: bool = False) -> str:
+def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False) -> str:
     """Materialize the whole asset graph for `as_of`; returns the run id.
 
-    Raises `CrmError("step <op> failed: <cause>")` when a step fails."""
+    Raises `CrmError("step <op> failed: <cause>")` when a step fails, and refuses to start while
+    another run writes the same warehouse."""
+    with warehouse_write_lock(settings.warehouse):
+        return _execute(as_of, verbose)
+
+
+def _execute(as_of: date, verbose: bool) -> str:
     from orchestration.dbt_project import ensure_manifest
 
     ensure_manifest()

@@ -112,3 +112,15 @@ def test_required_tables_match_the_contract() -> None:
     assert REQUIRED_TABLES == ("customer_groups", "contacts", "contact_accounts", "crm_leads",
                                "crm_pipeline_stages", "crm_deals", "crm_campaigns",
                                "crm_campaign_performance")
+
+
+def test_a_second_writer_is_refused_while_a_run_holds_the_warehouse(tmp_path: Path) -> None:
+    from ingestion.urls import parse_warehouse_url
+    from orchestration.run_lock import warehouse_write_lock
+
+    src = _sqlite_source(tmp_path / "erp.sqlite")
+    target = parse_warehouse_url("duckdb:///data/warehouse.duckdb", tmp_path)
+    with warehouse_write_lock(target):
+        proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=src)
+        assert_one_line_error(proc, "another pipeline run is writing")
+    assert crm(["sync"], tmp_path, CRM_SOURCE_URL=src).returncode == 0
