@@ -138,7 +138,7 @@ def _pg_type(t: pa.DataType) -> str:
     if pa.types.is_decimal(t):
         return f"numeric({min(t.precision, 1000)},{t.scale})"
     if pa.types.is_timestamp(t):
-        return "timestamptz" if t.tz else "timestamp"
+        return "timestamp with time zone" if t.tz else "timestamp without time zone"
     if pa.types.is_date(t):
         return "date"
     return "text"
@@ -174,9 +174,23 @@ class PostgresWarehouse:
         ))
 
     def create_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
-        cols = ", ".join(f"{quote_ident(f.name)} {_pg_type(f.type)}" for f in arrow_schema)
+        """An empty table of this shape. An existing table of the same shape is truncated, so
+        the dbt views built on it stay valid; one of another shape is dropped with its
+        dependent views (dbt rebuilds them in the same run)."""
+        wanted = [(f.name, _pg_type(f.type)) for f in arrow_schema]
         self.conn.execute(f"create schema if not exists {quote_ident(schema)}")
-        self.conn.execute(f"drop table if exists {qualified(schema, table)}")
+        current = self.fetchall(
+            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+            "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = ? and c.relname = ? and c.relkind = 'r' "
+            "and a.attnum > 0 and not a.attisdropped order by a.attnum",
+            (schema, table),
+        )
+        if [tuple(r) for r in current] == wanted:
+            self.conn.execute(f"truncate {qualified(schema, table)}")
+            return
+        cols = ", ".join(f"{quote_ident(name)} {pg_type}" for name, pg_type in wanted)
+        self.conn.execute(f"drop table if exists {qualified(schema, table)} cascade")
         self.conn.execute(f"create table {qualified(schema, table)} ({cols})")
 
     def append(self, schema: str, table: str, batch: pa.RecordBatch | pa.Table) -> None:

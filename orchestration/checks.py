@@ -22,7 +22,7 @@ def reject_rate(crm: CrmSettingsResource) -> AssetCheckResult:
             where load_id = (select load_id from raw.event_files
                              order by loaded_at desc limit 1)
         """)
-    lines, rejected = rows[0] if rows else (0, 0)
+    lines, rejected = (int(v) for v in rows[0]) if rows else (0, 0)  # PostgreSQL: Decimal
     rate = rejected / lines if lines else 0.0
     return AssetCheckResult(
         passed=rate <= settings.reject_rate_warn, severity=AssetCheckSeverity.WARN,

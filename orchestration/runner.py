@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from datetime import date
 from typing import Any
@@ -65,14 +66,14 @@ def describe_failure(result: Any) -> str:
 
 
 def _root_cause(error: Any) -> str:
+    """Our own `CrmError` message when one is in the chain, else the innermost error's first
+    line, without its `package.module.Class: ` prefix."""
     chain = []
     while error is not None:
         chain.append(error)
         error = error.cause or error.context
-    for err in chain:
-        if err.cls_name == "CrmError":
-            return err.message.split(":", 1)[-1].strip().splitlines()[0] \
-                if err.message.startswith("ingestion.errors.CrmError") else err.message.strip()
-    last = chain[-1]
-    text = last.message.strip().splitlines()
-    return text[0] if text else last.cls_name
+    ours = [err for err in chain if err.cls_name == "CrmError"]
+    err = ours[0] if ours else chain[-1]
+    lines = [ln for ln in err.message.strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else err.cls_name
+    return re.sub(r"^[\w.]*" + re.escape(err.cls_name) + r": ", "", text)
