@@ -262,37 +262,47 @@ def _read_lines(f: LandingFile) -> pa.Table:
 
 #: One vectorised pass: parse, validate, pick the reason of the first failed check.
 PARSE_SQL = """
-with lines_nonblank as (
-    select *, case when json_valid(line) then line end as doc
+with extracted as (
+    -- One JSON parse per line: `try` turns invalid JSON into NULL, and every field comes out
+    -- of a single list-path extraction.
+    select
+        file_path, landing_date, line_number, line, truncated,
+        try(json_extract_string(line, [
+            '$.specversion', '$.id', '$.source', '$.type', '$.time', '$.data.campaign_id',
+            '$.data.contact_id', '$.data.lead_id', '$.data.deal_id', '$.data.business_id',
+            '$.data.branch_id', '$.data.revenue'
+        ])) as v
     from lines
     where truncated or trim(line) <> ''
 ),
 fields as (
     select
-        file_path, landing_date, line_number, line, truncated, doc,
-        json_type(doc) as doc_type,
-        doc ->> '$.specversion' as specversion,
-        doc ->> '$.id' as event_id,
-        doc ->> '$.source' as event_source,
-        doc ->> '$.type' as event_type,
-        doc ->> '$.time' as time_text,
-        try_cast(doc ->> '$.time' as timestamptz) as event_time,
-        try_cast(doc ->> '$.data.campaign_id' as bigint) as campaign_id,
-        try_cast(doc ->> '$.data.contact_id' as bigint) as contact_id,
-        try_cast(doc ->> '$.data.lead_id' as bigint) as lead_id,
-        try_cast(doc ->> '$.data.deal_id' as bigint) as deal_id,
-        try_cast(doc ->> '$.data.business_id' as bigint) as business_id,
-        try_cast(doc ->> '$.data.branch_id' as bigint) as branch_id,
-        json_type(doc, '$.data.revenue') as revenue_json_type,
-        try_cast(doc ->> '$.data.revenue' as decimal(15, 2)) as revenue
-    from lines_nonblank
+        file_path, landing_date, line_number, line, truncated,
+        v is null as invalid_json,
+        -- valid JSON that does not start with '{' is an array or a scalar
+        left(ltrim(line), 1) <> '{' as not_an_object,
+        v[1] as specversion,
+        v[2] as event_id,
+        v[3] as event_source,
+        v[4] as event_type,
+        v[5] as time_text,
+        try_cast(v[5] as timestamptz) as event_time,
+        try_cast(v[6] as bigint) as campaign_id,
+        try_cast(v[7] as bigint) as contact_id,
+        try_cast(v[8] as bigint) as lead_id,
+        try_cast(v[9] as bigint) as deal_id,
+        try_cast(v[10] as bigint) as business_id,
+        try_cast(v[11] as bigint) as branch_id,
+        v[12] as revenue_text,
+        try_cast(v[12] as decimal(15, 2)) as revenue
+    from extracted
 ),
 checked as (
     select *,
         case
             when truncated then 'truncated_gzip'
-            when doc is null then 'invalid_json'
-            when doc_type <> 'OBJECT' then 'not_an_object'
+            when invalid_json then 'invalid_json'
+            when not_an_object then 'not_an_object'
             when specversion is null then 'missing_specversion'
             when event_id is null then 'missing_id'
             when event_source is null then 'missing_source'
@@ -306,10 +316,7 @@ checked as (
                 then 'missing_campaign_id'
             when event_type = 'erp.lead.qualified' and lead_id is null then 'missing_lead_id'
             when event_type = 'erp.opportunity.won' and deal_id is null then 'missing_deal_id'
-            when revenue_json_type is not null and revenue_json_type <> 'NULL'
-                and (revenue is null
-                     or revenue_json_type not in ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE'))
-                then 'non_numeric_revenue'
+            when revenue_text is not null and revenue is null then 'non_numeric_revenue'
             when revenue < 0 then 'negative_revenue'
         end as reason
     from fields
