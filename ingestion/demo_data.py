@@ -407,7 +407,8 @@ BAD_LINES = [
 ]
 
 
-def write_event_files(events: pl.DataFrame, events_path: Path) -> tuple[int, int]:
+def write_event_files(events: pl.DataFrame, events_path: Path,
+                      progress: bool = False) -> tuple[int, int]:
     """One landing folder per day, two files a day (every fifth day gzipped), a `_SUCCESS`
     marker, and a few broken lines. Returns (files, lines)."""
     events_path.mkdir(parents=True, exist_ok=True)
@@ -423,9 +424,12 @@ def write_event_files(events: pl.DataFrame, events_path: Path) -> tuple[int, int
                            "business_id", "branch_id"),
         ).struct.json_encode().alias("line"),
     )
+    from tqdm import tqdm
+
     files = lines_total = 0
-    for (landing,), day in lines_df.partition_by("landing_date", as_dict=True,
-                                                 maintain_order=True).items():
+    days = lines_df.partition_by("landing_date", as_dict=True, maintain_order=True)
+    for (landing,), day in tqdm(days.items(), desc="event files", unit="day",
+                                disable=not progress):
         folder = events_path / landing.isoformat()
         folder.mkdir()
         half = day.height // 2
@@ -535,6 +539,6 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
     tables = build_tables(scale, days, seed, end)
     write_tables(source_url, schema, tables, progress)
     events = build_events(tables, scale, seed, end)
-    files, lines = write_event_files(events, Path(events_path))
+    files, lines = write_event_files(events, Path(events_path), progress)
     return GenerateReport(rows={k: v.height for k, v in tables.items()}, event_files=files,
                           event_lines=lines)
