@@ -20,11 +20,14 @@ def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False) -> s
 
     Raises `CrmError("step <op> failed: <cause>")` when a step fails, and refuses to start while
     another run writes the same warehouse."""
+    from orchestration.partitions import landing_range_tags
+
+    tags = landing_range_tags(settings.events_path, as_of)
     with warehouse_write_lock(settings.warehouse):
-        return _execute(as_of, verbose)
+        return _execute(as_of, tags, verbose)
 
 
-def _execute(as_of: date, verbose: bool) -> str:
+def _execute(as_of: date, tags: dict[str, str], verbose: bool) -> str:
     from orchestration.dbt_project import ensure_manifest
 
     ensure_manifest()
@@ -43,7 +46,7 @@ def _execute(as_of: date, verbose: bool) -> str:
     # dagster-dbt echoes dbt's log to stdout; keep it for --verbose only.
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with DagsterInstance.ephemeral() as instance, quiet:
-        result = job.execute_in_process(run_config=run_config, instance=instance,
+        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags,
                                         raise_on_error=False)
     if not result.success:
         raise CrmError(describe_failure(result))

@@ -6,6 +6,7 @@ from datetime import timedelta
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
+from orchestration.partitions import landing_range_tags
 from orchestration.settings import Settings
 
 DAILY_ROLLUP_CRON = "0 1 * * *"
@@ -18,9 +19,11 @@ def build_daily_rollup(reporting_tz: str) -> ScheduleDefinition:
               execution_timezone=reporting_tz,
               description="01:00 local: roll up the previous day (sync, events, dbt).")
     def daily_rollup(context: ScheduleEvaluationContext) -> RunRequest:
-        as_of = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
-        return RunRequest(run_key=f"daily_rollup:{as_of}", run_config=as_of_run_config(as_of),
-                          tags={"crm/as_of_date": as_of})
+        as_of = context.scheduled_execution_time.date() - timedelta(days=1)
+        tags = landing_range_tags(Settings.from_env().events_path, as_of)
+        return RunRequest(run_key=f"daily_rollup:{as_of}",
+                          run_config=as_of_run_config(as_of.isoformat()),
+                          tags={"crm/as_of_date": as_of.isoformat(), **tags})
 
     return daily_rollup
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
+from orchestration.partitions import landing_range_tags
 from orchestration.settings import Settings
 
 
@@ -36,6 +37,9 @@ def new_landing_files(context: SensorEvaluationContext):
     if fingerprint == context.cursor:
         return SkipReason("no new or changed landing files")
     context.update_cursor(fingerprint)
-    as_of = settings.today().isoformat()
-    return RunRequest(run_key=f"landing:{fingerprint[:16]}", run_config=as_of_run_config(as_of),
-                      tags={"crm/as_of_date": as_of, "crm/trigger": "new_landing_files"})
+    as_of = settings.today()
+    return RunRequest(run_key=f"landing:{fingerprint[:16]}",
+                      run_config=as_of_run_config(as_of.isoformat()),
+                      tags={"crm/as_of_date": as_of.isoformat(),
+                            "crm/trigger": "new_landing_files",
+                            **landing_range_tags(settings.events_path, as_of)})

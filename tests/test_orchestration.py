@@ -1,9 +1,10 @@
 """The Dagster definitions: they validate, show the layers as groups, wire dbt sources to the
 ingestion assets, and the daily rollup schedule asks for yesterday in the reporting zone."""
 
+import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from dagster import AssetKey, build_schedule_context
@@ -50,6 +51,7 @@ def test_daily_rollup_runs_yesterday_in_the_reporting_zone() -> None:
     (run,) = request.run_requests
     assert run.run_config["ops"]["crm_dbt_models"]["config"]["as_of_date"] == "2026-02-28"
     assert run.run_key == "daily_rollup:2026-02-28"
+    assert run.tags["dagster/asset_partition_range_end"] == "2026-02-28"
 
 
 def test_landing_sensor_fires_on_new_and_changed_files_only(tmp_path, monkeypatch) -> None:
@@ -83,3 +85,34 @@ def test_landing_sensor_fires_on_new_and_changed_files_only(tmp_path, monkeypatc
     (events / "2026-03-01" / "a.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
     changed, _ = tick(ctx3.cursor)
     assert changed.run_key != new_file.run_key
+
+
+def test_a_landing_date_range_loads_in_one_run(tmp_path, monkeypatch) -> None:
+    """The event asset is partitioned by landing date with a single-run backfill policy: a
+    range of dates is one run, and the range ends at the as-of date."""
+    import duckdb
+    from dagster import DagsterInstance, materialize
+
+    from orchestration.assets.events import campaign_event_files
+    from orchestration.partitions import landing_range_tags
+    from orchestration.resources import CrmSettingsResource
+
+    events = tmp_path / "events"
+    for day in ("2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"):
+        (events / day).mkdir(parents=True)
+        event = {"specversion": "1.0", "id": day, "source": "s", "type": "erp.campaign.click",
+                 "time": f"{day}T10:00:00Z", "data": {"campaign_id": 1}}
+        (events / day / "a.jsonl").write_text(json.dumps(event) + "\n")
+    monkeypatch.setenv("CRM_EVENTS_PATH", str(events))
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", f"duckdb:///{tmp_path}/wh.duckdb")
+    tags = landing_range_tags(events, date(2026, 3, 3))
+    assert tags == {"dagster/asset_partition_range_start": "2026-03-01",
+                    "dagster/asset_partition_range_end": "2026-03-03"}
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([campaign_event_files], resources={"crm": CrmSettingsResource()},
+                             instance=instance, tags=tags)
+        assert result.success
+        assert len(instance.get_runs()) == 1
+    con = duckdb.connect(f"{tmp_path}/wh.duckdb", read_only=True)
+    loaded = con.execute("select event_id from raw.campaign_events order by 1").fetchall()
+    assert loaded == [("2026-03-01",), ("2026-03-02",), ("2026-03-03",)]

@@ -2,10 +2,19 @@
 # No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
 from collections.abc import Iterator
+from datetime import date
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    multi_asset,
+)
 
 from ingestion.event_files import load_events
+from orchestration.partitions import landing_date_partitions
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 
@@ -21,15 +30,19 @@ EVENT_TABLES = {
     name="campaign_event_files",
     specs=[AssetSpec(AssetKey(["raw", name]), group_name="ingestion", kinds={"json"},
                      description=text) for name, text in EVENT_TABLES.items()],
+    partitions_def=landing_date_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
     pool="crm_warehouse",
 )
 def campaign_event_files(context: AssetExecutionContext, crm: CrmSettingsResource,
                          config: AsOfConfig) -> Iterator[MaterializeResult]:
-    """Load every landing folder dated on or before the as-of date that is new or changed."""
+    """Load the run's landing folders (its partition range, up to the as-of date) whose files
+    are new or changed."""
     settings = crm.settings()
-    as_of = config.resolve(settings)
+    landing_dates = [date.fromisoformat(key) for key in context.partition_keys]
+    as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else max(landing_dates)
     with crm.warehouse() as wh:
-        report = load_events(settings.events_path, wh, as_of=as_of)
+        report = load_events(settings.events_path, wh, as_of=as_of, landing_dates=landing_dates)
     context.log.info(f"event files: {report}")
     for name in EVENT_TABLES:
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),
