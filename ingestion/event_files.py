@@ -155,9 +155,7 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
             for path in replaced:
                 warehouse.execute(f"delete from {RAW}.{table} where file_path = ?", (path,))
         report.files_replaced = len(replaced)
-        # A DuckDB warehouse parses in its own connection (no copy); otherwise a scratch one.
-        own = getattr(warehouse, "con", None)
-        parser = own if isinstance(own, duckdb.DuckDBPyConnection) else duckdb.connect()
+        parser = duckdb.connect()
         parser.execute("set TimeZone = 'UTC'")
         try:
             for landing in sorted({f.landing_date for f in todo}):
@@ -165,57 +163,47 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
                 _load_folder(parser, warehouse, day, report)
                 report.landing_dates.append(landing)
         finally:
-            if parser is not own:
-                parser.close()
+            parser.close()
     return report
-
-
-EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names[:-1])
-REJECTED_COLUMNS = "file_path, line_number, reason, raw_text, landing_date"
 
 
 def _load_folder(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
                  report: EventLoadReport) -> None:
-    """Parse one landing folder's files into the temp table `parsed`, then move its valid and
-    rejected lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself,
-    through Arrow batches otherwise (PostgreSQL)."""
     lines = pa.concat_tables([_read_lines(f) for f in files])
     parser.register("lines", lines)
     try:
-        parser.execute(f"create or replace temp table parsed as {PARSE_SQL}",
-                       [list(EVENT_TYPES)])
+        parsed = parser.execute(PARSE_SQL, [list(EVENT_TYPES)]).fetch_arrow_table()
     finally:
         parser.unregister("lines")
-    load_id = report.load_id
-    valid_sql = f"select {EVENT_COLUMNS}, ? as load_id from parsed where reason is null"
-    rejected_sql = (f"select {REJECTED_COLUMNS}, ? as load_id from parsed "
-                    "where reason is not null")
-    if parser is getattr(wh, "con", None):
-        parser.execute(f"insert into {RAW}.campaign_events {valid_sql}", [load_id])
-        parser.execute(f"insert into {RAW}.rejected_events {rejected_sql}", [load_id])
-    else:
-        wh.append(RAW, "campaign_events", parser.execute(valid_sql, [load_id])
-                  .fetch_arrow_table().cast(EVENTS_SCHEMA))
-        wh.append(RAW, "rejected_events", parser.execute(rejected_sql, [load_id])
-                  .fetch_arrow_table().cast(REJECTED_SCHEMA))
-    per_file = {path: (n_valid, n_bad) for path, n_valid, n_bad in parser.execute(
-        "select file_path, count(*) - count(reason), count(reason) from parsed group by 1"
-    ).fetchall()}  # one row per file
-    parser.execute("drop table parsed")
+    load_id = pa.array([report.load_id] * parsed.num_rows, pa.string())
+    reason = parsed.column("reason")
+    valid = parsed.filter(reason.is_null())
+    bad = parsed.filter(reason.is_valid())
+    events = pa.table([valid.column(name) for name in EVENTS_SCHEMA.names[:-1]]
+                      + [load_id[: valid.num_rows]], schema=EVENTS_SCHEMA)
+    rejected = pa.table([bad.column("file_path"), bad.column("line_number"),
+                         bad.column("reason"), bad.column("raw_text"),
+                         bad.column("landing_date"), load_id[: bad.num_rows]],
+                        schema=REJECTED_SCHEMA)
+    wh.append(RAW, "campaign_events", events)
+    wh.append(RAW, "rejected_events", rejected)
     now = datetime.now(UTC)
+    counts = parsed.group_by("file_path").aggregate([("line_number", "count"),
+                                                      ("reason", "count")])
+    per_file = {f.rel_path: (0, 0) for f in files}
+    for path, n_lines, n_bad in zip(*(counts.column(i).to_pylist() for i in range(3)),
+                                    strict=True):  # one row per file, not per line
+        per_file[path] = (n_lines - n_bad, n_bad)
     manifest = pa.Table.from_pylist([{
         "file_path": f.rel_path, "landing_date": f.landing_date, "size_bytes": f.size,
-        "checksum": f.checksum, "loaded_at": now, "load_id": load_id,
-        "lines": sum(per_file.get(f.rel_path, (0, 0))),
-        "events": per_file.get(f.rel_path, (0, 0))[0],
-        "rejected": per_file.get(f.rel_path, (0, 0))[1]} for f in files],
-        schema=MANIFEST_SCHEMA)
+        "checksum": f.checksum, "loaded_at": now, "load_id": report.load_id,
+        "lines": sum(per_file[f.rel_path]), "events": per_file[f.rel_path][0],
+        "rejected": per_file[f.rel_path][1]} for f in files], schema=MANIFEST_SCHEMA)
     wh.append(RAW, "event_files", manifest)
     report.files_loaded += len(files)
-    for n_valid, n_bad in per_file.values():
-        report.lines += n_valid + n_bad
-        report.events += n_valid
-        report.rejected += n_bad
+    report.lines += parsed.num_rows
+    report.events += valid.num_rows
+    report.rejected += bad.num_rows
 
 
 def _iso_date(name: str) -> date | None:
