@@ -67,7 +67,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("file_path", pa.string()), ("landing_date", pa.date32()), ("size_bytes", pa.int64()),
     ("checksum", pa.string()), ("loaded_at", pa.timestamp("us", tz="UTC")),
     ("load_id", pa.string()), ("lines", pa.int64()), ("events", pa.int64()),
-    ("rejected", pa.int64()),
+    ("rejected", pa.int64()), ("replaced", pa.bool_()),
 ])
 TABLES = {"campaign_events": EVENTS_SCHEMA, "rejected_events": REJECTED_SCHEMA,
           "event_files": MANIFEST_SCHEMA}
@@ -160,7 +160,7 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         try:
             for landing in sorted({f.landing_date for f in todo}):
                 day = [f for f in todo if f.landing_date == landing]
-                _load_folder(parser, warehouse, day, report)
+                _load_folder(parser, warehouse, day, report, set(replaced))
                 report.landing_dates.append(landing)
         finally:
             parser.close()
@@ -168,7 +168,7 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
 
 
 def _load_folder(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
-                 report: EventLoadReport) -> None:
+                 report: EventLoadReport, replaced: set[str]) -> None:
     lines = pa.concat_tables([_read_lines(f) for f in files])
     parser.register("lines", lines)
     try:
@@ -198,7 +198,8 @@ def _load_folder(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[L
         "file_path": f.rel_path, "landing_date": f.landing_date, "size_bytes": f.size,
         "checksum": f.checksum, "loaded_at": now, "load_id": report.load_id,
         "lines": sum(per_file[f.rel_path]), "events": per_file[f.rel_path][0],
-        "rejected": per_file[f.rel_path][1]} for f in files], schema=MANIFEST_SCHEMA)
+        "rejected": per_file[f.rel_path][1], "replaced": f.rel_path in replaced}
+        for f in files], schema=MANIFEST_SCHEMA)
     wh.append(RAW, "event_files", manifest)
     report.files_loaded += len(files)
     report.lines += parsed.num_rows

@@ -105,6 +105,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("business_id", "bigint"), ("branch_id", "bigint"), ("landing_date", "date"),
         ("file_path", "varchar"), ("line_number", "bigint"), ("load_id", "varchar"),
     ],
+    "event_files": [
+        ("file_path", "varchar"), ("landing_date", "date"), ("size_bytes", "bigint"),
+        ("checksum", "varchar"), ("loaded_at", "timestamptz"), ("load_id", "varchar"),
+        ("lines", "bigint"), ("events", "bigint"), ("rejected", "bigint"),
+        ("replaced", "boolean"),
+    ],
 }
 
 
@@ -330,6 +336,13 @@ DATA: dict[str, list[Row]] = {
     "crm_campaigns": CAMPAIGNS,
     "crm_campaign_performance": PERFORMANCE,
     "campaign_events": EVENTS,
+    # the loader's manifest: one row per file the events came from
+    "event_files": [
+        {"file_path": path, "landing_date": landing, "size_bytes": 0, "checksum": "-",
+         "loaded_at": datetime(2026, 4, 1, 6, 0, tzinfo=UTC), "load_id": "fixture",
+         "lines": 0, "events": 0, "rejected": 0, "replaced": False}
+        for path, landing in sorted({(e["file_path"], e["landing_date"]) for e in EVENTS})
+    ],
 }
 
 

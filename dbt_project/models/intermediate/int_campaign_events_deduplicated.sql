@@ -12,10 +12,8 @@ ranked_deliveries as (
         *,
         row_number() over (
             partition by event_source, event_id
-            -- the first landed copy wins; file_path is '<landing date>/<file name>', so
-            -- within a landing date it orders by file name. load_id and event_time only
-            -- make the choice deterministic should one line ever be landed twice.
-            order by landing_date, file_path, line_number, load_id, event_time
+            -- the first landed copy wins (see the macro)
+            order by {{ first_landed_order() }}
         ) as delivery_rank
 
     from events

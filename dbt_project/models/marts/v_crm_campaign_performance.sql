@@ -1,10 +1,3 @@
-{%- set campaign_event_types = [
-    'erp.campaign.impression',
-    'erp.campaign.click',
-    'erp.campaign.conversion',
-    'erp.campaign.sent',
-] -%}
-
 with
 
 campaigns as (
@@ -25,9 +18,9 @@ contacts as (
 
 ),
 
-events as (
+event_days as (
 
-    select * from {{ ref('int_campaign_events_deduplicated') }}
+    select * from {{ ref('int_campaign_event_days') }}
 
 ),
 
@@ -93,26 +86,21 @@ flight_dates as (
 
 ),
 
+-- a (campaign, date) with at least one erp.campaign.* event (first landed copies)
 event_activity as (
 
     select
         campaign_id,
         event_date as activity_date,
-        sum(case when event_type = 'erp.campaign.impression' then 1 else 0 end) as impressions,
-        sum(case when event_type = 'erp.campaign.click' then 1 else 0 end) as clicks,
-        sum(case when event_type = 'erp.campaign.conversion' then 1 else 0 end) as conversions,
-        coalesce(
-            sum(case when event_type = 'erp.campaign.conversion' then revenue end), 0
-        ) as revenue,
-        sum(case when event_type = 'erp.campaign.sent' then 1 else 0 end) as sends
+        impressions,
+        clicks,
+        conversions,
+        revenue,
+        sends
 
-    from events
+    from event_days
 
-    where event_type in ('{{ campaign_event_types | join("', '") }}')
-        and campaign_id is not null
-        and event_date is not null
-
-    group by campaign_id, event_date
+    where has_events
 
 ),
 

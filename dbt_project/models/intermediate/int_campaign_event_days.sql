@@ -1,0 +1,186 @@
+{#- Campaign activity from events per (campaign, date), maintained incrementally: a run
+    re-aggregates exactly the (campaign, date) pairs touched by files loaded since the last
+    build — at any lateness — and leaves every other pair as it was. A replaced (changed)
+    event file or a new reporting zone rebuilds everything, since the rows they affected are
+    no longer known. -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['campaign_id', 'event_date'],
+    incremental_strategy='delete+insert',
+) }}
+
+{%- set rebuild_all = not is_incremental() -%}
+{%- if is_incremental() and execute -%}
+    {%- set check_sql -%}
+        select count(*) from {{ this }} where reporting_tz <> '{{ reporting_tz() }}'
+        union all
+        select count(*) from {{ source('raw', 'event_files') }}
+        where replaced
+            and loaded_at > (select max(built_from_loaded_at) from {{ this }})
+    {%- endset -%}
+    {%- set rebuild_all = (run_query(check_sql).columns[0].values() | sum) > 0 -%}
+{%- endif -%}
+
+with
+
+deliveries as (
+
+    select
+        event_source,
+        event_id,
+        event_type,
+        campaign_id,
+        revenue,
+        landing_date,
+        file_path,
+        line_number,
+        load_id,
+        event_time,
+        {{ to_reporting_date('event_time') }} as event_date
+
+    from {{ ref('stg_events__campaign_events') }}
+
+),
+
+campaign_deliveries as (
+
+    select * from deliveries
+    where event_type in ('{{ campaign_event_types() | join("', '") }}')
+        and campaign_id is not null
+
+),
+
+{% if rebuild_all %}
+
+touched_pairs as (
+
+    select distinct campaign_id, event_date from campaign_deliveries
+    {% if is_incremental() %}
+    union
+    select campaign_id, event_date from {{ this }}
+    {% endif %}
+
+),
+
+candidates as (
+
+    select * from deliveries
+
+),
+
+{% else %}
+
+new_files as (
+
+    select file_path from {{ source('raw', 'event_files') }}
+    where loaded_at > (select max(built_from_loaded_at) from {{ this }})
+
+),
+
+new_identities as (
+
+    select distinct deliveries.event_source, deliveries.event_id
+    from deliveries
+    inner join new_files on deliveries.file_path = new_files.file_path
+
+),
+
+-- every pair that any copy of a newly delivered event points at: a late, earlier-landed copy
+-- can move an event from one pair to another
+touched_pairs as (
+
+    select distinct campaign_deliveries.campaign_id, campaign_deliveries.event_date
+    from campaign_deliveries
+    inner join new_identities
+        on campaign_deliveries.event_source = new_identities.event_source
+        and campaign_deliveries.event_id = new_identities.event_id
+
+),
+
+-- every event with a copy in a touched pair, with all its copies (its winner may be anywhere)
+candidate_identities as (
+
+    select distinct campaign_deliveries.event_source, campaign_deliveries.event_id
+    from campaign_deliveries
+    inner join touched_pairs
+        on campaign_deliveries.campaign_id = touched_pairs.campaign_id
+        and campaign_deliveries.event_date = touched_pairs.event_date
+
+),
+
+candidates as (
+
+    select deliveries.*
+    from deliveries
+    inner join candidate_identities
+        on deliveries.event_source = candidate_identities.event_source
+        and deliveries.event_id = candidate_identities.event_id
+
+),
+
+{% endif %}
+
+winners as (
+
+    select *
+    from (
+        select
+            *,
+            row_number() over (
+                partition by event_source, event_id order by {{ first_landed_order() }}
+            ) as delivery_rank
+        from candidates
+    ) as ranked
+    where delivery_rank = 1
+
+),
+
+aggregated as (
+
+    select
+        winners.campaign_id,
+        winners.event_date,
+        sum(case when winners.event_type = 'erp.campaign.impression' then 1 else 0 end)
+            as impressions,
+        sum(case when winners.event_type = 'erp.campaign.click' then 1 else 0 end) as clicks,
+        sum(case when winners.event_type = 'erp.campaign.conversion' then 1 else 0 end)
+            as conversions,
+        sum(case when winners.event_type = 'erp.campaign.conversion' then winners.revenue end)
+            as revenue,
+        sum(case when winners.event_type = 'erp.campaign.sent' then 1 else 0 end) as sends
+
+    from winners
+
+    inner join touched_pairs
+        on winners.campaign_id = touched_pairs.campaign_id
+        and winners.event_date = touched_pairs.event_date
+
+    where winners.event_type in ('{{ campaign_event_types() | join("', '") }}')
+
+    group by winners.campaign_id, winners.event_date
+
+),
+
+final as (
+
+    select
+        touched_pairs.campaign_id,
+        touched_pairs.event_date,
+        aggregated.campaign_id is not null as has_events,
+        cast(coalesce(aggregated.impressions, 0) as bigint) as impressions,
+        cast(coalesce(aggregated.clicks, 0) as bigint) as clicks,
+        cast(coalesce(aggregated.conversions, 0) as bigint) as conversions,
+        cast(coalesce(aggregated.revenue, 0) as decimal(18, 2)) as revenue,
+        cast(coalesce(aggregated.sends, 0) as bigint) as sends,
+        (select max(loaded_at) from {{ source('raw', 'event_files') }}) as built_from_loaded_at,
+        cast('{{ reporting_tz() }}' as varchar) as reporting_tz
+
+    from touched_pairs
+
+    left join aggregated
+        on touched_pairs.campaign_id = aggregated.campaign_id
+        and touched_pairs.event_date = aggregated.event_date
+
+)
+
+select * from final
