@@ -21,7 +21,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingestion.errors import CrmError, first_line
 from ingestion.warehouse import Warehouse
@@ -155,7 +157,9 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
             for path in replaced:
                 warehouse.execute(f"delete from {RAW}.{table} where file_path = ?", (path,))
         report.files_replaced = len(replaced)
-        parser = duckdb.connect()
+        # A DuckDB warehouse parses in its own connection (no copy); otherwise a scratch one.
+        own = getattr(warehouse, "con", None)
+        parser = own if isinstance(own, duckdb.DuckDBPyConnection) else duckdb.connect()
         parser.execute("set TimeZone = 'UTC'")
         try:
             for landing in sorted({f.landing_date for f in todo}):
@@ -163,48 +167,56 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
                 _load_folder(parser, warehouse, day, report, set(replaced))
                 report.landing_dates.append(landing)
         finally:
-            parser.close()
+            if parser is not own:
+                parser.close()
     return report
+
+
+EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names[:-1])
+REJECTED_COLUMNS = "file_path, line_number, reason, raw_text, landing_date"
 
 
 def _load_folder(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
                  report: EventLoadReport, replaced: set[str]) -> None:
+    """Parse one landing folder's files into the temp table `parsed`, then move its valid and
+    rejected lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself,
+    through Arrow batches otherwise (PostgreSQL)."""
     lines = pa.concat_tables([_read_lines(f) for f in files])
     parser.register("lines", lines)
     try:
-        parsed = parser.execute(PARSE_SQL, [list(EVENT_TYPES)]).fetch_arrow_table()
+        parser.execute(f"create or replace temp table parsed as {PARSE_SQL}")
     finally:
         parser.unregister("lines")
-    load_id = pa.array([report.load_id] * parsed.num_rows, pa.string())
-    reason = parsed.column("reason")
-    valid = parsed.filter(reason.is_null())
-    bad = parsed.filter(reason.is_valid())
-    events = pa.table([valid.column(name) for name in EVENTS_SCHEMA.names[:-1]]
-                      + [load_id[: valid.num_rows]], schema=EVENTS_SCHEMA)
-    rejected = pa.table([bad.column("file_path"), bad.column("line_number"),
-                         bad.column("reason"), bad.column("raw_text"),
-                         bad.column("landing_date"), load_id[: bad.num_rows]],
-                        schema=REJECTED_SCHEMA)
-    wh.append(RAW, "campaign_events", events)
-    wh.append(RAW, "rejected_events", rejected)
+    load_id = report.load_id
+    valid_sql = f"select {EVENT_COLUMNS}, ? as load_id from parsed where reason is null"
+    rejected_sql = (f"select {REJECTED_COLUMNS}, ? as load_id from parsed "
+                    "where reason is not null")
+    if parser is getattr(wh, "con", None):
+        parser.execute(f"insert into {RAW}.campaign_events {valid_sql}", [load_id])
+        parser.execute(f"insert into {RAW}.rejected_events {rejected_sql}", [load_id])
+    else:
+        wh.append(RAW, "campaign_events", parser.execute(valid_sql, [load_id])
+                  .fetch_arrow_table().cast(EVENTS_SCHEMA))
+        wh.append(RAW, "rejected_events", parser.execute(rejected_sql, [load_id])
+                  .fetch_arrow_table().cast(REJECTED_SCHEMA))
+    per_file = {path: (n_valid, n_bad) for path, n_valid, n_bad in parser.execute(
+        "select file_path, count(*) - count(reason), count(reason) from parsed group by 1"
+    ).fetchall()}  # one row per file
+    parser.execute("drop table parsed")
     now = datetime.now(UTC)
-    counts = parsed.group_by("file_path").aggregate([("line_number", "count"),
-                                                      ("reason", "count")])
-    per_file = {f.rel_path: (0, 0) for f in files}
-    for path, n_lines, n_bad in zip(*(counts.column(i).to_pylist() for i in range(3)),
-                                    strict=True):  # one row per file, not per line
-        per_file[path] = (n_lines - n_bad, n_bad)
     manifest = pa.Table.from_pylist([{
         "file_path": f.rel_path, "landing_date": f.landing_date, "size_bytes": f.size,
-        "checksum": f.checksum, "loaded_at": now, "load_id": report.load_id,
-        "lines": sum(per_file[f.rel_path]), "events": per_file[f.rel_path][0],
-        "rejected": per_file[f.rel_path][1], "replaced": f.rel_path in replaced}
+        "checksum": f.checksum, "loaded_at": now, "load_id": load_id,
+        "lines": sum(per_file.get(f.rel_path, (0, 0))),
+        "events": per_file.get(f.rel_path, (0, 0))[0],
+        "rejected": per_file.get(f.rel_path, (0, 0))[1], "replaced": f.rel_path in replaced}
         for f in files], schema=MANIFEST_SCHEMA)
     wh.append(RAW, "event_files", manifest)
     report.files_loaded += len(files)
-    report.lines += parsed.num_rows
-    report.events += valid.num_rows
-    report.rejected += bad.num_rows
+    for n_valid, n_bad in per_file.values():
+        report.lines += n_valid + n_bad
+        report.events += n_valid
+        report.rejected += n_bad
 
 
 def _iso_date(name: str) -> date | None:
@@ -244,21 +256,26 @@ def _read_lines(f: LandingFile) -> pa.Table:
     truncated = False
     if f.path.name.endswith(".gz"):
         data, truncated = _decompress(data)
-    text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    tail = lines.pop() if lines else ""
-    if tail and not truncated:
-        lines.append(tail)  # a last line without a newline is still a line
-        tail = ""
+    # Split in Arrow's C++ kernels: no Python object per line.
+    text = pa.array([data.decode("utf-8", errors="replace")], pa.large_string())
+    lines = pc.split_pattern(text, "\n").flatten().cast(pa.string())
     n = len(lines)
-    table = pa.table({
-        "file_path": pa.array([f.rel_path] * (n + truncated), pa.string()),
-        "landing_date": pa.array([f.landing_date] * (n + truncated), pa.date32()),
-        "line_number": pa.array(range(1, n + truncated + 1), pa.int64()),
-        "line": pa.array(lines + ([tail] if truncated else []), pa.string()),
-        "truncated": pa.array([False] * n + ([True] if truncated else []), pa.bool_()),
+    if n and not truncated and lines[n - 1].as_py() == "":
+        lines, n = lines.slice(0, n - 1), n - 1  # the empty piece after the last newline
+    # A truncated .gz: the last piece is the partial tail, kept as the `truncated_gzip` record
+    # (empty when the stream broke exactly at a line end: the record still says data was lost).
+    flags = np.zeros(n, dtype=bool)
+    if truncated and n == 0:
+        lines, n, flags = pa.array([""], pa.string()), 1, np.ones(1, dtype=bool)
+    elif truncated:
+        flags[-1] = True
+    return pa.table({
+        "file_path": pa.array([f.rel_path] * n, pa.string()),
+        "landing_date": pa.array([f.landing_date] * n, pa.date32()),
+        "line_number": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "line": lines,
+        "truncated": pa.array(flags),
     })
-    return table
 
 
 #: One vectorised pass: parse, validate, pick the reason of the first failed check.
@@ -309,7 +326,7 @@ checked as (
             when event_source is null then 'missing_source'
             when event_type is null then 'missing_type'
             when time_text is null then 'missing_time'
-            when not list_contains(?, event_type) then 'unknown_type'
+            when event_type not in ({event_types}) then 'unknown_type'
             when event_time is null then 'unparseable_time'
             when event_time >= cast(landing_date + interval 2 day as timestamptz)
                 then 'time_after_landing'
@@ -325,7 +342,8 @@ checked as (
 select
     event_source, event_id, event_type, event_time, campaign_id, contact_id, lead_id, deal_id,
     revenue, business_id, branch_id, landing_date, file_path, line_number,
-    reason, line as raw_text
+    -- the raw text is kept for rejected lines only (no copy of every good line)
+    reason, case when reason is not null then line end as raw_text
 from checked
-order by file_path, line_number
 """
+PARSE_SQL = PARSE_SQL.replace("{event_types}", ", ".join(f"'{t}'" for t in EVENT_TYPES))
