@@ -197,3 +197,20 @@ def test_required_tables_are_checked_in_the_configured_schema(make_pg_database) 
             REQUIRED_TABLES) + 2
     finally:
         wh_path.unlink(missing_ok=True)
+
+
+@pytest.mark.postgres
+def test_postgres_into_duckdb_takes_the_wire_speed_path(make_pg_database, tmp_path: Path) -> None:
+    """PostgreSQL → DuckDB goes through DuckDB's postgres extension, which keeps PostgreSQL's
+    own column types (int4 stays INTEGER; the generic Arrow path widens every integer to
+    BIGINT), and still lands every row."""
+    source_db = make_pg_database("crm_src")
+    _write_source(pg_url(source_db))
+    wh = f"duckdb:///{tmp_path}/wh.duckdb"
+    assert _sync(pg_url(source_db), wh)["crm_deals"] == len(ROWS["crm_deals"])
+    con = duckdb.connect(f"{tmp_path}/wh.duckdb", read_only=True)
+    types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                             "where table_schema = 'raw' and table_name = 'crm_deals'").fetchall())
+    con.close()
+    assert types["id"] == "INTEGER" and types["amount"] == "DECIMAL(15,2)"
+    assert _raw_rows(wh, "crm_deals") == _expected("crm_deals")

@@ -1,0 +1,95 @@
+"""The wire-speed path from a PostgreSQL source into a DuckDB warehouse: DuckDB's postgres
+extension reads each table with binary COPY straight into a DuckDB table — no Python object per
+row. The extension comes from the pinned `duckdb-extension-postgres` wheel (DuckDB's own INSTALL
+would download it from a host these machines cannot reach), with autoinstall off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+
+from ingestion.errors import CrmError, first_line
+from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS
+
+ATTACHED = "erp_source"
+
+
+def load_postgres_extension(con: duckdb.DuckDBPyConnection) -> None:
+    import duckdb_extension_postgres
+
+    path = (Path(duckdb_extension_postgres.__file__).parent / "extensions"
+            / f"v{duckdb.__version__}" / "postgres.duckdb_extension")
+    if not path.is_file():
+        raise CrmError(f"the DuckDB postgres extension for DuckDB {duckdb.__version__} is not "
+                       "installed (pip install duckdb-extension-postgres of the same version)")
+    con.execute(f"install '{path}'")
+    con.execute("load postgres")
+
+
+def _libpq(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def source_conninfo(source_url: str) -> str:
+    """libpq connection string of the source: read-only, named, with a statement timeout."""
+    url = sa.make_url(source_url)
+    parts = {
+        "host": url.host or "127.0.0.1", "port": str(url.port or 5432),
+        "user": url.username or "postgres", "dbname": url.database or "postgres",
+        "application_name": APPLICATION_NAME,
+        "options": f"-c default_transaction_read_only=on -c statement_timeout="
+                   f"{STATEMENT_TIMEOUT_MS}",
+    }
+    if url.password:
+        parts["password"] = url.password
+    return " ".join(f"{k}={_libpq(v)}" for k, v in parts.items())
+
+
+@contextmanager
+def attached_source(con: duckdb.DuckDBPyConnection, source_url: str) -> Iterator[str]:
+    """Attach the source read-only as `erp_source` for the duration of the block (detached
+    after the caller's transaction has ended)."""
+    password = sa.make_url(source_url).password or ""
+    load_postgres_extension(con)
+    try:
+        con.execute(f"attach {_sql_literal(source_conninfo(source_url))} as {ATTACHED} "
+                    "(type postgres, read_only)")
+    except duckdb.Error as exc:
+        raise CrmError(f"source is unreachable: {_clean(exc, password)}") from None
+    try:
+        yield ATTACHED
+    finally:
+        con.execute(f"detach database if exists {ATTACHED}")
+
+
+def copy_tables(con: duckdb.DuckDBPyConnection, source_url: str, schema: str,
+                tables: list[str], target_schema: str) -> dict[str, int]:
+    """`create or replace table <target_schema>.<t> as select * from <source>.<schema>.<t>`
+    for each table, inside `attached_source` and the caller's transaction."""
+    password = sa.make_url(source_url).password or ""
+    counts = {}
+    con.execute(f'create schema if not exists "{target_schema}"')
+    for table in tables:
+        try:
+            con.execute(f'create or replace table "{target_schema}"."{table}" as '
+                        f'select * from {ATTACHED}."{schema}"."{table}"')
+            counts[table] = con.execute(
+                f'select count(*) from "{target_schema}"."{table}"').fetchone()[0]
+        except duckdb.Error as exc:
+            raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \
+                from None
+    return counts
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _clean(exc: BaseException, password: str) -> str:
+    message = first_line(exc)
+    return message.replace(password, "***") if password else message
