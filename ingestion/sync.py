@@ -1,8 +1,9 @@
 """`crm-analytics sync`: copy the ERP tables into the warehouse schema `raw`.
 
 One entry point, `sync_erp`, whatever the source and warehouse are; the path is chosen from the
-URLs. PostgreSQL into DuckDB goes through DuckDB's postgres extension (binary COPY, no Python per
-row); every other pair through the generic SQLAlchemy → Arrow path, in batches. Every table is
+URLs. PostgreSQL into DuckDB goes through DuckDB's postgres extension, PostgreSQL into PostgreSQL
+through binary COPY piped between the servers (neither makes a Python object per row); every other
+pair through the generic SQLAlchemy → Arrow path, in batches. Every table is
 reloaded in full (incremental sync is still to come). All tables are replaced in one warehouse
 transaction: readers see the previous sync or this one, never a mix, and a failure anywhere
 leaves `raw` as it was.
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from ingestion import postgres_copy
 from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
 from ingestion.postgres_scan import attached_source, copy_tables
 from ingestion.source import ErpSource, arrow_type
-from ingestion.warehouse import DuckDBWarehouse, Warehouse, replace_tables
+from ingestion.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse, replace_tables
 
 RAW_SCHEMA = "raw"
 
@@ -61,6 +63,15 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse) -> SyncR
             with attached_source(warehouse.con, source_url), warehouse.transaction():
                 report.rows = copy_tables(warehouse.con, source_url, source.schema or "public",
                                           [t.name for t in tables], RAW_SCHEMA)
+                for name in report.absent_optional:
+                    warehouse.create_table(RAW_SCHEMA, name, _empty_optional_schema(name))
+                    report.rows[name] = 0
+        elif source.backend == "postgresql" and isinstance(warehouse, PostgresWarehouse):
+            # PostgreSQL → PostgreSQL: binary COPY piped from one server to the other.
+            with postgres_copy.source_snapshot(source_url) as pg, warehouse.transaction():
+                report.rows = postgres_copy.copy_tables(
+                    pg, source.schema or "public", [t.name for t in tables], warehouse,
+                    RAW_SCHEMA)
                 for name in report.absent_optional:
                     warehouse.create_table(RAW_SCHEMA, name, _empty_optional_schema(name))
                     report.rows[name] = 0

@@ -177,16 +177,13 @@ class PostgresWarehouse:
         """An empty table of this shape. An existing table of the same shape is truncated, so
         the dbt views built on it stay valid; one of another shape is dropped with its
         dependent views (dbt rebuilds them in the same run)."""
-        wanted = [(f.name, _pg_type(f.type)) for f in arrow_schema]
+        self.create_table_typed(schema, table, [(f.name, _pg_type(f.type)) for f in arrow_schema])
+
+    def create_table_typed(self, schema: str, table: str, wanted: list[tuple[str, str]]) -> None:
+        """`create_table` with PostgreSQL column types given as (name, type) pairs."""
         self.conn.execute(f"create schema if not exists {quote_ident(schema)}")
-        current = self.fetchall(
-            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
-            "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = ? and c.relname = ? and c.relkind = 'r' "
-            "and a.attnum > 0 and not a.attisdropped order by a.attnum",
-            (schema, table),
-        )
-        if [tuple(r) for r in current] == wanted:
+        current = pg_columns(self.conn, schema, table)
+        if current == wanted:
             self.conn.execute(f"truncate {qualified(schema, table)}")
             return
         cols = ", ".join(f"{quote_ident(name)} {pg_type}" for name, pg_type in wanted)
@@ -215,6 +212,18 @@ class PostgresWarehouse:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def pg_columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    """A table's columns as (name, type as `format_type` spells it), in order."""
+    rows = conn.execute(
+        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') "
+        "and a.attnum > 0 and not a.attisdropped order by a.attnum",
+        [schema, table],
+    ).fetchall()
+    return [(name, pg_type) for name, pg_type in rows]
 
 
 def _pg_placeholders(sql: str) -> str:

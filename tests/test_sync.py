@@ -214,3 +214,25 @@ def test_postgres_into_duckdb_takes_the_wire_speed_path(make_pg_database, tmp_pa
     con.close()
     assert types["id"] == "INTEGER" and types["amount"] == "DECIMAL(15,2)"
     assert _raw_rows(wh, "crm_deals") == _expected("crm_deals")
+
+
+@pytest.mark.postgres
+def test_postgres_into_postgres_pipes_binary_copy(make_pg_database) -> None:
+    """PostgreSQL → PostgreSQL pipes binary COPY, so the warehouse columns carry the source's
+    own types (the generic Arrow path would widen int4 to bigint), and every row lands."""
+    import psycopg
+
+    source_db, wh_db = make_pg_database("crm_src"), make_pg_database("crm_wh")
+    _write_source(pg_url(source_db), schema="erp")
+    wh = pg_url(wh_db, driver="postgresql")
+    rows = _sync(pg_url(source_db), wh, schema="erp")
+    assert rows["crm_deals"] == len(ROWS["crm_deals"])
+    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={wh_db}") as conn:
+        types = dict(conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'crm_deals'").fetchall())
+    assert types["id"] == "integer" and types["amount"] == "numeric"
+    assert _raw_rows(wh, "crm_deals") == _expected("crm_deals")
+    # A second sync replaces the rows (same shape: truncated in place, views survive).
+    assert _sync(pg_url(source_db), wh, schema="erp") == rows
+    assert _raw_rows(wh, "contacts") == _expected("contacts")
