@@ -227,7 +227,7 @@ def test_postgres_into_postgres_pipes_binary_copy(make_pg_database) -> None:
     wh = pg_url(wh_db, driver="postgresql")
     rows = _sync(pg_url(source_db), wh, schema="erp")
     assert rows["crm_deals"] == len(ROWS["crm_deals"])
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={wh_db}") as conn:
+    with psycopg.connect(wh) as conn:
         types = dict(conn.execute(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'raw' and table_name = 'crm_deals'").fetchall())
