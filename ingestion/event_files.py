@@ -5,9 +5,10 @@ duplicates kept: the dbt layer keeps the first landed copy of each (source, id),
 right even when an earlier-dated folder arrives late), `raw.rejected_events` (file, line, reason,
 raw text) and `raw.event_files` (the manifest: path, size, checksum).
 
-Lines are split in C (`bytes.split`) and parsed and validated by DuckDB's JSON functions in one
-vectorised query per folder; no Python runs per line. One warehouse transaction per load: a crash
-leaves the old state or the new, never half of one.
+Lines are split by Arrow's kernels and parsed and validated by DuckDB's JSON functions in one
+vectorised query per batch of files (several landing folders, bounded in bytes); no Python runs
+per line. One warehouse transaction per load: a crash leaves the old state or the new, never
+half of one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import uuid
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -162,26 +164,61 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         parser = own if isinstance(own, duckdb.DuckDBPyConnection) else duckdb.connect()
         parser.execute("set TimeZone = 'UTC'")
         try:
-            for landing in sorted({f.landing_date for f in todo}):
-                day = [f for f in todo if f.landing_date == landing]
-                _load_folder(parser, warehouse, day, report, set(replaced))
-                report.landing_dates.append(landing)
+            _load_files(parser, warehouse, todo, report, set(replaced))
         finally:
             if parser is not own:
                 parser.close()
+        report.landing_dates = sorted({f.landing_date for f in todo})
     return report
+
+
+#: Bytes of event lines parsed in one vectorised pass: several landing folders at
+#: once keeps the per-statement overheads small, and the bound keeps memory flat however long
+#: the history is.
+BATCH_BYTES = 128 << 20
+#: What a compressed file is taken to expand to, for that bound (JSON lines compress ~8x).
+GZIP_EXPANSION = 8
+#: Threads reading files: decompression, hashing and Arrow's splitting release the GIL, so
+#: the next batch is read while DuckDB parses the current one.
+READ_THREADS = 2
+
+
+def _batches(files: list[LandingFile]) -> list[list[LandingFile]]:
+    """Consecutive groups of files (landing order) of at most `BATCH_BYTES` each."""
+    batches: list[list[LandingFile]] = []
+    size = 0
+    for f in sorted(files, key=lambda f: (f.landing_date, f.rel_path)):
+        weight = f.size * (GZIP_EXPANSION if f.path.name.endswith(".gz") else 1)
+        if not batches or size + weight > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(f)
+        size += weight
+    return batches
+
+
+def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
+                report: EventLoadReport, replaced: set[str]) -> None:
+    """Load `files` batch by batch, reading batch i+1 in threads while batch i is parsed."""
+    batches = _batches(files)
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        pending = [pool.submit(_read_lines, f) for f in batches[0]]
+        for i, batch in enumerate(batches):
+            lines = pa.concat_tables([future.result() for future in pending])
+            pending = [pool.submit(_read_lines, f) for f in batches[i + 1]] \
+                if i + 1 < len(batches) else []
+            _load_batch(parser, wh, batch, lines, report, replaced)
 
 
 EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names[:-1])
 REJECTED_COLUMNS = "file_path, line_number, reason, raw_text, landing_date"
 
 
-def _load_folder(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
-                 report: EventLoadReport, replaced: set[str]) -> None:
-    """Parse one landing folder's files into the temp table `parsed`, then move its valid and
-    rejected lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself,
-    through Arrow batches otherwise (PostgreSQL)."""
-    lines = pa.concat_tables([_read_lines(f) for f in files])
+def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
+                lines: pa.Table, report: EventLoadReport, replaced: set[str]) -> None:
+    """Parse a batch's lines into the temp table `parsed`, then move its valid and rejected
+    lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself, through
+    Arrow batches otherwise (PostgreSQL)."""
     parser.register("lines", lines)
     try:
         parser.execute(f"create or replace temp table parsed as {PARSE_SQL}")
@@ -256,9 +293,13 @@ def _read_lines(f: LandingFile) -> pa.Table:
     truncated = False
     if f.path.name.endswith(".gz"):
         data, truncated = _decompress(data)
-    # Split in Arrow's C++ kernels: no Python object per line.
-    text = pa.array([data.decode("utf-8", errors="replace")], pa.large_string())
-    lines = pc.split_pattern(text, "\n").flatten().cast(pa.string())
+    # Split in Arrow's C++ kernels: no Python object per line, no decoded copy of the file.
+    pieces = pc.split_pattern(pa.array([data], pa.large_binary()), b"\n").flatten()
+    try:
+        lines = pieces.cast(pa.string())
+    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: such lines then fail as invalid JSON
+        text = pa.array([data.decode("utf-8", errors="replace")], pa.large_string())
+        lines = pc.split_pattern(text, "\n").flatten().cast(pa.string())
     n = len(lines)
     if n and not truncated and lines[n - 1].as_py() == "":
         lines, n = lines.slice(0, n - 1), n - 1  # the empty piece after the last newline

@@ -168,3 +168,38 @@ def test_an_unreadable_file_fails_naming_it_and_changes_nothing(warehouse,
         load_events(events, warehouse, as_of=date(2026, 3, 2))
     assert rows(warehouse, "select event_id from raw.campaign_events") == [("1",)]
     assert rows(warehouse, "select count(*) from raw.event_files") == [(1,)]
+
+
+def test_batches_across_folders_load_the_same_as_one_pass(warehouse, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several landing folders per parse, or one file per parse: the same rows either way."""
+    import ingestion.event_files as event_files
+
+    events = tmp_path / "ev"
+    expected = set()
+    for day in range(1, 6):
+        landing = f"2026-03-0{day}"
+        lines = [ev(f"{day}-{i}", time=f"{landing}T0{i}:00:00Z") for i in range(4)] + ["{bad"]
+        write(events, landing, "a.jsonl.gz" if day % 2 else "a.jsonl", lines)
+        expected |= {(f"{landing}/a.jsonl{'.gz' if day % 2 else ''}", i + 1, f"{day}-{i}")
+                     for i in range(4)}
+    monkeypatch.setattr(event_files, "BATCH_BYTES", 1)  # every file its own batch
+    assert len(event_files._batches(event_files.discover(events, date(2026, 3, 5)))) == 5
+    report = load_events(events, warehouse, as_of=date(2026, 3, 5))
+    assert (report.files_loaded, report.events, report.rejected) == (5, 20, 5)
+    got = set(rows(warehouse, "select file_path, line_number, event_id from raw.campaign_events"))
+    assert got == expected
+    assert rows(warehouse, "select count(*), min(line_number), max(line_number) "
+                           "from raw.rejected_events") == [(5, 5, 5)]
+    assert report.landing_dates == [date(2026, 3, d) for d in range(1, 6)]
+
+
+def test_invalid_utf8_rejects_only_its_line(warehouse, tmp_path: Path) -> None:
+    folder = tmp_path / "ev" / "2026-03-01"
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_bytes(
+        (ev("1") + "\n").encode() + b'{"id": "\xff\xfe broken\n' + (ev("2") + "\n").encode())
+    report = load_events(tmp_path / "ev", warehouse, as_of=date(2026, 3, 1))
+    assert (report.events, report.rejected) == (2, 1)
+    assert rows(warehouse, "select reason, line_number from raw.rejected_events") == [
+        ("invalid_json", 2)]
