@@ -14,6 +14,7 @@ half of one.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -98,9 +99,21 @@ class EventLoadReport:
 
 @dataclass(frozen=True)
 class LandingFile:
+    """An event file found in a landing folder (its size from the file system)."""
+
     path: Path
     rel_path: str
     landing_date: date
+    size: int
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    """A landing file's lines, with the size and checksum of the very bytes they came from
+    (what the manifest records, so a file rewritten mid-load is caught at the next run)."""
+
+    file: LandingFile
+    lines: pa.Table
     size: int
     checksum: str
 
@@ -132,9 +145,8 @@ def discover(events_path: Path, as_of: date,
                     continue  # _SUCCESS markers, notes
                 if not path.is_file():
                     raise CrmError(f"event file {path} is not a readable file")
-                data = path.read_bytes()
-                found.append(LandingFile(path, f"{folder.name}/{path.name}", landing, len(data),
-                                         hashlib.sha256(data).hexdigest()))
+                found.append(LandingFile(path, f"{folder.name}/{path.name}", landing,
+                                         path.stat().st_size))
     except OSError as exc:
         raise CrmError(f"event files under {events_path} cannot be read: {first_line(exc)}") \
             from None
@@ -150,7 +162,13 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         ensure_tables(warehouse)
         known = {path: (size, checksum) for path, size, checksum in warehouse.fetchall(
             f"select file_path, size_bytes, checksum from {RAW}.event_files")}
-        todo = [f for f in files if known.get(f.rel_path) != (f.size, f.checksum)]
+        # Only a file the manifest knows at the same size needs its checksum now; every other
+        # file is new or changed, and is hashed from the bytes read to load it (read once).
+        same_size = [f for f in files if known.get(f.rel_path, (None,))[0] == f.size]
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            sums = dict(zip([f.rel_path for f in same_size],
+                            pool.map(_file_checksum, same_size), strict=True))
+        todo = [f for f in files if known.get(f.rel_path) != (f.size, sums.get(f.rel_path))]
         report.files_skipped = len(files) - len(todo)
         if not todo:
             return report
@@ -202,24 +220,24 @@ def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[La
     """Load `files` batch by batch, reading batch i+1 in threads while batch i is parsed."""
     batches = _batches(files)
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        pending = [pool.submit(_read_lines, f) for f in batches[0]]
-        for i, batch in enumerate(batches):
-            lines = pa.concat_tables([future.result() for future in pending])
-            pending = [pool.submit(_read_lines, f) for f in batches[i + 1]] \
+        pending = [pool.submit(_read_file, f) for f in batches[0]]
+        for i in range(len(batches)):
+            read = [future.result() for future in pending]
+            pending = [pool.submit(_read_file, f) for f in batches[i + 1]] \
                 if i + 1 < len(batches) else []
-            _load_batch(parser, wh, batch, lines, report, replaced)
+            _load_batch(parser, wh, read, report, replaced)
 
 
 EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names[:-1])
 REJECTED_COLUMNS = "file_path, line_number, reason, raw_text, landing_date"
 
 
-def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
-                lines: pa.Table, report: EventLoadReport, replaced: set[str]) -> None:
+def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[ReadFile],
+                report: EventLoadReport, replaced: set[str]) -> None:
     """Parse a batch's lines into the temp table `parsed`, then move its valid and rejected
     lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself, through
     Arrow batches otherwise (PostgreSQL)."""
-    parser.register("lines", lines)
+    parser.register("lines", pa.concat_tables([f.lines for f in files]))
     try:
         parser.execute(f"create or replace temp table parsed as {PARSE_SQL}")
     finally:
@@ -242,11 +260,12 @@ def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[La
     parser.execute("drop table parsed")
     now = datetime.now(UTC)
     manifest = pa.Table.from_pylist([{
-        "file_path": f.rel_path, "landing_date": f.landing_date, "size_bytes": f.size,
+        "file_path": f.file.rel_path, "landing_date": f.file.landing_date, "size_bytes": f.size,
         "checksum": f.checksum, "loaded_at": now, "load_id": load_id,
-        "lines": sum(per_file.get(f.rel_path, (0, 0))),
-        "events": per_file.get(f.rel_path, (0, 0))[0],
-        "rejected": per_file.get(f.rel_path, (0, 0))[1], "replaced": f.rel_path in replaced}
+        "lines": sum(per_file.get(f.file.rel_path, (0, 0))),
+        "events": per_file.get(f.file.rel_path, (0, 0))[0],
+        "rejected": per_file.get(f.file.rel_path, (0, 0))[1],
+        "replaced": f.file.rel_path in replaced}
         for f in files], schema=MANIFEST_SCHEMA)
     wh.append(RAW, "event_files", manifest)
     report.files_loaded += len(files)
@@ -283,13 +302,26 @@ def _decompress(data: bytes) -> tuple[bytes, bool]:
     return b"".join(out), truncated
 
 
-def _read_lines(f: LandingFile) -> pa.Table:
-    """The file's lines as (file_path, landing_date, line_number, line). A truncated .gz gets
-    one extra pseudo-line carrying the reason `truncated_gzip` and the partial tail."""
+def _read_bytes(f: LandingFile) -> bytes:
     try:
-        data = f.path.read_bytes()
+        return f.path.read_bytes()
     except OSError as exc:
         raise CrmError(f"event file {f.rel_path} cannot be read: {first_line(exc)}") from None
+
+
+def _file_checksum(f: LandingFile) -> str:
+    return hashlib.sha256(_read_bytes(f)).hexdigest()
+
+
+def _read_file(f: LandingFile) -> ReadFile:
+    """Read a file once: its checksum, and its lines."""
+    data = _read_bytes(f)
+    return ReadFile(f, _split_lines(f, data), len(data), hashlib.sha256(data).hexdigest())
+
+
+def _split_lines(f: LandingFile, data: bytes) -> pa.Table:
+    """The file's lines as (file_path, landing_date, line_number, line). A truncated .gz gets
+    one extra pseudo-line carrying the reason `truncated_gzip` and the partial tail."""
     truncated = False
     if f.path.name.endswith(".gz"):
         data, truncated = _decompress(data)
@@ -322,15 +354,11 @@ def _read_lines(f: LandingFile) -> pa.Table:
 #: One vectorised pass: parse, validate, pick the reason of the first failed check.
 PARSE_SQL = """
 with extracted as (
-    -- One JSON parse per line: `try` turns invalid JSON into NULL, and every field comes out
-    -- of a single list-path extraction.
+    -- One JSON parse per line into a struct of text fields: `try` turns invalid JSON into NULL;
+    -- numbers come out as their text (checked and cast below).
     select
         file_path, landing_date, line_number, line, truncated,
-        try(json_extract_string(line, [
-            '$.specversion', '$.id', '$.source', '$.type', '$.time', '$.data.campaign_id',
-            '$.data.contact_id', '$.data.lead_id', '$.data.deal_id', '$.data.business_id',
-            '$.data.branch_id', '$.data.revenue'
-        ])) as v
+        try(json_transform(line, '{event_struct}')) as v
     from lines
     where truncated or trim(line) <> ''
 ),
@@ -340,20 +368,20 @@ fields as (
         v is null as invalid_json,
         -- valid JSON that does not start with '{' is an array or a scalar
         left(ltrim(line), 1) <> '{' as not_an_object,
-        v[1] as specversion,
-        v[2] as event_id,
-        v[3] as event_source,
-        v[4] as event_type,
-        v[5] as time_text,
-        try_cast(v[5] as timestamptz) as event_time,
-        try_cast(v[6] as bigint) as campaign_id,
-        try_cast(v[7] as bigint) as contact_id,
-        try_cast(v[8] as bigint) as lead_id,
-        try_cast(v[9] as bigint) as deal_id,
-        try_cast(v[10] as bigint) as business_id,
-        try_cast(v[11] as bigint) as branch_id,
-        v[12] as revenue_text,
-        try_cast(v[12] as decimal(15, 2)) as revenue
+        v.specversion as specversion,
+        v.id as event_id,
+        v.source as event_source,
+        v.type as event_type,
+        v.time as time_text,
+        try_cast(v.time as timestamptz) as event_time,
+        try_cast(v.data.campaign_id as bigint) as campaign_id,
+        try_cast(v.data.contact_id as bigint) as contact_id,
+        try_cast(v.data.lead_id as bigint) as lead_id,
+        try_cast(v.data.deal_id as bigint) as deal_id,
+        try_cast(v.data.business_id as bigint) as business_id,
+        try_cast(v.data.branch_id as bigint) as branch_id,
+        v.data.revenue as revenue_text,
+        try_cast(v.data.revenue as decimal(15, 2)) as revenue
     from extracted
 ),
 checked as (
@@ -387,4 +415,12 @@ select
     reason, case when reason is not null then line end as raw_text
 from checked
 """
-PARSE_SQL = PARSE_SQL.replace("{event_types}", ", ".join(f"'{t}'" for t in EVENT_TYPES))
+#: The fields read from each line, all as text: `json_transform` then never fails on a type.
+EVENT_STRUCT = json.dumps({
+    "specversion": "VARCHAR", "id": "VARCHAR", "source": "VARCHAR", "type": "VARCHAR",
+    "time": "VARCHAR", "data": {name: "VARCHAR" for name in (
+        "campaign_id", "contact_id", "lead_id", "deal_id", "business_id", "branch_id",
+        "revenue")},
+})
+PARSE_SQL = (PARSE_SQL.replace("{event_types}", ", ".join(f"'{t}'" for t in EVENT_TYPES))
+             .replace("{event_struct}", EVENT_STRUCT))

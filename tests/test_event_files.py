@@ -3,6 +3,7 @@ contained with their reason, truncated gzip, markers, as-of cut-off, reruns and 
 Expected values come from the lines each test writes."""
 
 import gzip
+import hashlib
 import json
 from datetime import date
 from pathlib import Path
@@ -203,3 +204,16 @@ def test_invalid_utf8_rejects_only_its_line(warehouse, tmp_path: Path) -> None:
     assert (report.events, report.rejected) == (2, 1)
     assert rows(warehouse, "select reason, line_number from raw.rejected_events") == [
         ("invalid_json", 2)]
+
+
+def test_a_same_size_rewrite_is_caught_by_its_checksum(warehouse, tmp_path: Path) -> None:
+    events = tmp_path / "ev"
+    first = write(events, "2026-03-01", "a.jsonl", [ev("11")])
+    load_events(events, warehouse, as_of=date(2026, 3, 1))
+    second = write(events, "2026-03-01", "a.jsonl", [ev("12")])
+    assert first.stat().st_size == second.stat().st_size
+    report = load_events(events, warehouse, as_of=date(2026, 3, 1))
+    assert (report.files_loaded, report.files_replaced) == (1, 1)
+    assert rows(warehouse, "select event_id from raw.campaign_events") == [("12",)]
+    (checksum,) = rows(warehouse, "select checksum from raw.event_files")[0]
+    assert checksum == hashlib.sha256(second.read_bytes()).hexdigest()
