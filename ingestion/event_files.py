@@ -360,14 +360,17 @@ with extracted as (
         file_path, landing_date, line_number, line, truncated,
         try(json_transform(line, '{event_struct}')) as v
     from lines
-    where truncated or trim(line) <> ''
+    -- Blank lines (JSON white space only) carry no event. The copy `trim` makes is paid
+    -- only by lines that start with white space.
+    where truncated or (line <> '' and (ascii(line) not in (32, 9, 13)
+                                        or trim(line, {ws}) <> ''))
 ),
 fields as (
     select
         file_path, landing_date, line_number, line, truncated,
         v is null as invalid_json,
         -- valid JSON that does not start with '{' is an array or a scalar
-        left(ltrim(line), 1) <> '{' as not_an_object,
+        (not starts_with(line, '{') and left(ltrim(line, {ws}), 1) <> '{') as not_an_object,
         v.specversion as specversion,
         v.id as event_id,
         v.source as event_source,
@@ -423,4 +426,5 @@ EVENT_STRUCT = json.dumps({
         "revenue")},
 })
 PARSE_SQL = (PARSE_SQL.replace("{event_types}", ", ".join(f"'{t}'" for t in EVENT_TYPES))
-             .replace("{event_struct}", EVENT_STRUCT))
+             .replace("{event_struct}", EVENT_STRUCT)
+             .replace("{ws}", "chr(32) || chr(9) || chr(13)"))  # JSON white space in a line

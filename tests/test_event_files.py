@@ -217,3 +217,14 @@ def test_a_same_size_rewrite_is_caught_by_its_checksum(warehouse, tmp_path: Path
     assert rows(warehouse, "select event_id from raw.campaign_events") == [("12",)]
     (checksum,) = rows(warehouse, "select checksum from raw.event_files")[0]
     assert checksum == hashlib.sha256(second.read_bytes()).hexdigest()
+
+
+def test_blank_lines_are_skipped_and_leading_spaces_are_json(warehouse, tmp_path: Path) -> None:
+    write(tmp_path / "ev", "2026-03-01", "a.jsonl",
+          [ev("1"), "", "    ", "  " + ev("2"), "  [1]", "\t" + ev("3")])
+    report = load_events(tmp_path / "ev", warehouse, as_of=date(2026, 3, 1))
+    assert (report.events, report.rejected) == (3, 1)
+    assert rows(warehouse, "select event_id, line_number from raw.campaign_events "
+                           "order by line_number") == [("1", 1), ("2", 4), ("3", 6)]
+    assert rows(warehouse, "select reason, line_number from raw.rejected_events") == [
+        ("not_an_object", 5)]
