@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from ingestion.errors import CrmError, first_line
 from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS
+from ingestion.warehouse import quote_ident
 
 ATTACHED = "erp_source"
 
@@ -61,29 +62,28 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str) -> Iterator
                     "(type postgres, read_only)")
     except duckdb.Error as exc:
         raise CrmError(f"source is unreachable: {_clean(exc, password)}") from None
+    con.execute("set pg_experimental_filter_pushdown = true")
     try:
         yield ATTACHED
     finally:
         con.execute(f"detach database if exists {ATTACHED}")
 
 
-def copy_tables(con: duckdb.DuckDBPyConnection, source_url: str, schema: str,
-                tables: list[str], target_schema: str) -> dict[str, int]:
-    """`create or replace table <target_schema>.<t> as select * from <source>.<schema>.<t>`
-    for each table, inside `attached_source` and the caller's transaction."""
+def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, table: str,
+               target: str, columns: list[str] | None = None, where: str = "") -> int:
+    """`create or replace table <target> as select <columns> from <source>.<schema>.<table>
+    [where …]` inside `attached_source` and the caller's transaction; returns rows copied.
+    `target` is already qualified. The extension pushes the projection and filter down to the
+    source, so a key-only or delta read moves only those bytes."""
     password = sa.make_url(source_url).password or ""
-    counts = {}
-    con.execute(f'create schema if not exists "{target_schema}"')
-    for table in tables:
-        try:
-            con.execute(f'create or replace table "{target_schema}"."{table}" as '
-                        f'select * from {ATTACHED}."{schema}"."{table}"')
-            counts[table] = con.execute(
-                f'select count(*) from "{target_schema}"."{table}"').fetchone()[0]
-        except duckdb.Error as exc:
-            raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \
-                from None
-    return counts
+    cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+    try:
+        con.execute(f"create or replace table {target} as select {cols} from "
+                    f"{ATTACHED}.{quote_ident(schema)}.{quote_ident(table)} {where}")
+        return con.execute(f"select count(*) from {target}").fetchone()[0]
+    except duckdb.Error as exc:
+        raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \
+            from None
 
 
 def _sql_literal(text: str) -> str:
