@@ -27,8 +27,9 @@ def source_snapshot(source_url: str) -> Iterator[psycopg.Connection]:
     try:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        with conn.transaction():
-            yield conn
+        # The first statement opens the snapshot; the transaction is never committed (it only
+        # reads) and closing discards it, so a connection killed mid-copy raises only once.
+        yield conn
     finally:
         conn.close()
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ingestion.errors import CrmError, first_line
 from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS
-from ingestion.warehouse import quote_ident
+from ingestion.warehouse import qualified, quote_ident
 
 ATTACHED = "erp_source"
 
@@ -70,15 +70,19 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str) -> Iterator
 
 
 def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, table: str,
-               target: str, columns: list[str] | None = None, where: str = "") -> int:
+               target_schema: str, target_table: str, columns: list[str] | None = None,
+               where: str = "") -> int:
     """`create or replace table <target> as select <columns> from <source>.<schema>.<table>
     [where …]` inside `attached_source` and the caller's transaction; returns rows copied.
-    `target` is already qualified. The extension pushes the projection and filter down to the
-    source, so a key-only or delta read moves only those bytes."""
+    `target_schema` "temp" makes a temporary table. The extension pushes the projection and
+    filter down to the source, so a key-only or delta read moves only those bytes."""
     password = sa.make_url(source_url).password or ""
     cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+    target = qualified(target_schema, target_table)
+    create = (f"create or replace temp table {quote_ident(target_table)}"
+              if target_schema == "temp" else f"create or replace table {target}")
     try:
-        con.execute(f"create or replace table {target} as select {cols} from "
+        con.execute(f"{create} as select {cols} from "
                     f"{ATTACHED}.{quote_ident(schema)}.{quote_ident(table)} {where}")
         return con.execute(f"select count(*) from {target}").fetchone()[0]
     except duckdb.Error as exc:

@@ -30,7 +30,7 @@ from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
 from ingestion.errors import CrmError
 from ingestion.source import ErpSource, SourceTable, arrow_type
 from ingestion.staging_columns import staging_columns
-from ingestion.sync_paths import RAW_SCHEMA, STAGE_SCHEMA, Loader, open_loader
+from ingestion.sync_paths import RAW_SCHEMA, Loader, open_loader, stage_tables
 from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
 from ingestion.warehouse import Warehouse, qualified, quote_ident
 
@@ -85,8 +85,6 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
                 warehouse.transaction():
             states = read_states(warehouse, RAW_SCHEMA)
             ensure_state_table(warehouse, RAW_SCHEMA)
-            warehouse.execute(f"drop schema if exists {quote_ident(STAGE_SCHEMA)} cascade")
-            warehouse.execute(f"create schema {quote_ident(STAGE_SCHEMA)}")
             synced_at = dt.datetime.now(dt.UTC)
             for table in tables:
                 kind, state, read = _sync_table(warehouse, loader, table,
@@ -102,7 +100,6 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
                                    None)
                 write_state(warehouse, RAW_SCHEMA, name, state, "full", 0, synced_at)
                 report.rows[name], report.load_kind[name], report.rows_read[name] = 0, "full", 0
-            warehouse.execute(f"drop schema {quote_ident(STAGE_SCHEMA)} cascade")
     report.seconds = time.monotonic() - started
     return report
 
@@ -117,8 +114,7 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
             and state.cursor is not None and wh.table_exists(RAW_SCHEMA, table.name)):
         read = loader.stage(table, key, CURSOR_COLUMN, state.cursor - overlap)
         target = qualified(RAW_SCHEMA, table.name)
-        keys, delta = qualified(STAGE_SCHEMA, f"{table.name}__keys"), \
-            qualified(STAGE_SCHEMA, f"{table.name}__delta")
+        keys, delta = (qualified(wh.temp_schema, name) for name in stage_tables(table.name))
         k = quote_ident(key)
         # One pass: drop rows that vanished from the source or that come again in the delta.
         wh.execute(f"delete from {target} as r where not exists "
@@ -128,6 +124,8 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
         wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
         newest = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from {delta}")[0][0]
         cursor = max(state.cursor, newest) if newest is not None else state.cursor
+        wh.execute(f"drop table {keys}")
+        wh.execute(f"drop table {delta}")
         return "incremental", TableState(sig, cursor), read
     read = loader.full(table)
     cursor = None

@@ -2,8 +2,9 @@
 
 A `Loader` does two things for `ingestion.sync`: replace `raw.<table>` with the whole source
 table (`full`), or stage what an incremental merge needs (`stage`): the source's primary keys
-(only the key column is read) into `raw_sync_stage.<table>__keys`, and the rows stamped at or
-after a moment into `raw_sync_stage.<table>__delta`. The merge itself is plain SQL, the same on
+(only the key column is read) into the temporary table `crm_stage_<table>__keys`, and the rows
+stamped at or after a moment into `crm_stage_<table>__delta` (session-private, so no reader
+ever sees them; see `stage_tables`). The merge itself is plain SQL, the same on
 every path. Each path moves rows with its own bulk mechanism, so there is no Python per row on
 the PostgreSQL paths:
 
@@ -29,14 +30,15 @@ from ingestion.warehouse import (
     DuckDBWarehouse,
     PostgresWarehouse,
     Warehouse,
-    qualified,
     quote_ident,
 )
 
 RAW_SCHEMA = "raw"
-#: Scratch schema for staged deltas and keys; created and dropped inside the sync transaction,
-#: so no reader ever sees it.
-STAGE_SCHEMA = "raw_sync_stage"
+
+
+def stage_tables(table: str) -> tuple[str, str]:
+    """Names of the temporary key and delta tables of one ERP table."""
+    return f"crm_stage_{table}__keys", f"crm_stage_{table}__delta"
 
 
 class Loader(Protocol):
@@ -81,9 +83,11 @@ class GenericLoader:
                           self.source.batches(self.conn, table))
 
     def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        self._land(STAGE_SCHEMA, f"{table.name}__keys", pa.schema([table.schema.field(key)]),
+        keys, delta = stage_tables(table.name)
+        temp = self.wh.temp_schema
+        self._land(temp, keys, pa.schema([table.schema.field(key)]),
                    self.source.batches(self.conn, table, columns=[key]))
-        return self._land(STAGE_SCHEMA, f"{table.name}__delta", table.schema,
+        return self._land(temp, delta, table.schema,
                           self.source.batches(self.conn, table, since=(cursor, since)))
 
 
@@ -97,14 +101,14 @@ class DuckDBScanLoader:
 
     def full(self, table: SourceTable) -> int:
         return postgres_scan.copy_table(self.con, self.url, self.schema, table.name,
-                                        qualified(RAW_SCHEMA, table.name))
+                                        RAW_SCHEMA, table.name)
 
     def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        postgres_scan.copy_table(self.con, self.url, self.schema, table.name,
-                                 qualified(STAGE_SCHEMA, f"{table.name}__keys"), columns=[key])
-        return postgres_scan.copy_table(self.con, self.url, self.schema, table.name,
-                                        qualified(STAGE_SCHEMA, f"{table.name}__delta"),
-                                        where=_since_filter(cursor, since))
+        keys, delta = stage_tables(table.name)
+        postgres_scan.copy_table(self.con, self.url, self.schema, table.name, "temp", keys,
+                                 columns=[key])
+        return postgres_scan.copy_table(self.con, self.url, self.schema, table.name, "temp",
+                                        delta, where=_since_filter(cursor, since))
 
 
 class PostgresCopyLoader:
@@ -120,11 +124,12 @@ class PostgresCopyLoader:
                                         RAW_SCHEMA, table.name)
 
     def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, STAGE_SCHEMA,
-                                 f"{table.name}__keys", columns=[key])
-        return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh,
-                                        STAGE_SCHEMA, f"{table.name}__delta",
-                                        where=_since_filter(cursor, since))
+        keys, delta = stage_tables(table.name)
+        temp = self.wh.temp_schema
+        postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp, keys,
+                                 columns=[key])
+        return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp,
+                                        delta, where=_since_filter(cursor, since))
 
 
 @contextmanager
