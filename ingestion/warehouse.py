@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
 import duckdb
@@ -93,7 +93,10 @@ class DuckDBWarehouse:
         try:
             yield
         except BaseException:
-            self.con.execute("rollback")
+            # An attached source whose connection died cannot roll back its side; the DuckDB
+            # side is undone regardless, and the original error is the one that says what failed.
+            with suppress(duckdb.Error):
+                self.con.execute("rollback")
             raise
         self.con.execute("commit")
 
