@@ -66,7 +66,8 @@ def child_sync(db: str, warehouse_url: str) -> dict:
     finally:
         wh.close()
     return {"rows": sum(report.rows_read.values()), "seconds": seconds,
-            "kinds": sorted(set(report.load_kind.values()))}
+            "kinds": sorted(set(report.load_kind.values())),
+            "table_seconds": {t: round(s, 2) for t, s in report.table_seconds.items()}}
 
 
 def run_child(*args: str) -> dict:
@@ -90,7 +91,13 @@ def touch_one_percent(db: str) -> int:
 
 
 def measure(db: str, work: Path, label: str, incremental: bool) -> dict:
-    results: dict[str, dict] = {"wire": run_child("wire", db)}
+    results: dict[str, dict] = {}
+
+    def record(step: str, figures: dict) -> None:
+        results[step] = figures
+        print(json.dumps({"scale": label, "step": step, **figures}), flush=True)
+
+    record("wire", run_child("wire", db))
     wh_db = f"bench_sync_wh_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as conn:
         conn.execute(f'create database "{wh_db}"')
@@ -98,16 +105,14 @@ def measure(db: str, work: Path, label: str, incremental: bool) -> dict:
         targets = {"duckdb": f"duckdb:///{work}/{label}.duckdb",
                    "postgres": f"postgresql://postgres@127.0.0.1:5432/{wh_db}"}
         for kind, url in targets.items():
-            results[f"full_{kind}"] = run_child("sync", db, url)
+            record(f"full_{kind}", run_child("sync", db, url))
         if incremental:
-            results["changed_rows"] = {"rows": touch_one_percent(db)}
+            record("changed_rows", {"rows": touch_one_percent(db)})
             for kind, url in targets.items():
-                results[f"incremental_{kind}"] = run_child("sync", db, url)
+                record(f"incremental_{kind}", run_child("sync", db, url))
     finally:
         with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as conn:
             conn.execute(f'drop database if exists "{wh_db}" with (force)')
-    for name, figures in results.items():
-        print(json.dumps({"scale": label, "step": name, **figures}), flush=True)
     return results
 
 

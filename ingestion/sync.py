@@ -51,6 +51,8 @@ class SyncReport:
     load_kind: dict[str, str] = field(default_factory=dict)
     #: table -> rows read from the source for it (the whole table, or the delta)
     rows_read: dict[str, int] = field(default_factory=dict)
+    #: table -> seconds spent on it (where the time goes)
+    table_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _empty_optional_schema(name: str) -> pa.Schema:
@@ -87,12 +89,14 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
             ensure_state_table(warehouse, RAW_SCHEMA)
             synced_at = dt.datetime.now(dt.UTC)
             for table in tables:
+                table_started = time.monotonic()
                 kind, state, read = _sync_table(warehouse, loader, table,
                                                 states.get(table.name), overlap)
                 rows = _count(warehouse, table.name)
                 write_state(warehouse, RAW_SCHEMA, table.name, state, kind, rows, synced_at)
                 report.rows[table.name], report.load_kind[table.name] = rows, kind
                 report.rows_read[table.name] = read
+                report.table_seconds[table.name] = time.monotonic() - table_started
             for name in report.absent_optional:
                 schema = _empty_optional_schema(name)
                 warehouse.create_table(RAW_SCHEMA, name, schema)
@@ -116,10 +120,12 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
         target = qualified(RAW_SCHEMA, table.name)
         keys, delta = (qualified(wh.temp_schema, name) for name in stage_tables(table.name))
         k = quote_ident(key)
-        # One pass: drop rows that vanished from the source or that come again in the delta.
+        # Drop rows that vanished from the source, then those that come again in the delta
+        # (two statements, so both warehouses plan them as an anti-join and a semi-join).
         wh.execute(f"delete from {target} as r where not exists "
-                   f"(select 1 from {keys} as k where k.{k} = r.{k}) "
-                   f"or exists (select 1 from {delta} as d where d.{k} = r.{k})")
+                   f"(select 1 from {keys} as k where k.{k} = r.{k})")
+        wh.execute(f"delete from {target} as r where exists "
+                   f"(select 1 from {delta} as d where d.{k} = r.{k})")
         cols = ", ".join(quote_ident(n) for n in table.schema.names)
         wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
         newest = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from {delta}")[0][0]
