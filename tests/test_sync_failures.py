@@ -27,11 +27,13 @@ from tests.test_sync_incremental import (
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
-def test_source_connection_killed_mid_copy(warehouse: str, make_pg_database,
-                                           tmp_path: Path) -> None:
-    """The real CLI, its source backend terminated by `pg_terminate_backend` while it waits to
-    copy `crm_deals` (held back by a lock the test takes): one-line error naming the table,
-    non-zero exit, `raw` unchanged; the next sync converges."""
+@pytest.mark.parametrize("how", ["pg_terminate_backend", "SIGKILL"])
+def test_sync_killed_mid_copy(warehouse: str, how: str, make_pg_database,
+                              tmp_path: Path) -> None:
+    """The real CLI, while it waits to copy `crm_deals` (held back by a lock the test takes),
+    either loses its source connection (`pg_terminate_backend`: one-line error naming the
+    table, non-zero exit) or is itself killed (SIGKILL). Either way `raw` is unchanged and the
+    next sync converges."""
     source_db = make_pg_database("crm_src")
     _write_source(pg_url(source_db))
     wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
@@ -49,21 +51,28 @@ def test_source_connection_killed_mid_copy(warehouse: str, make_pg_database,
         locker.execute("lock table crm_deals in access exclusive mode")
         proc = subprocess.Popen(CLI + ["sync"], cwd=tmp_path, env=_env(env),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        action = ("pg_terminate_backend(pid)" if how == "pg_terminate_backend" else "pid")
         killed = 0
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
             killed = len(admin.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity "
+                f"select {action} from pg_stat_activity "
                 "where datname = current_database() and application_name = "
                 "'crm-analytics-sync' and wait_event_type = 'Lock'").fetchall())
-        locker.rollback()
+        if how == "SIGKILL":
+            proc.kill()
         out, err = proc.communicate(timeout=120)
+        locker.rollback()
     assert killed, "the sync never waited on the locked table"
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    line = assert_one_line_error(result, "crm_deals")
-    # psycopg reports the administrator's termination; DuckDB's extension the closed socket.
-    assert "terminat" in line or "closed the connection" in line, line
+    if how == "SIGKILL":
+        assert proc.returncode == -9
+    else:
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        line = assert_one_line_error(result, "crm_deals")
+        # psycopg reports the administrator's termination; DuckDB's extension the closed
+        # socket.
+        assert "terminat" in line or "closed the connection" in line, line
     assert all_raw(wh_url) == before
 
     assert crm(["sync"], tmp_path, **env).returncode == 0
