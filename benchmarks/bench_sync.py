@@ -78,13 +78,17 @@ def run_child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def touch_one_percent(db: str) -> int:
-    """1% of deals and leads change (every 100th id): amount/value and updated_at."""
+def touch_one_percent(db: str, remainder: int) -> int:
+    """1% of deals and leads change (ids ≡ `remainder` mod 100): amount/value, and updated_at
+    one hour after the newest stamp — as if the sync ran hourly. (Not `now()`: the generator
+    stamps rows up to the end of its last day, so `now()` may lie behind the cursor.)"""
     with psycopg.connect(f"{PG} dbname={db}", autocommit=True) as conn:
-        deals = conn.execute("update crm_deals set amount = amount + 1, updated_at = now() "
-                             "where id % 100 = 0").rowcount
-        leads = conn.execute("update crm_leads set value = value + 1, updated_at = now() "
-                             "where id % 100 = 0").rowcount
+        deals = conn.execute(
+            "update crm_deals set amount = amount + 1, updated_at = (select max(updated_at) "
+            "from crm_deals) + interval '1 hour' where id % 100 = %s", [remainder]).rowcount
+        leads = conn.execute(
+            "update crm_leads set value = value + 1, updated_at = (select max(updated_at) "
+            "from crm_leads) + interval '1 hour' where id % 100 = %s", [remainder]).rowcount
         conn.execute("vacuum analyze crm_deals")
         conn.execute("vacuum analyze crm_leads")
     return deals + leads
@@ -107,9 +111,16 @@ def measure(db: str, work: Path, label: str, incremental: bool) -> dict:
         for kind, url in targets.items():
             record(f"full_{kind}", run_child("sync", db, url))
         if incremental:
-            record("changed_rows", {"rows": touch_one_percent(db)})
+            # The first incremental sync after a full one re-reads the overlap window before
+            # the generated data's newest stamp, where the generator crowds many rows; the
+            # second one is the steady state that is measured.
+            record("changed_rows_warmup", {"rows": touch_one_percent(db, 1)})
+            for kind, url in targets.items():
+                record(f"first_incremental_{kind}", run_child("sync", db, url))
+            record("changed_rows", {"rows": touch_one_percent(db, 2)})
             for kind, url in targets.items():
                 record(f"incremental_{kind}", run_child("sync", db, url))
+            record("wire_again", run_child("wire", db))
     finally:
         with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as conn:
             conn.execute(f'drop database if exists "{wh_db}" with (force)')
@@ -117,7 +128,10 @@ def measure(db: str, work: Path, label: str, incremental: bool) -> dict:
 
 
 def summary(label: str, r: dict) -> None:
-    wire = r["wire"]["rows"] / r["wire"]["seconds"]
+    # The faster of the wire runs before and after the syncs: the stricter limit.
+    wire_seconds = min(r["wire"]["seconds"], r.get("wire_again", r["wire"])["seconds"])
+    r["wire"]["seconds"] = wire_seconds
+    wire = r["wire"]["rows"] / wire_seconds
     print(f"\n[{label}] wire limit: {r['wire']['rows']:,} rows in {r['wire']['seconds']:.2f}s "
           f"= {wire:,.0f} rows/s (peak RSS {r['wire']['max_rss_mb']:.0f} MB)")
     for kind in ("duckdb", "postgres"):
@@ -129,7 +143,8 @@ def summary(label: str, r: dict) -> None:
         if inc:
             print(f"[{label}] incremental into {kind} after {r['changed_rows']['rows']:,} "
                   f"changed rows: {inc['seconds']:.2f}s = {inc['seconds'] / full['seconds']:.1%}"
-                  f" of the full sync, peak RSS {inc['max_rss_mb']:.0f} MB")
+                  f" of the full sync ({inc['rows']:,} rows read), peak RSS "
+                  f"{inc['max_rss_mb']:.0f} MB")
 
 
 def main() -> None:

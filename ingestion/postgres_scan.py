@@ -62,7 +62,6 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str) -> Iterator
                     "(type postgres, read_only)")
     except duckdb.Error as exc:
         raise CrmError(f"source is unreachable: {_clean(exc, password)}") from None
-    con.execute("set pg_experimental_filter_pushdown = true")
     try:
         yield ATTACHED
     finally:
@@ -74,16 +73,20 @@ def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, tab
                where: str = "") -> int:
     """`create or replace table <target> as select <columns> from <source>.<schema>.<table>
     [where …]` inside `attached_source` and the caller's transaction; returns rows copied.
-    `target_schema` "temp" makes a temporary table. The extension pushes the projection and
-    filter down to the source, so a key-only or delta read moves only those bytes."""
+    `target_schema` "temp" makes a temporary table. The extension pushes the column list down
+    to the source; a `where` (PostgreSQL SQL) is sent verbatim through `postgres_query`, so the
+    source filters and only the delta crosses the wire."""
     password = sa.make_url(source_url).password or ""
     cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
     target = qualified(target_schema, target_table)
     create = (f"create or replace temp table {quote_ident(target_table)}"
               if target_schema == "temp" else f"create or replace table {target}")
+    source = f"{ATTACHED}.{quote_ident(schema)}.{quote_ident(table)}"
+    if where:
+        query = f"select {cols} from {quote_ident(schema)}.{quote_ident(table)} {where}"
+        source = f"postgres_query('{ATTACHED}', {_sql_literal(query)})"
     try:
-        con.execute(f"{create} as select {cols} from "
-                    f"{ATTACHED}.{quote_ident(schema)}.{quote_ident(table)} {where}")
+        con.execute(f"{create} as select {cols} from {source}")
         return con.execute(f"select count(*) from {target}").fetchone()[0]
     except duckdb.Error as exc:
         raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \

@@ -30,6 +30,7 @@ from ingestion.warehouse import (
     DuckDBWarehouse,
     PostgresWarehouse,
     Warehouse,
+    qualified,
     quote_ident,
 )
 
@@ -128,8 +129,12 @@ class PostgresCopyLoader:
         temp = self.wh.temp_schema
         postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp, keys,
                                  columns=[key])
-        return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp,
+        rows = postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp,
                                         delta, where=_since_filter(cursor, since))
+        # Autovacuum never analyzes temporary tables: give the planner their sizes, so the
+        # merge's deletes become hash anti- and semi-joins.
+        self.wh.execute(f"analyze {qualified(temp, keys)}, {qualified(temp, delta)}")
+        return rows
 
 
 @contextmanager
