@@ -85,10 +85,10 @@ def touch_one_percent(db: str, remainder: int) -> int:
     with psycopg.connect(f"{PG} dbname={db}", autocommit=True) as conn:
         deals = conn.execute(
             "update crm_deals set amount = amount + 1, updated_at = (select max(updated_at) "
-            "from crm_deals) + interval '1 hour' where id % 100 = %s", [remainder]).rowcount
+            "from crm_deals) + interval '1 hour' where id %% 100 = %s", [remainder]).rowcount
         leads = conn.execute(
             "update crm_leads set value = value + 1, updated_at = (select max(updated_at) "
-            "from crm_leads) + interval '1 hour' where id % 100 = %s", [remainder]).rowcount
+            "from crm_leads) + interval '1 hour' where id %% 100 = %s", [remainder]).rowcount
         conn.execute("vacuum analyze crm_deals")
         conn.execute("vacuum analyze crm_leads")
     return deals + leads
