@@ -32,12 +32,14 @@ from ingestion.source import ErpSource, SourceTable, arrow_type
 from ingestion.staging_columns import staging_columns
 from ingestion.sync_paths import RAW_SCHEMA, Loader, open_loader, stage_tables
 from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
-from ingestion.warehouse import Warehouse, qualified, quote_ident
+from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident
 
 #: The cursor column (crm-erd.md: every table has `updated_at`, DEFAULT NOW()).
 CURSOR_COLUMN = "updated_at"
 #: How far before the cursor an incremental sync looks again (CRM_SYNC_OVERLAP).
 DEFAULT_OVERLAP = dt.timedelta(minutes=10)
+#: PostgreSQL warehouse: memory per hash for the merge (SET LOCAL, this transaction only).
+MERGE_WORK_MEM = "256MB"
 
 
 @dataclass
@@ -85,6 +87,9 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         report.absent_optional = [t for t in OPTIONAL_TABLES if t not in present]
         with open_loader(source, conn, source_url, warehouse) as loader, \
                 warehouse.transaction():
+            if isinstance(warehouse, PostgresWarehouse):
+                # The merge hashes every source key: keep that hash in memory, not on disk.
+                warehouse.execute(f"set local work_mem = '{MERGE_WORK_MEM}'")
             states = read_states(warehouse, RAW_SCHEMA)
             ensure_state_table(warehouse, RAW_SCHEMA)
             synced_at = dt.datetime.now(dt.UTC)
