@@ -105,6 +105,9 @@ class DuckDBScanLoader:
                                         RAW_SCHEMA, table.name)
 
     def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
+        # Keys first, then the delta: should the two reads see different moments, a row
+        # inserted in between arrives with the delta, and one deleted in between leaves at the
+        # next sync — never a lost row.
         keys, delta = stage_tables(table.name)
         postgres_scan.copy_table(self.con, self.url, self.schema, table.name, "temp", keys,
                                  columns=[key])
