@@ -97,7 +97,8 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
                 table_started = time.monotonic()
                 kind, state, read = _sync_table(warehouse, loader, table,
                                                 states.get(table.name), overlap)
-                rows = _count(warehouse, table.name)
+                # A full load's row count is what it copied; a merge's must be counted.
+                rows = read if kind == "full" else _count(warehouse, table.name)
                 write_state(warehouse, RAW_SCHEMA, table.name, state, kind, rows, synced_at)
                 report.rows[table.name], report.load_kind[table.name] = rows, kind
                 report.rows_read[table.name] = read
