@@ -13,7 +13,7 @@ import psycopg
 
 from ingestion.errors import CrmError, first_line
 from ingestion.postgres_scan import source_conninfo
-from ingestion.warehouse import PostgresWarehouse, pg_columns, qualified
+from ingestion.warehouse import PostgresWarehouse, pg_columns, qualified, quote_ident
 
 
 @contextmanager
@@ -27,32 +27,35 @@ def source_snapshot(source_url: str) -> Iterator[psycopg.Connection]:
     try:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        with conn.transaction():
-            yield conn
+        # The first statement opens the snapshot; the transaction is never committed (it only
+        # reads) and closing discards it, so a connection killed mid-copy raises only once.
+        yield conn
     finally:
         conn.close()
 
 
-def copy_tables(source: psycopg.Connection, schema: str, tables: list[str],
-                wh: PostgresWarehouse, target_schema: str) -> dict[str, int]:
-    """Replace `<target_schema>.<t>` with the source's rows for each table, inside the
-    warehouse's open transaction. Returns rows per table."""
-    counts = {}
-    for table in tables:
-        try:
-            columns = pg_columns(source, schema, table)
-            wh.create_table_typed(target_schema, table, columns)
-            with source.cursor() as out_cur, wh.conn.cursor() as in_cur:
-                with out_cur.copy(f"copy (select * from {qualified(schema, table)}) "
-                                  "to stdout (format binary)") as out, \
-                        in_cur.copy(f"copy {qualified(target_schema, table)} "
-                                    "from stdin (format binary)") as inp:
-                    for chunk in out:
-                        inp.write(chunk)
-                counts[table] = in_cur.rowcount if in_cur.rowcount >= 0 else 0
-        except psycopg.Error as exc:
-            raise CrmError(f"source table {table}: copy failed: {first_line(exc)}") from None
-    return counts
+def copy_table(source: psycopg.Connection, schema: str, table: str, wh: PostgresWarehouse,
+               target_schema: str, target_table: str, columns: list[str] | None = None,
+               where: str = "") -> int:
+    """Fill `<target_schema>.<target_table>` (created, or emptied when it has the same shape)
+    with `select <columns> from <schema>.<table> [where …]`, inside the warehouse's open
+    transaction, by piping binary COPY. Returns rows copied."""
+    try:
+        source_columns = pg_columns(source, schema, table)
+        if columns is not None:
+            source_columns = [c for c in source_columns if c[0] in columns]
+        wh.create_table_typed(target_schema, target_table, source_columns)
+        cols = ", ".join(quote_ident(name) for name, _ in source_columns)
+        with source.cursor() as out_cur, wh.conn.cursor() as in_cur:
+            with out_cur.copy(f"copy (select {cols} from {qualified(schema, table)} {where}) "
+                              "to stdout (format binary)") as out, \
+                    in_cur.copy(f"copy {qualified(target_schema, target_table)} ({cols}) "
+                                "from stdin (format binary)") as inp:
+                for chunk in out:
+                    inp.write(chunk)
+            return in_cur.rowcount if in_cur.rowcount >= 0 else 0
+    except psycopg.Error as exc:
+        raise CrmError(f"source table {table}: copy failed: {first_line(exc)}") from None
 
 
 def _clean(exc: BaseException, password: str | None) -> str:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from ingestion.errors import CrmError, first_line
 from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS
+from ingestion.warehouse import qualified, quote_ident
 
 ATTACHED = "erp_source"
 
@@ -67,23 +68,29 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str) -> Iterator
         con.execute(f"detach database if exists {ATTACHED}")
 
 
-def copy_tables(con: duckdb.DuckDBPyConnection, source_url: str, schema: str,
-                tables: list[str], target_schema: str) -> dict[str, int]:
-    """`create or replace table <target_schema>.<t> as select * from <source>.<schema>.<t>`
-    for each table, inside `attached_source` and the caller's transaction."""
+def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, table: str,
+               target_schema: str, target_table: str, columns: list[str] | None = None,
+               where: str = "") -> int:
+    """`create or replace table <target> as select <columns> from <source>.<schema>.<table>
+    [where …]` inside `attached_source` and the caller's transaction; returns rows copied.
+    `target_schema` "temp" makes a temporary table. The extension pushes the column list down
+    to the source; a `where` (PostgreSQL SQL) is sent verbatim through `postgres_query`, so the
+    source filters and only the delta crosses the wire."""
     password = sa.make_url(source_url).password or ""
-    counts = {}
-    con.execute(f'create schema if not exists "{target_schema}"')
-    for table in tables:
-        try:
-            con.execute(f'create or replace table "{target_schema}"."{table}" as '
-                        f'select * from {ATTACHED}."{schema}"."{table}"')
-            counts[table] = con.execute(
-                f'select count(*) from "{target_schema}"."{table}"').fetchone()[0]
-        except duckdb.Error as exc:
-            raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \
-                from None
-    return counts
+    cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+    target = qualified(target_schema, target_table)
+    create = (f"create or replace temp table {quote_ident(target_table)}"
+              if target_schema == "temp" else f"create or replace table {target}")
+    source = f"{ATTACHED}.{quote_ident(schema)}.{quote_ident(table)}"
+    if where:
+        query = f"select {cols} from {quote_ident(schema)}.{quote_ident(table)} {where}"
+        source = f"postgres_query('{ATTACHED}', {_sql_literal(query)})"
+    try:
+        con.execute(f"{create} as select {cols} from {source}")
+        return con.execute(f"select count(*) from {target}").fetchone()[0]
+    except duckdb.Error as exc:
+        raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \
+            from None
 
 
 def _sql_literal(text: str) -> str:

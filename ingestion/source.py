@@ -8,6 +8,7 @@ extra columns come along and never break the sync.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,16 @@ class SourceTable:
     name: str
     table: sa.Table
     schema: pa.Schema
+
+    @property
+    def key(self) -> str | None:
+        """The single-column primary key, if the source declares one."""
+        keys = [c.name for c in self.table.primary_key.columns]
+        return keys[0] if len(keys) == 1 else None
+
+    def columns(self) -> list[tuple[str, str]]:
+        """(name, source type) of every column, in order: what schema drift is checked on."""
+        return [(c.name, repr(c.type)) for c in self.table.columns]
 
 
 def _connect_args(url: sa.URL) -> dict[str, object]:
@@ -138,12 +149,20 @@ class ErpSource:
         return result
 
     def batches(self, conn: Connection, source_table: SourceTable,
-                batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """Stream the table as Arrow batches of at most `batch_rows` rows."""
+                batch_rows: int = BATCH_ROWS, columns: list[str] | None = None,
+                since: tuple[str, dt.datetime] | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream the table as Arrow batches of at most `batch_rows` rows: only `columns` when
+        given, only rows whose `since[0]` column is at or after `since[1]` (or NULL) when given."""
         table, schema = source_table.table, source_table.schema
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        query = sa.select(*(table.c[name] for name in schema.names))
+        if since is not None:
+            column = table.c[since[0]]
+            query = query.where(sa.or_(column >= since[1], column.is_(None)))
         try:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
-                sa.select(table)
+                query
             )
             for rows in result.partitions(batch_rows):
                 yield _rows_to_batch(rows, schema, source_table.name)

@@ -1,38 +1,60 @@
-"""`crm-analytics sync`: copy the ERP tables into the warehouse schema `raw`.
+"""`crm-analytics sync`: bring the warehouse schema `raw` up to date with the ERP tables.
 
 One entry point, `sync_erp`, whatever the source and warehouse are; the path is chosen from the
-URLs. PostgreSQL into DuckDB goes through DuckDB's postgres extension, PostgreSQL into PostgreSQL
-through binary COPY piped between the servers (neither makes a Python object per row); every other
-pair through the generic SQLAlchemy → Arrow path, in batches. Every table is
-reloaded in full (incremental sync is still to come). All tables are replaced in one warehouse
-transaction: readers see the previous sync or this one, never a mix, and a failure anywhere
-leaves `raw` as it was.
+URLs (`ingestion/sync_paths.py`): PostgreSQL into DuckDB through DuckDB's postgres extension,
+PostgreSQL into PostgreSQL through binary COPY piped between the servers (neither makes a Python
+object per row), every other pair through the generic SQLAlchemy → Arrow path, in batches.
+
+Per table:
+- **Incremental** when the table has an `updated_at` cursor and a one-column primary key, and
+  the last sync left a state with the same columns: the rows stamped at or after
+  `cursor - overlap` (the overlap catches rows that tie the cursor and transactions that
+  committed after a later-stamped one) and the source's primary keys (only the key column) are
+  staged in the warehouse with the path's own bulk mechanism, then one SQL `delete` drops the
+  rows that changed or vanished from the source and one `insert` adds the changed ones.
+- **Full** otherwise (first sync, no cursor column, changed column set, missing state or table).
+
+Everything — data and `raw._sync_state` — is written in ONE warehouse transaction: readers see
+the previous sync or this one, never a mix, and a failure anywhere leaves `raw` as it was.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ingestion import postgres_copy
 from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
-from ingestion.postgres_scan import attached_source, copy_tables
-from ingestion.source import ErpSource, arrow_type
-from ingestion.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse, replace_tables
+from ingestion.errors import CrmError
+from ingestion.source import ErpSource, SourceTable, arrow_type
+from ingestion.staging_columns import staging_columns
+from ingestion.sync_paths import RAW_SCHEMA, Loader, open_loader, stage_tables
+from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
+from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident
 
-RAW_SCHEMA = "raw"
+#: The cursor column (crm-erd.md: every table has `updated_at`, DEFAULT NOW()).
+CURSOR_COLUMN = "updated_at"
+#: How far before the cursor an incremental sync looks again (CRM_SYNC_OVERLAP).
+DEFAULT_OVERLAP = dt.timedelta(minutes=10)
+#: PostgreSQL warehouse: memory per hash for the merge (SET LOCAL, this transaction only).
+MERGE_WORK_MEM = "256MB"
 
 
 @dataclass
 class SyncReport:
-    """What a sync did: rows landed per table, and how long it took."""
+    """What a sync did: rows in each `raw` table afterwards, how each was loaded, how long."""
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     absent_optional: list[str] = field(default_factory=list)
+    #: table -> "full" or "incremental"
+    load_kind: dict[str, str] = field(default_factory=dict)
+    #: table -> rows read from the source for it (the whole table, or the delta)
+    rows_read: dict[str, int] = field(default_factory=dict)
+    #: table -> seconds spent on it (where the time goes)
+    table_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _empty_optional_schema(name: str) -> pa.Schema:
@@ -42,40 +64,88 @@ def _empty_optional_schema(name: str) -> pa.Schema:
     return pa.schema([pa.field(c.name, arrow_type(c.type)) for c in table.columns])
 
 
-def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse) -> SyncReport:
-    """Replace `raw.<table>` for every ERP table. Raises `CrmError` with one clear line."""
+def check_staging_columns(tables: list[SourceTable]) -> None:
+    """Stop before writing anything when the source lost a column the staging models read."""
+    for table in tables:
+        missing = sorted(staging_columns(table.name) - set(table.schema.names))
+        if missing:
+            raise CrmError(
+                f"source table {table.name}: column(s) {', '.join(missing)} used by the staging "
+                f"model stg_erp__{table.name} no longer exist in the source")
+
+
+def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
+             overlap: dt.timedelta = DEFAULT_OVERLAP) -> SyncReport:
+    """Bring `raw.<table>` up to date for every ERP table. Raises `CrmError` with one line."""
     started = time.monotonic()
     source = ErpSource(source_url, source_schema)
     report = SyncReport()
     with source.snapshot() as conn:
         tables = source.tables(conn)
+        check_staging_columns(tables)
         present = {t.name for t in tables}
         report.absent_optional = [t for t in OPTIONAL_TABLES if t not in present]
-
-        def plan() -> Iterator[tuple[str, pa.Schema, Iterator[pa.RecordBatch]]]:
+        with open_loader(source, conn, source_url, warehouse) as loader, \
+                warehouse.transaction():
+            if isinstance(warehouse, PostgresWarehouse):
+                # The merge hashes every source key: keep that hash in memory, not on disk.
+                warehouse.execute(f"set local work_mem = '{MERGE_WORK_MEM}'")
+            states = read_states(warehouse, RAW_SCHEMA)
+            ensure_state_table(warehouse, RAW_SCHEMA)
+            synced_at = dt.datetime.now(dt.UTC)
             for table in tables:
-                yield table.name, table.schema, source.batches(conn, table)
+                table_started = time.monotonic()
+                kind, state, read = _sync_table(warehouse, loader, table,
+                                                states.get(table.name), overlap)
+                # A full load's row count is what it copied; a merge's must be counted.
+                rows = read if kind == "full" else _count(warehouse, table.name)
+                write_state(warehouse, RAW_SCHEMA, table.name, state, kind, rows, synced_at)
+                report.rows[table.name], report.load_kind[table.name] = rows, kind
+                report.rows_read[table.name] = read
+                report.table_seconds[table.name] = time.monotonic() - table_started
             for name in report.absent_optional:
-                yield name, _empty_optional_schema(name), iter(())
-
-        if source.backend == "postgresql" and isinstance(warehouse, DuckDBWarehouse):
-            # PostgreSQL → DuckDB at wire speed, same transaction rules.
-            with attached_source(warehouse.con, source_url), warehouse.transaction():
-                report.rows = copy_tables(warehouse.con, source_url, source.schema or "public",
-                                          [t.name for t in tables], RAW_SCHEMA)
-                for name in report.absent_optional:
-                    warehouse.create_table(RAW_SCHEMA, name, _empty_optional_schema(name))
-                    report.rows[name] = 0
-        elif source.backend == "postgresql" and isinstance(warehouse, PostgresWarehouse):
-            # PostgreSQL → PostgreSQL: binary COPY piped from one server to the other.
-            with postgres_copy.source_snapshot(source_url) as pg, warehouse.transaction():
-                report.rows = postgres_copy.copy_tables(
-                    pg, source.schema or "public", [t.name for t in tables], warehouse,
-                    RAW_SCHEMA)
-                for name in report.absent_optional:
-                    warehouse.create_table(RAW_SCHEMA, name, _empty_optional_schema(name))
-                    report.rows[name] = 0
-        else:
-            report.rows = replace_tables(warehouse, RAW_SCHEMA, plan())
+                schema = _empty_optional_schema(name)
+                warehouse.create_table(RAW_SCHEMA, name, schema)
+                state = TableState(signature("absent", [(f.name, str(f.type)) for f in schema]),
+                                   None)
+                write_state(warehouse, RAW_SCHEMA, name, state, "full", 0, synced_at)
+                report.rows[name], report.load_kind[name], report.rows_read[name] = 0, "full", 0
     report.seconds = time.monotonic() - started
     return report
+
+
+def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableState | None,
+                overlap: dt.timedelta) -> tuple[str, TableState, int]:
+    """Load one table, incrementally when it can be; returns (kind, new state, rows read)."""
+    sig = signature(loader.path, table.columns())
+    key = table.key
+    has_cursor = CURSOR_COLUMN in table.schema.names
+    if (key is not None and has_cursor and state is not None and state.signature == sig
+            and state.cursor is not None and wh.table_exists(RAW_SCHEMA, table.name)):
+        read = loader.stage(table, key, CURSOR_COLUMN, state.cursor - overlap)
+        target = qualified(RAW_SCHEMA, table.name)
+        keys, delta = (qualified(wh.temp_schema, name) for name in stage_tables(table.name))
+        k = quote_ident(key)
+        # Drop rows that vanished from the source, then those that come again in the delta
+        # (two statements, so both warehouses plan them as an anti-join and a semi-join).
+        wh.execute(f"delete from {target} as r where not exists "
+                   f"(select 1 from {keys} as k where k.{k} = r.{k})")
+        wh.execute(f"delete from {target} as r where exists "
+                   f"(select 1 from {delta} as d where d.{k} = r.{k})")
+        cols = ", ".join(quote_ident(n) for n in table.schema.names)
+        wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
+        newest = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from {delta}")[0][0]
+        cursor = max(state.cursor, newest) if newest is not None else state.cursor
+        wh.execute(f"drop table {keys}")
+        wh.execute(f"drop table {delta}")
+        return "incremental", TableState(sig, cursor), read
+    read = loader.full(table)
+    cursor = None
+    if has_cursor:
+        cursor = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from "
+                             f"{qualified(RAW_SCHEMA, table.name)}")[0][0]
+    return "full", TableState(sig, cursor), read
+
+
+def _count(wh: Warehouse, table: str) -> int:
+    return int(wh.fetchall(f"select count(*) from {qualified(RAW_SCHEMA, table)}")[0][0])

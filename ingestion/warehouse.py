@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
 import duckdb
@@ -25,6 +25,9 @@ class Warehouse(Protocol):
     """What the loaders need from a warehouse. SQL uses `?` placeholders on both kinds."""
 
     target: WarehouseTarget
+    #: The schema name under which `create_table` makes a session-private temporary table
+    #: (never visible to readers, gone at the end of the session).
+    temp_schema: str
 
     def transaction(self) -> Any: ...
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
@@ -67,6 +70,8 @@ def _duckdb_type(t: pa.DataType) -> str:
 class DuckDBWarehouse:
     """The embedded default: one DuckDB file, written by one process at a time."""
 
+    temp_schema = "temp"
+
     def __init__(self, target: WarehouseTarget) -> None:
         assert target.duckdb_path is not None
         self.target = target
@@ -88,7 +93,10 @@ class DuckDBWarehouse:
         try:
             yield
         except BaseException:
-            self.con.execute("rollback")
+            # An attached source whose connection died cannot roll back its side; the DuckDB
+            # side is undone regardless, and the original error is the one that says what failed.
+            with suppress(duckdb.Error):
+                self.con.execute("rollback")
             raise
         self.con.execute("commit")
 
@@ -106,6 +114,9 @@ class DuckDBWarehouse:
 
     def create_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
         cols = ", ".join(f"{quote_ident(f.name)} {_duckdb_type(f.type)}" for f in arrow_schema)
+        if schema == self.temp_schema:
+            self.con.execute(f"create or replace temp table {quote_ident(table)} ({cols})")
+            return
         self.con.execute(f"create schema if not exists {quote_ident(schema)}")
         self.con.execute(f"create or replace table {qualified(schema, table)} ({cols})")
 
@@ -147,6 +158,8 @@ def _pg_type(t: pa.DataType) -> str:
 class PostgresWarehouse:
     """The production warehouse. One psycopg connection; DDL and COPY are transactional."""
 
+    temp_schema = "pg_temp"
+
     def __init__(self, target: WarehouseTarget) -> None:
         self.target = target
         try:
@@ -181,7 +194,8 @@ class PostgresWarehouse:
 
     def create_table_typed(self, schema: str, table: str, wanted: list[tuple[str, str]]) -> None:
         """`create_table` with PostgreSQL column types given as (name, type) pairs."""
-        self.conn.execute(f"create schema if not exists {quote_ident(schema)}")
+        if schema != self.temp_schema:
+            self.conn.execute(f"create schema if not exists {quote_ident(schema)}")
         current = pg_columns(self.conn, schema, table)
         if current == wanted:
             self.conn.execute(f"truncate {qualified(schema, table)}")

@@ -101,7 +101,8 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
     with warehouse_write_lock(settings.warehouse):
         wh = open_warehouse(settings.warehouse)
         try:
-            report = sync_erp(settings.source_url, settings.source_schema, wh)
+            report = sync_erp(settings.source_url, settings.source_schema, wh,
+                              overlap=settings.sync_overlap)
         finally:
             wh.close()
     print(f"synced {len(report.rows)} tables, {sum(report.rows.values()):,} rows "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,7 +27,25 @@ DEFAULTS: dict[str, str] = {
     # Operations (beyond the contract): asset-check thresholds.
     "CRM_REJECT_RATE_WARN": "0.01",
     "CRM_LANDING_DEADLINE_HOUR": "6",
+    # Sync (beyond the contract): how far before its cursor an incremental sync looks again.
+    "CRM_SYNC_OVERLAP": "10m",
 }
+
+
+def parse_duration(text: str, name: str) -> timedelta:
+    """`600`, `600s`, `10m` or `1h` as a `timedelta` (a bare number is seconds)."""
+    value = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    factor = units.get(value[-1:])
+    number = value[:-1] if factor else value
+    try:
+        seconds = float(number) * (factor or 1)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds < 10**9:
+        raise CrmError(f"{name} must be a duration such as 600, 600s, 10m or 1h "
+                       f"(got {text!r})")
+    return timedelta(seconds=seconds)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -71,6 +89,9 @@ class Settings:
     reject_rate_warn: float = 0.01
     #: Local hour by which yesterday's landing folder should exist (freshness check).
     landing_deadline_hour: int = 6
+    #: How far before its cursor an incremental sync reads again: rows whose transaction
+    #: committed up to this long after a later-stamped one are still caught.
+    sync_overlap: timedelta = timedelta(minutes=10)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -107,6 +128,7 @@ class Settings:
             warehouse=parse_warehouse_url(warehouse_url, cwd),
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,
+            sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),
         )
 
     def today(self) -> date:

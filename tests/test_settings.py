@@ -47,3 +47,18 @@ def test_malformed_warehouse_urls(url: str) -> None:
     with pytest.raises(CrmError, match="CRM_WAREHOUSE_URL: malformed URL") as err:
         parse_warehouse_url(url, Path("."))
     assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    (None, 600), ("90", 90), ("45s", 45), ("10m", 600), ("2h", 7200), (" 1.5M ", 90),
+])
+def test_sync_overlap(tmp_path: Path, text: str | None, seconds: int) -> None:
+    environ = {"CRM_SYNC_OVERLAP": text} if text is not None else {}
+    assert Settings.from_env(environ=environ, cwd=tmp_path).sync_overlap.total_seconds() == \
+        seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "10d", "inf", "nan"])
+def test_bad_sync_overlap_is_one_clear_line(tmp_path: Path, text: str) -> None:
+    with pytest.raises(CrmError, match=r"^CRM_SYNC_OVERLAP must be a duration"):
+        Settings.from_env(environ={"CRM_SYNC_OVERLAP": text}, cwd=tmp_path)

@@ -27,7 +27,8 @@ def erp_tables(context: AssetExecutionContext, crm: CrmSettingsResource
     """All tables are synced together in one warehouse transaction, so they are one step."""
     settings = crm.settings()
     with crm.warehouse() as wh:
-        report = sync_erp(settings.source_url, settings.source_schema, wh)
+        report = sync_erp(settings.source_url, settings.source_schema, wh,
+                              overlap=settings.sync_overlap)
     context.log.info(f"synced {sum(report.rows.values())} rows in {report.seconds:.1f}s")
     for name, rows in report.rows.items():
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),
