@@ -202,6 +202,12 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def tenant_label(business_id: Any, branch_id: Any) -> str:
+    business = "no business" if business_id is None else f"Business {int(business_id)}"
+    branch = "no branch" if branch_id is None else f"Branch {int(branch_id)}"
+    return f"{business} · {branch}"
+
+
 def count(value: Any) -> str:
     return f"{int(value or 0):,}"
 

@@ -45,6 +45,7 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
     try:
         con = duckdb.connect(str(target.duckdb_path))
         try:
+            con.execute("set enable_progress_bar = false")
             tables = con.execute(
                 "select table_schema, table_name from information_schema.tables "
                 "where table_catalog = current_database() and table_schema in (?, ?) "

@@ -40,7 +40,7 @@ left, right = ui.st.columns(2)
 with left:
     fig = go.Figure([go.Scatter(x=frame["date"], y=frame[c], name=c, mode="lines")
                      for c in ("impressions", "clicks", "conversions")])
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", dtick=1)
     ui.chart("Impressions, clicks and conversions per day (log scale)", ui.style(fig),
              daily.select("date", "impressions", "clicks", "conversions", "sends"),
              file_name="campaign_activity")
@@ -67,7 +67,8 @@ with left:
 with right:
     cframe = ui.chart_frame(campaigns)
     fig = px.scatter(cframe, x="spend", y="revenue", color="campaign_type",
-                     hover_name="campaign_name", hover_data={"roi": ":.1%"})
+                     hover_name="campaign_name", hover_data={"roi": ":.1%"},
+                     color_discrete_sequence=ui.PALETTE)
     top = float(max(cframe["spend"].max() or 0, cframe["revenue"].max() or 0))
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="break-even",
                              line={"dash": "dot", "color": "#94a3b8"}))

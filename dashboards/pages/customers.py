@@ -38,15 +38,17 @@ with right:
     long = ui.chart_frame(balances).melt(
         id_vars="contact_type", value_vars=["account_balance", "advance_balance",
                                             "total_sale_due", "total_sale_return_due"])
+    long["variable"] = long["variable"].str.replace("_", " ")
     fig = px.bar(long, x="variable", y="value", color="contact_type", barmode="group",
-                 labels={"variable": "", "value": "amount"})
+                 labels={"variable": "", "value": "amount"}, color_discrete_sequence=ui.PALETTE)
     ui.chart("Balances and dues by contact type", ui.style(fig, height=520, money_axis=True),
              balances, file_name="balances")
 
 groups = data.customer_groups(src, scope, f)
 left, right = ui.st.columns([2, 3])
 with left:
-    fig = px.pie(ui.chart_frame(groups), names="customer_group", values="won_revenue", hole=0.5)
+    fig = px.pie(ui.chart_frame(groups), names="customer_group", values="won_revenue", hole=0.5,
+                 color_discrete_sequence=ui.PALETTE)
     ui.chart("Won revenue by customer group", ui.style(fig), groups,
              file_name="customer_groups_chart")
 with right:

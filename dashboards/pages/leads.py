@@ -36,7 +36,8 @@ by_source = data.leads_by_source(src, scope, f)
 left, right = ui.st.columns(2)
 with left:
     fig = px.bar(ui.chart_frame(by_month), x="cohort_month", y="leads", color="source",
-                 labels={"cohort_month": "cohort month", "leads": "leads"})
+                 labels={"cohort_month": "cohort month", "leads": "leads"},
+                 color_discrete_sequence=ui.PALETTE)
     fig.update_xaxes(dtick="M1", tickformat="%b %Y")
     ui.chart("Leads by source and cohort month", ui.style(fig),
              by_month.select("cohort_month", "source", "leads", "reached_qualified",

@@ -38,7 +38,7 @@ with left:
                    mode="lines+markers", line={"color": ui.PALETTE[2]}),
     ])
     fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "showgrid": False,
-                              "title": "deals"})
+                              "title": "deals", "tickformat": ",.0f"})
     ui.chart("Deals now in each stage: value and count", ui.style(fig, money_axis=True),
              stages.select("stage", "stage_order", "is_won", "is_lost", "deals", "value"),
              file_name="pipeline_stages")
@@ -60,8 +60,8 @@ by_tenant = data.pipeline_by_tenant(src, scope, f)
 left, right = ui.st.columns(2)
 with left:
     tframe = ui.chart_frame(by_tenant)
-    labels = [f"Business {b} · Branch {r}" for b, r in zip(tframe["business_id"],
-                                                          tframe["branch_id"], strict=True)]
+    labels = [ui.tenant_label(b, r) for b, r in by_tenant.select("business_id", "branch_id")
+              .iter_rows()]
     fig = go.Figure([
         go.Bar(y=labels, x=tframe["win_rate"], name="by count", orientation="h",
                marker_color=ui.PALETTE[0]),
