@@ -9,9 +9,9 @@ Pages call these functions and only lay out what they return. Rules kept here, o
 - **Rates from summed parts.** A rate over several rows is `sum(part) / sum(whole)`, never an
   average of the marts' per-row rates; NULL when the denominator is 0.
 - **Cached by data version.** Results are cached keyed by the SQL and its parameters (which
-  encode the filters and the scope) and by the warehouse's data version (the serving file's
-  identity for DuckDB, the last successful run for PostgreSQL), so a finished pipeline run
-  shows up on the next page run without a restart.
+  encode the filters and the scope) and by the warehouse's data version (the serving copy's
+  versioned file name for DuckDB, the last successful run for PostgreSQL), so a finished
+  pipeline run shows up on the next page run without a restart.
 - **DuckDB is read from the serving copy** (`orchestration.serving_copy`), never from the file
   the pipeline writes, so pages answer while a run is in progress.
 """
@@ -41,33 +41,33 @@ from orchestration.settings import Settings
 
 
 def _serving_file(settings: Settings) -> Path:
+    """The current versioned serving copy (the link resolved once per call)."""
     target = settings.warehouse
     assert target.duckdb_path is not None
-    path = serving_path(target.duckdb_path)
-    if not path.exists():
+    link = serving_path(target.duckdb_path)
+    if not link.exists():
         raise CrmError(f"no published data in {target.describe()} yet: run "
                        "`crm-analytics run` (or `make demo`) first")
-    return path
+    return link.resolve()
 
 
 _duckdb_lock = threading.Lock()
-_duckdb_connections: dict[tuple[str, tuple[int, int, int]], duckdb.DuckDBPyConnection] = {}
+_duckdb_connections: dict[str, duckdb.DuckDBPyConnection] = {}
 
 
 def _duckdb_cursor(path: Path) -> duckdb.DuckDBPyConnection:
-    """A cursor on a read-only connection to this version of the serving file.
+    """A cursor on a read-only connection to this version of the serving copy.
 
-    Opening a DuckDB file costs milliseconds, so one connection per file version is kept and
-    each query gets its own cursor (cursors may be used from different threads). When the
-    pipeline publishes a new copy, the file's identity changes and a new connection opens; the
-    old one keeps reading the replaced (unlinked) file until it is dropped."""
-    stat = path.stat()
-    key = (str(path), (stat.st_ino, stat.st_mtime_ns, stat.st_size))
+    Opening a DuckDB file costs milliseconds, so one connection per version file is kept and
+    each query gets its own cursor (cursors may be used from different threads). A newly
+    published version has a new file name, hence a new connection; connections to older
+    versions are dropped (the pipeline deletes those files; open handles keep reading)."""
+    key = str(path)
     with _duckdb_lock:
         con = _duckdb_connections.get(key)
         if con is None:
-            con = duckdb.connect(str(path), read_only=True)
-            for old in [k for k in _duckdb_connections if k[0] == key[0]]:
+            con = duckdb.connect(key, read_only=True)
+            for old in [k for k in _duckdb_connections if k != key]:
                 del _duckdb_connections[old]
             _duckdb_connections[key] = con
         return con.cursor()
@@ -102,8 +102,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
 def data_version(settings: Settings) -> str:
     """Changes whenever a pipeline run publishes new marts: the cache key's last part."""
     if settings.warehouse.is_duckdb:
-        stat = _serving_file(settings).stat()
-        return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+        return _serving_file(settings).name
     df = query(settings, "select cast(max(finished_at) as varchar) as v, count(*) as n "
                          "from meta.pipeline_runs")
     return f"{df['v'][0]}:{df['n'][0]}"

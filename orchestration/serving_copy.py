@@ -3,9 +3,15 @@
 DuckDB lets one process write a database file and then no other process may open it, so
 dashboards reading `warehouse.duckdb` would fail for the whole length of a pipeline run. After
 each successful run the pipeline therefore copies the schemas the dashboards read (`marts`,
-`meta`) into `<name>.serving.duckdb`: written under a temporary name, flushed to disk, then
-swapped in with `os.replace` (atomic on POSIX). A reader sees the old complete copy or the new
-complete copy, never a half-built one, and is never blocked by the writer.
+`meta`) into a new, versioned file `<name>.serving.<n>.duckdb`, flushes it to disk, and then
+points the symlink `<name>.serving.duckdb` at it with `os.replace` (atomic on POSIX). A reader
+resolves the link once and sees the old complete copy or the new complete copy, never a
+half-built one, and is never blocked by the writer.
+
+Why a new file name per version rather than replacing one file: DuckDB caches open databases
+by path within a process, so a dashboard process that reopened the same path after a swap
+would be handed the old database. Older versions are deleted, except the previous one, which
+a reader may just have resolved.
 
 PostgreSQL warehouses need none of this: dbt replaces each table inside a transaction.
 """
@@ -23,8 +29,15 @@ SERVED_SCHEMAS = ("marts", "meta")
 
 
 def serving_path(warehouse_file: Path) -> Path:
-    """`data/warehouse.duckdb` -> `data/warehouse.serving.duckdb`."""
+    """`data/warehouse.duckdb` -> `data/warehouse.serving.duckdb` (the symlink readers use)."""
     return warehouse_file.with_name(warehouse_file.stem + ".serving.duckdb")
+
+
+def _versions(link: Path) -> list[Path]:
+    """The versioned copies beside the link, oldest first."""
+    prefix = link.name.removesuffix(".duckdb") + "."
+    found = [p for p in link.parent.glob(prefix + "*.duckdb") if p.name[len(prefix):-7].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(prefix):-7]))
 
 
 def publish_serving_copy(target: WarehouseTarget) -> Path | None:
@@ -39,8 +52,11 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
     from ingestion.warehouse import qualified, quote_ident
 
     assert target.duckdb_path is not None
-    final = serving_path(target.duckdb_path)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    link = serving_path(target.duckdb_path)
+    existing = _versions(link)
+    number = int(existing[-1].name.split(".")[-2]) + 1 if existing else 1
+    final = link.with_name(link.name.removesuffix(".duckdb") + f".{number}.duckdb")
+    tmp = final.with_name(f".{final.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
         con = duckdb.connect(str(target.duckdb_path))
@@ -65,11 +81,17 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
             con.close()
         _fsync(tmp)
         os.replace(tmp, final)
+        new_link = link.with_name(f".{link.name}.link.tmp")
+        new_link.unlink(missing_ok=True)
+        new_link.symlink_to(final.name)
+        os.replace(new_link, link)
         _fsync(final.parent)
     except (duckdb.Error, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise CrmError(f"publishing the dashboards' serving copy {final} failed: "
                        f"{first_line(exc)}") from None
+    for old in _versions(link)[:-2]:
+        old.unlink(missing_ok=True)
     return final
 
 

@@ -27,6 +27,8 @@ from orchestration.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.dashboard_fixture import DashboardWarehouse
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
