@@ -1,6 +1,5 @@
 """Customers: top contacts by won revenue, balances and dues, customer groups. Layout only."""
 
-import plotly.express as px
 import plotly.graph_objects as go
 
 from dashboards import data, ui
@@ -28,27 +27,27 @@ with left:
         frame = ui.chart_frame(top)
         fig = go.Figure(go.Bar(y=frame["contact_code"], x=frame["won_revenue"],
                                orientation="h", marker_color=ui.PALETTE[1]))
-        fig.update_yaxes(autorange="reversed", type="category")
+        fig.layout.yaxis.update(autorange="reversed", type="category")
         ui.chart("Top 20 contacts by won revenue", ui.style(fig, height=520), top,
                  file_name="top_contacts")
     else:
         ui.empty("No contact here has won a deal yet.")
 with right:
     balances = data.balances_by_contact_type(src, scope, f)
-    long = ui.chart_frame(balances).melt(
-        id_vars="contact_type", value_vars=["account_balance", "advance_balance",
-                                            "total_sale_due", "total_sale_return_due"])
-    long["variable"] = long["variable"].str.replace("_", " ")
-    fig = px.bar(long, x="variable", y="value", color="contact_type", barmode="group",
-                 labels={"variable": "", "value": "amount"}, color_discrete_sequence=ui.PALETTE)
+    measures = ["account_balance", "advance_balance", "total_sale_due",
+                "total_sale_return_due"]
+    fig = go.Figure([go.Bar(x=[m.replace("_", " ") for m in measures],
+                            y=[row[m] for m in measures], name=row["contact_type"])
+                     for row in ui.chart_frame(balances).to_dict("records")])
     ui.chart("Balances and dues by contact type", ui.style(fig, height=520, money_axis=True),
              balances, file_name="balances")
 
 groups = data.customer_groups(src, scope, f)
 left, right = ui.st.columns([2, 3])
 with left:
-    fig = px.pie(ui.chart_frame(groups), names="customer_group", values="won_revenue", hole=0.5,
-                 color_discrete_sequence=ui.PALETTE)
+    gframe = ui.chart_frame(groups)
+    fig = go.Figure(go.Pie(labels=gframe["customer_group"], values=gframe["won_revenue"],
+                           hole=0.5, sort=False))
     ui.chart("Won revenue by customer group", ui.style(fig), groups,
              file_name="customer_groups_chart")
 with right:

@@ -1,7 +1,6 @@
 """Leads & conversion: leads by source and cohort month, qualification and win rates by
 source, and the cohort view. Layout only."""
 
-import plotly.express as px
 import plotly.graph_objects as go
 
 from dashboards import data, ui
@@ -35,10 +34,10 @@ by_month = data.leads_by_source_month(src, scope, f)
 by_source = data.leads_by_source(src, scope, f)
 left, right = ui.st.columns(2)
 with left:
-    fig = px.bar(ui.chart_frame(by_month), x="cohort_month", y="leads", color="source",
-                 labels={"cohort_month": "cohort month", "leads": "leads"},
-                 color_discrete_sequence=ui.PALETTE)
-    fig.update_xaxes(dtick="M1", tickformat="%b %Y")
+    fig = go.Figure([go.Bar(x=part["cohort_month"], y=part["leads"], name=source)
+                     for source, part in ui.chart_frame(by_month).groupby("source")])
+    fig.layout.barmode = "stack"
+    fig.layout.xaxis.update(dtick="M1", tickformat="%b %Y")
     ui.chart("Leads by source and cohort month", ui.style(fig),
              by_month.select("cohort_month", "source", "leads", "reached_qualified",
                              "won_leads"), file_name="leads_by_source_month")
@@ -50,7 +49,7 @@ with right:
         go.Bar(x=frame["source"], y=frame["lead_win_rate"], name="win rate",
                marker_color=ui.PALETTE[1]),
     ])
-    fig.update_yaxes(tickformat=".0%")
+    fig.layout.yaxis.tickformat = ".0%"
     ui.chart("Qualification and win rate by source", ui.style(fig),
              by_source.select("source", "leads", "reached_qualified", "won_leads",
                               "qualification_rate", "lead_win_rate"),

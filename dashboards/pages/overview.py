@@ -65,7 +65,7 @@ with right:
         fig = go.Figure(go.Bar(x=frame["value"], y=frame["stage"], orientation="h",
                                text=[ui.count(d) for d in frame["deals"]],
                                marker_color=ui.PALETTE[0]))
-        fig.update_yaxes(autorange="reversed")
+        fig.layout.yaxis.autorange = "reversed"
         ui.chart("Pipeline value by stage (deal count on the bars)", ui.style(fig),
                  stages.select("stage", "deals", "value"), file_name="pipeline_by_stage")
     else:

@@ -37,8 +37,8 @@ with left:
         go.Scatter(x=frame["stage"], y=frame["deals"], name="Deals", yaxis="y2",
                    mode="lines+markers", line={"color": ui.PALETTE[2]}),
     ])
-    fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "showgrid": False,
-                              "title": "deals", "tickformat": ",.0f"})
+    fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False,
+                         "title": "deals", "tickformat": ",.0f"}
     ui.chart("Deals now in each stage: value and count", ui.style(fig, money_axis=True),
              stages.select("stage", "stage_order", "is_won", "is_lost", "deals", "value"),
              file_name="pipeline_stages")
@@ -68,8 +68,8 @@ with left:
         go.Bar(y=labels, x=tframe["value_win_rate"], name="by value", orientation="h",
                marker_color=ui.PALETTE[1]),
     ])
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_yaxes(autorange="reversed")
+    fig.layout.xaxis.tickformat = ".0%"
+    fig.layout.yaxis.autorange = "reversed"
     ui.chart("Win rate by business and branch, by count and by value",
              ui.style(fig, height=max(340, 28 * len(labels))),
              by_tenant.select("business_id", "branch_id", "won_deals", "lost_deals",
@@ -79,7 +79,7 @@ with right:
     fig = go.Figure(go.Bar(y=labels, x=tframe["open_amount"], orientation="h",
                            text=[ui.count(d) for d in tframe["open_deals"]],
                            marker_color=ui.PALETTE[5]))
-    fig.update_yaxes(autorange="reversed")
+    fig.layout.yaxis.autorange = "reversed"
     ui.chart("Open pipeline by business and branch (open deals on the bars)",
              ui.style(fig, height=max(340, 28 * len(labels))),
              by_tenant.select("business_id", "branch_id", "open_deals", "open_amount"),
