@@ -112,7 +112,7 @@ def browser(server: str) -> Iterator[object]:
         chromium.close()
 
 
-def _open(browser: object, url: str, user: str | None) -> object:
+def _open(browser: object, url: str, user: str | None, *, charts: bool = True) -> object:
     headers = {"X-Forwarded-Email": user} if user else {}
     context = browser.new_context(viewport={"width": 1440, "height": 2600},  # type: ignore[attr-defined]
                                   extra_http_headers=headers)
@@ -123,6 +123,11 @@ def _open(browser: object, url: str, user: str | None) -> object:
     # Wait until the script run has finished (the status widget shows "Running..." until then).
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                            timeout=60_000)
+    if charts:  # the first run of a fresh server can still be streaming elements
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+            timeout=60_000)
     page.wait_for_timeout(1500)  # let Plotly draw before the screenshot
     return page
 
@@ -175,7 +180,7 @@ def test_a_scoped_user_sees_only_their_tenant_even_with_a_tampered_url(
 def test_unknown_and_anonymous_users_see_nothing(browser: object, server: str) -> None:
     for user, expected in (("mallory@example.com", "no access to any business"),
                            (None, "header from the sign-in proxy is missing")):
-        page = _open(browser, server, user)
+        page = _open(browser, server, user, charts=False)
         text = page.inner_text("body")
         assert expected in text
         assert page.locator('[data-testid="stMetric"]').count() == 0

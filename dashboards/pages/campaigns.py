@@ -60,8 +60,9 @@ with left:
                             xaxis=f"x{i}", yaxis=f"y{i}", marker_color=ui.PALETTE[i - 1])
                      for i, metric in enumerate(("ctr", "cvr", "roi"), start=1)])
     for i in (1, 2, 3):
-        left_edge = (i - 1) * 0.35
-        fig.layout[f"xaxis{i}"] = {"domain": [left_edge, left_edge + 0.3], "anchor": f"y{i}"}
+        left_edge = (i - 1) * 0.36
+        fig.layout[f"xaxis{i}"] = {"domain": [left_edge + 0.06 * (i > 1), left_edge + 0.28],
+                                   "anchor": f"y{i}"}
         fig.layout[f"yaxis{i}"] = {"anchor": f"x{i}", "tickformat": ".0%"}
     ui.chart("CTR, CVR and ROI by campaign type", ui.style(fig), by_type,
              file_name="campaign_types")
@@ -108,6 +109,7 @@ fig = go.Figure([
     go.Scatter(x=dframe["date"], y=dframe["clicks"], name="clicks", mode="lines", yaxis="y2",
                line={"color": ui.PALETTE[0], "dash": "dot"}),
 ])
-fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False, "title": "clicks"}
+fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False, "title": "clicks",
+                      "tickformat": ",.0f"}
 ui.chart(f"{names[picked]}: day by day", ui.style(fig, money_axis=True), detail,
          file_name=f"campaign_{picked}")
