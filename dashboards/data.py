@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -152,9 +152,10 @@ class Filters:
     sources: tuple[str, ...] = ()
 
     def previous_period(self) -> Filters:
-        """The period of equal length just before this one (same other filters)."""
+        """The period of equal length just before this one (same other filters); an empty
+        period when the range is open-ended, so nothing is compared."""
         if self.start is None or self.end is None:
-            return self
+            return replace(self, start=date.max, end=date.min)
         days = (self.end - self.start).days + 1
         return Filters(self.business_ids, self.branch_ids, self.start - timedelta(days=days),
                        self.start - timedelta(days=1), self.campaign_types, self.sources)
@@ -168,7 +169,7 @@ def previous_months(filters: Filters) -> Filters:
     """For the monthly lead cohorts: the same number of whole months just before the months
     the range overlaps (cohorts cannot be split into days)."""
     if filters.start is None or filters.end is None:
-        return filters
+        return replace(filters, start=date.max, end=date.min)
     first = filters.start.replace(day=1)
     months = (filters.end.year - first.year) * 12 + filters.end.month - first.month + 1
     index = first.year * 12 + first.month - 1 - months

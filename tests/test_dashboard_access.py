@@ -5,6 +5,7 @@ pipeline-built one."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,18 @@ def test_filters_cannot_widen_the_scope_in_sql(dashboard_warehouse: DashboardWar
     assert data.lead_sources(src, ana) and data.leads_by_source(
         src, ana, data.Filters(sources=("x') or ('1'='1",))).height == 0
     assert data.pipeline_totals(src, NOTHING, data.Filters())["total_deals"] == 0
+
+
+def test_previous_periods_have_equal_length() -> None:
+    days = data.Filters(business_ids=(1,), start=date(2026, 10, 5), end=date(2026, 11, 1))
+    before = days.previous_period()
+    assert (before.start, before.end, before.business_ids) == (date(2026, 9, 7),
+                                                               date(2026, 10, 4), (1,))
+    # Lead cohorts are months: Oct 5 – Nov 1 overlaps two months, so compare Aug and Sep.
+    months = data.previous_months(days)
+    assert (months.start, months.end) == (date(2026, 8, 1), date(2026, 9, 30))
+    across_year = data.previous_months(data.Filters(start=date(2026, 1, 1),
+                                                    end=date(2026, 2, 28)))
+    assert (across_year.start, across_year.end) == (date(2025, 11, 1), date(2025, 12, 31))
+    open_ended = data.Filters(start=date(2026, 10, 5)).previous_period()
+    assert open_ended.start > open_ended.end  # an empty period: nothing to compare with
