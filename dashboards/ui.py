@@ -161,8 +161,7 @@ def _multiselect(label: str, param: str, options: list[Any], fmt: Any) -> list[A
     else:
         st.session_state[key] = [o for o in st.session_state[key] if o in options]
     chosen = st.multiselect(label, options, key=key, format_func=fmt,
-                            placeholder=f"All {label.lower()}es" if label.endswith("s")
-                            else f"All ({len(options)})")
+                            placeholder=f"All ({len(options)})")
     if chosen:
         st.query_params[param] = ",".join(str(c) for c in chosen)
     else:
