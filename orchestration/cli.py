@@ -142,7 +142,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
     app = PROJECT_ROOT / "dashboards" / "app.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-            "--server.port", str(args.port), "--browser.gatherUsageStats", "false"]
+            "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "minimal"]
     os.execv(sys.executable, argv)
 
 

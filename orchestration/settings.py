@@ -29,7 +29,16 @@ DEFAULTS: dict[str, str] = {
     "CRM_LANDING_DEADLINE_HOUR": "6",
     # Sync (beyond the contract): how far before its cursor an incremental sync looks again.
     "CRM_SYNC_OVERLAP": "10m",
+    # Dashboards (beyond the contract): who may see which tenant.
+    "CRM_ACCESS_FILE": "",
+    "CRM_AUTH": "auto",
+    "CRM_AUTH_HEADER": "X-Forwarded-Email",
 }
+
+#: How the dashboards learn who is looking: `auto` = OIDC when Streamlit's `[auth]` secrets
+#: are configured, otherwise demo mode; `oidc`; `header` (a trusted authenticating proxy);
+#: `none` (demo mode: everything visible, badged "demo — not signed in").
+AUTH_MODES = ("auto", "oidc", "header", "none")
 
 
 def parse_duration(text: str, name: str) -> timedelta:
@@ -92,6 +101,12 @@ class Settings:
     #: How far before its cursor an incremental sync reads again: rows whose transaction
     #: committed up to this long after a later-stamped one are still caught.
     sync_overlap: timedelta = timedelta(minutes=10)
+    #: YAML file: user -> the business and branch ids they may see (dashboards).
+    access_file: Path | None = None
+    #: One of `AUTH_MODES`.
+    auth: str = "auto"
+    #: Request header carrying the signed-in user when `auth` is `header`.
+    auth_header: str = "X-Forwarded-Email"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -119,6 +134,10 @@ class Settings:
         except ValueError:
             raise CrmError("CRM_REJECT_RATE_WARN must be a number and CRM_LANDING_DEADLINE_HOUR "
                            "a whole hour (0-23)") from None
+        auth = env["CRM_AUTH"].strip().lower() or "auto"
+        if auth not in AUTH_MODES:
+            raise CrmError(f"CRM_AUTH must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        access_file = env["CRM_ACCESS_FILE"].strip()
         return cls(
             source_url=_absolute_sqlite_url(source_url, cwd),
             source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
@@ -129,6 +148,9 @@ class Settings:
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,
             sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),
+            access_file=(cwd / access_file).resolve() if access_file else None,
+            auth=auth,
+            auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",
         )
 
     def today(self) -> date:

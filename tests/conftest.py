@@ -71,3 +71,7 @@ def make_pg_database(postgres_server: str) -> Iterator[Callable[[str], str]]:
 def pg_database(make_pg_database: Callable[[str], str]) -> str:
     """One fresh, empty PostgreSQL database for this test (dropped afterwards)."""
     return make_pg_database("crm_test")
+
+
+# The dashboards' shared, pipeline-built warehouse (session scope, built on first use).
+from tests.dashboard_fixture import dashboard_warehouse  # noqa: E402, F401

@@ -1,58 +1,72 @@
-"""Overview: the headline KPIs and where revenue comes from. Layout only; queries live in
-`dashboards.data`."""
+"""Overview: the headline KPIs against the previous period of equal length, and the revenue
+trend. Layout only; numbers come from `dashboards.data`."""
 
-import plotly.express as px
-import streamlit as st
+import plotly.graph_objects as go
 
-from dashboards import data
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
+from dashboards import data, ui
 
+ctx = ui.page("CRM overview")
+src, scope, f = ctx.src, ctx.scope, ctx.filters
+previous = f.previous_period()
 
-def _money(value: object) -> str:
-    return f"{float(value):,.0f}"
+pipe = data.pipeline_totals(src, scope, f)
+leads = data.lead_totals(src, scope, f)
+leads_before = data.lead_totals(src, scope, data.previous_months(f))
+camp = data.campaign_totals(src, scope, f)
+camp_before = data.campaign_totals(src, scope, previous)
 
+SNAPSHOT = ("Snapshot at the as-of date for the selected businesses and branches. The "
+            "pipeline mart holds no history, so there is no previous period to compare with.")
+PERIOD = "Change against the previous period of equal length."
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+row = ui.st.columns(4)
+ui.kpi(row[0], "Open pipeline", ui.money(pipe["open_amount"]),
+       help=f"Sum of open deals' amounts ({ui.count(pipe['open_deals'])} deals). {SNAPSHOT}")
+ui.kpi(row[1], "Won revenue", ui.money(pipe["won_amount"]),
+       help=f"Sum of won deals' amounts ({ui.count(pipe['won_deals'])} deals). {SNAPSHOT}")
+ui.kpi(row[2], "Win rate", ui.pct(pipe["win_rate"]),
+       help=f"Won deals / (won + lost deals). {SNAPSHOT}")
+ui.kpi(row[3], "Lead qualification rate", ui.pct(leads["qualification_rate"]),
+       ui.change(leads["qualification_rate"], leads_before["qualification_rate"], rate=True),
+       help="Leads that reached qualified / leads, over the lead cohort months the date range "
+            "overlaps; change against the same number of months before.")
+row = ui.st.columns(4)
+ui.kpi(row[0], "Campaign revenue", ui.money(camp["revenue"]),
+       ui.change(camp["revenue"], camp_before["revenue"]), help=PERIOD)
+ui.kpi(row[1], "Campaign spend", ui.money(camp["spend"]),
+       ui.change(camp["spend"], camp_before["spend"]), inverse=True, help=PERIOD)
+ui.kpi(row[2], "Campaign ROI", ui.pct(camp["roi"]),
+       ui.change(camp["roi"], camp_before["roi"], rate=True),
+       help="(revenue − spend) / spend over the range; n/a when there was no spend. " + PERIOD)
+ui.kpi(row[3], "Leads", ui.count(leads["leads"]),
+       ui.change(leads["leads"], leads_before["leads"]),
+       help="Leads created in the cohort months the date range overlaps.")
 
-
-st.title("CRM overview")
-try:
-    settings = Settings.from_env()
-    kpis = data.headline_kpis(settings)
-    as_of = data.data_as_of(settings)
-    stages = data.pipeline_by_stage(settings)
-    daily = data.campaign_daily(settings)
-except CrmError as exc:
-    st.warning(f"No data to show: {exc}")
-    st.stop()
-
-if as_of:
-    st.caption(f"Data as of {as_of['as_of_date']:%Y-%m-%d} · last successful run "
-               f"{as_of['finished_at']:%Y-%m-%d %H:%M} UTC")
-
-cols = st.columns(5)
-cols[0].metric("Open pipeline", _money(kpis["open_pipeline"]))
-cols[1].metric("Won revenue", _money(kpis["won_revenue"]))
-cols[2].metric("Win rate", _pct(kpis["win_rate"]))
-cols[3].metric("Lead qualification rate", _pct(kpis["qualification_rate"]))
-cols[4].metric("Campaign ROI", _pct(kpis["roi"]))
-
-left, right = st.columns(2)
+daily = data.campaign_daily(src, scope, f)
+left, right = ui.st.columns([3, 2])
 with left:
-    st.subheader("Pipeline by stage")
-    if stages.height:
-        st.plotly_chart(px.bar(stages.to_pandas(), x="stage", y="value", text="deals",
-                               labels={"value": "Deal value", "stage": "Stage"}),
-                        use_container_width=True)
-    else:
-        st.info("No deals yet.")
-with right:
-    st.subheader("Campaign revenue and spend per day")
     if daily.height:
-        st.plotly_chart(px.line(daily.to_pandas(), x="date", y=["revenue", "spend"],
-                                labels={"value": "Amount", "date": "Date", "variable": ""}),
-                        use_container_width=True)
+        frame = ui.chart_frame(daily)
+        fig = go.Figure([
+            go.Bar(x=frame["date"], y=frame["revenue"], name="Revenue", marker_color=ui.REVENUE),
+            go.Scatter(x=frame["date"], y=frame["spend"], name="Spend", mode="lines",
+                       line={"color": ui.SPEND, "width": 2}),
+        ])
+        ui.chart("Revenue trend: campaign revenue and spend per day",
+                 ui.style(fig, money_axis=True), daily.select("date", "revenue", "spend"),
+                 file_name="revenue_trend")
     else:
-        st.info("No campaign activity yet.")
+        ui.empty("No campaign rows in this date range for the selected businesses and "
+                 "branches, so there is no revenue trend to draw.")
+with right:
+    stages = data.pipeline_stages(src, scope, f)
+    if stages.height:
+        frame = ui.chart_frame(stages)
+        fig = go.Figure(go.Bar(x=frame["value"], y=frame["stage"], orientation="h",
+                               text=[ui.count(d) for d in frame["deals"]],
+                               marker_color=ui.PALETTE[0]))
+        fig.layout.yaxis.autorange = "reversed"
+        ui.chart("Pipeline value by stage (deal count on the bars)", ui.style(fig),
+                 stages.select("stage", "deals", "value"), file_name="pipeline_by_stage")
+    else:
+        ui.empty("No deals for the selected businesses and branches.")

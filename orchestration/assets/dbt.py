@@ -16,6 +16,7 @@ from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_m
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 from orchestration.run_log import record_successful_run
+from orchestration.serving_copy import publish_serving_copy
 
 
 class CrmDbtTranslator(DagsterDbtTranslator):
@@ -55,6 +56,8 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
         raise CrmError(f"dbt build failed: {_failed_nodes(invocation)}")
     with crm.warehouse() as wh:
         record_successful_run(wh, as_of=as_of, run_id=context.run_id)
+    # The connection above is closed: the file is quiescent, publish the dashboards' copy.
+    publish_serving_copy(settings.warehouse)
 
 
 def _dbt_message(result: Mapping[str, Any]) -> str:

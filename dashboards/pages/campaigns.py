@@ -1,0 +1,115 @@
+"""Campaigns & ROI: activity, revenue and spend over time; CTR, CVR and ROI by campaign and by
+type; revenue against spend; a drill-down into one campaign. Layout only."""
+
+import plotly.graph_objects as go
+import polars as pl
+
+from dashboards import data, ui
+
+ctx = ui.page("Campaigns & ROI", campaign_type=True)
+src, scope, f = ctx.src, ctx.scope, ctx.filters
+
+totals = data.campaign_totals(src, scope, f)
+before = data.campaign_totals(src, scope, f.previous_period())
+campaigns = data.campaigns_table(src, scope, f)
+if not campaigns.height:
+    ui.empty("No campaign rows in this date range for the selected businesses, branches and "
+             "campaign types (a campaign has rows for its flight dates and dates with activity).")
+    ui.st.stop()
+
+row = ui.st.columns(6)
+ui.kpi(row[0], "Revenue", ui.money(totals["revenue"]),
+       ui.change(totals["revenue"], before["revenue"]))
+ui.kpi(row[1], "Spend", ui.money(totals["spend"]), ui.change(totals["spend"], before["spend"]),
+       inverse=True)
+ui.kpi(row[2], "ROI", ui.pct(totals["roi"]),
+       ui.change(totals["roi"], before["roi"], rate=True),
+       help="(revenue − spend) / spend; n/a when there was no spend")
+ui.kpi(row[3], "CTR", ui.pct(totals["ctr"]), ui.change(totals["ctr"], before["ctr"], rate=True),
+       help="clicks / impressions")
+ui.kpi(row[4], "CVR", ui.pct(totals["cvr"]), ui.change(totals["cvr"], before["cvr"], rate=True),
+       help="conversions / clicks")
+ui.kpi(row[5], "Conversions", ui.count(totals["conversions"]),
+       ui.change(totals["conversions"], before["conversions"]))
+
+daily = data.campaign_daily(src, scope, f)
+frame = ui.chart_frame(daily)
+left, right = ui.st.columns(2)
+with left:
+    fig = go.Figure([go.Scatter(x=frame["date"], y=frame[c], name=c, mode="lines")
+                     for c in ("impressions", "clicks", "conversions")])
+    fig.layout.yaxis.update(type="log", dtick=1)
+    ui.chart("Impressions, clicks and conversions per day (log scale)", ui.style(fig),
+             daily.select("date", "impressions", "clicks", "conversions", "sends"),
+             file_name="campaign_activity")
+with right:
+    fig = go.Figure([
+        go.Bar(x=frame["date"], y=frame["revenue"], name="revenue", marker_color=ui.REVENUE),
+        go.Scatter(x=frame["date"], y=frame["spend"], name="spend", mode="lines",
+                   line={"color": ui.SPEND, "width": 2}),
+    ])
+    ui.chart("Revenue and spend per day", ui.style(fig, money_axis=True),
+             daily.select("date", "revenue", "spend", "roi"), file_name="campaign_money")
+
+by_type = data.campaign_types_table(src, scope, f)
+left, right = ui.st.columns(2)
+with left:
+    tframe = ui.chart_frame(by_type)
+    # Three small panels side by side (plain axes: make_subplots costs ~20 ms per page run).
+    fig = go.Figure([go.Bar(x=tframe["campaign_type"], y=tframe[metric], name=metric.upper(),
+                            xaxis=f"x{i}", yaxis=f"y{i}", marker_color=ui.PALETTE[i - 1])
+                     for i, metric in enumerate(("ctr", "cvr", "roi"), start=1)])
+    for i in (1, 2, 3):
+        left_edge = (i - 1) * 0.36
+        fig.layout[f"xaxis{i}"] = {"domain": [left_edge + 0.06 * (i > 1), left_edge + 0.28],
+                                   "anchor": f"y{i}"}
+        fig.layout[f"yaxis{i}"] = {"anchor": f"x{i}", "tickformat": ".0%"}
+    ui.chart("CTR, CVR and ROI by campaign type", ui.style(fig), by_type,
+             file_name="campaign_types")
+with right:
+    cframe = ui.chart_frame(campaigns)
+    fig = go.Figure([
+        go.Scatter(x=part["spend"], y=part["revenue"], mode="markers", name=kind,
+                   text=part["campaign_name"],
+                   hovertemplate="%{text}<br>spend %{x:,.0f}<br>revenue %{y:,.0f}")
+        for kind, part in cframe.groupby("campaign_type")])
+    top = float(max(cframe["spend"].max() or 0, cframe["revenue"].max() or 0))
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="break-even",
+                             line={"dash": "dot", "color": "#94a3b8"}))
+    ui.chart("Revenue against spend, per campaign (above the line pays off)",
+             ui.style(fig, money_axis=True),
+             campaigns.select("campaign_id", "campaign_name", "campaign_type", "spend",
+                              "revenue", "roi"), file_name="revenue_vs_spend")
+
+ui.table("CTR, CVR and ROI by campaign", campaigns, file_name="campaigns", column_config={
+    "ctr": ui.st.column_config.NumberColumn("CTR", format="percent"),
+    "cvr": ui.st.column_config.NumberColumn("CVR", format="percent"),
+    "roi": ui.st.column_config.NumberColumn("ROI", format="percent"),
+})
+
+ui.st.subheader("Campaign drill-down")
+names = dict(zip(campaigns["campaign_id"].to_list(), campaigns["campaign_name"].to_list(),
+                 strict=True))
+picked = ui.st.selectbox("Campaign", list(names), format_func=lambda c: f"{names[c]} (#{c})",
+                         key="drill_campaign")
+one = campaigns.filter(pl.col("campaign_id") == picked).row(0, named=True)
+row = ui.st.columns(5)
+ui.kpi(row[0], "Revenue", ui.money(one["revenue"]))
+ui.kpi(row[1], "Spend", ui.money(one["spend"]),
+       help="budget spread evenly over the flight days; n/a without a budget or flight")
+ui.kpi(row[2], "ROI", ui.pct(one["roi"]), help="n/a when there was no spend")
+ui.kpi(row[3], "CTR", ui.pct(one["ctr"]))
+ui.kpi(row[4], "CVR", ui.pct(one["cvr"]))
+detail = data.campaign_daily(src, scope, f, campaign_id=picked)
+dframe = ui.chart_frame(detail)
+fig = go.Figure([
+    go.Bar(x=dframe["date"], y=dframe["revenue"], name="revenue", marker_color=ui.REVENUE),
+    go.Scatter(x=dframe["date"], y=dframe["spend"], name="spend", mode="lines",
+               line={"color": ui.SPEND}),
+    go.Scatter(x=dframe["date"], y=dframe["clicks"], name="clicks", mode="lines", yaxis="y2",
+               line={"color": ui.PALETTE[0], "dash": "dot"}),
+])
+fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False, "title": "clicks",
+                      "tickformat": ",.0f"}
+ui.chart(f"{names[picked]}: day by day", ui.style(fig, money_axis=True), detail,
+         file_name=f"campaign_{picked}")

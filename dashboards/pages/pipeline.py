@@ -1,0 +1,90 @@
+"""Pipeline: value and count by stage, the stage-reach funnel, win rates by count and value,
+and open pipeline by business and branch. Layout only."""
+
+import plotly.graph_objects as go
+import polars as pl
+
+from dashboards import data, ui
+
+ctx = ui.page("Pipeline", dates=False,
+              note="the pipeline is a snapshot at the as-of date (no date filter)")
+src, scope, f = ctx.src, ctx.scope, ctx.filters
+
+totals = data.pipeline_totals(src, scope, f)
+if not totals["total_deals"]:
+    ui.empty("No deals for the selected businesses and branches: the pipeline summary has "
+             "rows only for businesses and branches with at least one deal.")
+    ui.st.stop()
+
+row = ui.st.columns(5)
+ui.kpi(row[0], "Open pipeline", ui.money(totals["open_amount"]),
+       help=f"{ui.count(totals['open_deals'])} open deals")
+ui.kpi(row[1], "Won revenue", ui.money(totals["won_amount"]),
+       help=f"{ui.count(totals['won_deals'])} won deals")
+ui.kpi(row[2], "Lost value", ui.money(totals["lost_amount"]),
+       help=f"{ui.count(totals['lost_deals'])} lost deals")
+ui.kpi(row[3], "Win rate (count)", ui.pct(totals["win_rate"]),
+       help="won deals / (won + lost deals)")
+ui.kpi(row[4], "Win rate (value)", ui.pct(totals["value_win_rate"]),
+       help="won amount / (won + lost amount)")
+
+stages = data.pipeline_stages(src, scope, f)
+frame = ui.chart_frame(stages)
+left, right = ui.st.columns(2)
+with left:
+    fig = go.Figure([
+        go.Bar(x=frame["stage"], y=frame["value"], name="Value", marker_color=ui.PALETTE[0]),
+        go.Scatter(x=frame["stage"], y=frame["deals"], name="Deals", yaxis="y2",
+                   mode="lines+markers", line={"color": ui.PALETTE[2]}),
+    ])
+    fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False,
+                         "title": "deals", "tickformat": ",.0f"}
+    ui.chart("Deals now in each stage: value and count", ui.style(fig, money_axis=True),
+             stages.select("stage", "stage_order", "is_won", "is_lost", "deals", "value"),
+             file_name="pipeline_stages")
+with right:
+    reach = stages.filter(~pl.col("is_lost").fill_null(False)
+                          & pl.col("stage_order").is_not_null())
+    if reach.height:
+        rframe = ui.chart_frame(reach)
+        fig = go.Figure(go.Funnel(y=rframe["stage"], x=rframe["reached"],
+                                  textinfo="value+percent initial",
+                                  marker={"color": ui.PALETTE[0]}))
+        ui.chart("Stage reach: deals that got at least this far", ui.style(fig),
+                 reach.select("stage", "stage_order", "reached", "reach_rate"),
+                 file_name="stage_reach")
+    else:
+        ui.empty("No stages defined in the ERP, so there is no funnel to draw.")
+
+by_tenant = data.pipeline_by_tenant(src, scope, f)
+left, right = ui.st.columns(2)
+with left:
+    tframe = ui.chart_frame(by_tenant)
+    labels = [ui.tenant_label(b, r) for b, r in by_tenant.select("business_id", "branch_id")
+              .iter_rows()]
+    fig = go.Figure([
+        go.Bar(y=labels, x=tframe["win_rate"], name="by count", orientation="h",
+               marker_color=ui.PALETTE[0]),
+        go.Bar(y=labels, x=tframe["value_win_rate"], name="by value", orientation="h",
+               marker_color=ui.PALETTE[1]),
+    ])
+    fig.layout.xaxis.tickformat = ".0%"
+    fig.layout.yaxis.autorange = "reversed"
+    ui.chart("Win rate by business and branch, by count and by value",
+             ui.style(fig, height=max(340, 28 * len(labels))),
+             by_tenant.select("business_id", "branch_id", "won_deals", "lost_deals",
+                              "won_amount", "lost_amount", "win_rate", "value_win_rate"),
+             file_name="win_rates")
+with right:
+    fig = go.Figure(go.Bar(y=labels, x=tframe["open_amount"], orientation="h",
+                           text=[ui.count(d) for d in tframe["open_deals"]],
+                           marker_color=ui.PALETTE[5]))
+    fig.layout.yaxis.autorange = "reversed"
+    ui.chart("Open pipeline by business and branch (open deals on the bars)",
+             ui.style(fig, height=max(340, 28 * len(labels))),
+             by_tenant.select("business_id", "branch_id", "open_deals", "open_amount"),
+             file_name="open_pipeline_by_tenant")
+
+ui.empty("Open pipeline by owner and by expected close month needs deal-level rows (owner, "
+         "expected close date); the contract's marts aggregate above them, so these two views "
+         "are not shown.")
