@@ -17,26 +17,9 @@ stages as (
 
 ),
 
-events as (
+won_dates as (
 
-    select * from {{ ref('int_campaign_events_deduplicated') }}
-
-),
-
--- the first won event of each deal, as a reporting date, up to the as-of date
-won_events as (
-
-    select
-        deal_id,
-        min(event_date) as won_event_date
-
-    from events
-
-    where event_type = 'erp.opportunity.won'
-        and deal_id is not null
-        and event_date <= {{ as_of_date() }}
-
-    group by deal_id
+    select * from {{ ref('int_crm_deal_won_dates') }}
 
 ),
 
@@ -103,18 +86,18 @@ versions_with_won_date as (
             when versions_with_state.deal_state = 'won'
                 and (versions_with_state.previous_state is null
                     or versions_with_state.previous_state <> 'won')
-                and won_events.won_event_date <= versions_with_state.recorded_from
+                and won_dates.won_event_date <= versions_with_state.recorded_from
                 and (versions_with_state.previous_recorded_from is null
-                    or won_events.won_event_date > versions_with_state.previous_recorded_from)
-                then won_events.won_event_date
+                    or won_dates.won_event_date > versions_with_state.previous_recorded_from)
+                then won_dates.won_event_date
             else versions_with_state.recorded_from
         end as valid_from,
-        won_events.won_event_date
+        won_dates.won_event_date
 
     from versions_with_state
 
-    left join won_events
-        on versions_with_state.deal_id = won_events.deal_id
+    left join won_dates
+        on versions_with_state.deal_id = won_dates.deal_id
 
 ),
 
