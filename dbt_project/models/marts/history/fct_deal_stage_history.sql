@@ -85,7 +85,7 @@ final as (
         stages.stage_name,
         stages.stage_order,
         last_version.deal_state,
-        last_version.amount,
+        cast(last_version.amount as decimal(18, 2)) as amount,
         numbered_visits.entered_on,
         numbered_visits.exited_on,
         cast(
