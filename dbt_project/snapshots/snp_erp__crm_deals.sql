@@ -35,7 +35,7 @@ deals as (
 run_time as (
 
     select
-        {%- if existing is none %}
+            {%- if existing is none %}
         cast({{ as_of_date() }} as timestamp) as observed_at,
         true as is_recorded
         {%- else %}

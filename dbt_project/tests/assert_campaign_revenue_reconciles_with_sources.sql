@@ -19,7 +19,7 @@ mart_revenue as (
 campaign_events as (
 
     select * from {{ ref('int_campaign_events_deduplicated') }}
-    where event_type in ('{{ campaign_event_types() | join("', '") }}')
+    where event_type in ('{{ campaign_event_types() | join("', '") }}')  -- noqa: LT05
         and campaign_id is not null
 
 ),

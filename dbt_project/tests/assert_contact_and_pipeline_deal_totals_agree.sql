@@ -65,12 +65,26 @@ left_out_pairs as (
 
 both_sides as (
 
-    select business_id, branch_id, total_deals, open_deals, open_amount, won_deals,
-        won_amount, lost_deals
+    select
+        business_id,
+        branch_id,
+        total_deals,
+        open_deals,
+        open_amount,
+        won_deals,
+        won_amount,
+        lost_deals
     from contact_pairs
     union all
-    select business_id, branch_id, total_deals, open_deals, open_amount, won_deals,
-        won_amount, lost_deals
+    select
+        business_id,
+        branch_id,
+        total_deals,
+        open_deals,
+        open_amount,
+        won_deals,
+        won_amount,
+        lost_deals
     from left_out_pairs
 
 ),

@@ -15,9 +15,14 @@ contacts as (
 
 contact_pairs as (
 
-    select distinct business_id, branch_id from contacts
+    select distinct
+        business_id,
+        branch_id
+    from contacts
     union
-    select cast(null as bigint) as business_id, cast(null as bigint) as branch_id
+    select
+        cast(null as bigint) as business_id,
+        cast(null as bigint) as branch_id
 
 ),
 
@@ -29,7 +34,11 @@ aggregated_pairs as (
         'fct_stage_conversion',
     ] %}
     {%- for mart in aggregated_marts %}
-    select distinct '{{ mart }}' as mart, business_id, branch_id from {{ ref(mart) }}
+    select distinct
+        '{{ mart }}' as mart,
+        business_id,
+        branch_id
+    from {{ ref(mart) }}
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -60,16 +69,16 @@ contact_summary_mismatches as (
 
     select
         'v_crm_contact_summary' as mart,
-        summary.business_id,
-        summary.branch_id
+        contact_summary.business_id,
+        contact_summary.branch_id
 
-    from {{ ref('v_crm_contact_summary') }} as summary
+    from {{ ref('v_crm_contact_summary') }} as contact_summary
 
     inner join contacts
-        on summary.contact_pk = contacts.contact_id
+        on contact_summary.contact_pk = contacts.contact_id
 
-    where summary.business_id is distinct from contacts.business_id
-        or summary.branch_id is distinct from contacts.branch_id
+    where contact_summary.business_id is distinct from contacts.business_id
+        or contact_summary.branch_id is distinct from contacts.branch_id
 
 ),
 
@@ -90,8 +99,10 @@ history_mismatches as (
         on deals.contact_id = contacts.contact_id
 
     where history.is_current
-        and (history.business_id is distinct from contacts.business_id
-            or history.branch_id is distinct from contacts.branch_id)
+        and (
+            history.business_id is distinct from contacts.business_id
+            or history.branch_id is distinct from contacts.branch_id
+        )
 
 ),
 

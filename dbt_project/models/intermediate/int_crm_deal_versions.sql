@@ -23,8 +23,9 @@ won_dates as (
 
 ),
 
--- a version superseded on its own day (a same-date rerun that saw a change) never held at
--- the end of any day: it is dropped
+-- only what the runs up to the as-of date recorded (a run for an earlier date shows history
+-- as it was known then); a version superseded on its own day (a same-date rerun saw a
+-- change) never held at the end of any day: it is dropped
 day_versions as (
 
     select
@@ -36,12 +37,18 @@ day_versions as (
         close_date,
         created_at,
         cast(dbt_valid_from as date) as recorded_from,
-        cast(dbt_valid_to as date) as recorded_to
+        case
+            when cast(dbt_valid_to as date) <= {{ as_of_date() }}
+                then cast(dbt_valid_to as date)
+        end as recorded_to
 
     from snapshot_versions
 
-    where dbt_valid_to is null
-        or cast(dbt_valid_to as date) > cast(dbt_valid_from as date)
+    where cast(dbt_valid_from as date) <= {{ as_of_date() }}
+        and (
+            dbt_valid_to is null
+            or cast(dbt_valid_to as date) > cast(dbt_valid_from as date)
+        )
 
 ),
 
@@ -84,11 +91,15 @@ versions_with_won_date as (
         versions_with_state.*,
         case
             when versions_with_state.deal_state = 'won'
-                and (versions_with_state.previous_state is null
-                    or versions_with_state.previous_state <> 'won')
+                and (
+                    versions_with_state.previous_state is null
+                    or versions_with_state.previous_state <> 'won'
+                )
                 and won_dates.won_event_date <= versions_with_state.recorded_from
-                and (versions_with_state.previous_recorded_from is null
-                    or won_dates.won_event_date > versions_with_state.previous_recorded_from)
+                and (
+                    versions_with_state.previous_recorded_from is null
+                    or won_dates.won_event_date > versions_with_state.previous_recorded_from
+                )
                 then won_dates.won_event_date
             else versions_with_state.recorded_from
         end as valid_from,

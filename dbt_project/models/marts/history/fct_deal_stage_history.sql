@@ -94,12 +94,14 @@ final as (
                 'coalesce(numbered_visits.exited_on, ' ~ as_of_date() ~ ')',
                 'day'
             ) }}
-        as bigint) as days_in_stage,
+            as bigint
+        ) as days_in_stage,
         numbered_visits.exited_on is null as is_current,
         numbered_visits.next_stage_id,
         -- the deal was already in this stage when history began: entered_on is when it was
         -- first seen, not when it entered
-        (numbered_visits.visit_number = 1
+        (
+            numbered_visits.visit_number = 1
             and first_version.recorded_from = history_start.history_started_on
             and numbered_visits.entered_on = first_version.recorded_from)
             as entered_before_history

@@ -45,8 +45,8 @@ open_versions_by_day as (
     from history_days
 
     inner join versions
-        on versions.valid_from <= history_days.pipeline_date
-        and (versions.valid_to is null or versions.valid_to > history_days.pipeline_date)
+        on history_days.pipeline_date >= versions.valid_from
+        and (versions.valid_to is null or history_days.pipeline_date < versions.valid_to)
 
     left join contacts
         on versions.contact_id = contacts.contact_id

@@ -60,7 +60,7 @@ deal_outcomes as (
 
     left join visits as later
         on open_stage_visits.deal_id = later.deal_id
-        and later.visit_number > open_stage_visits.visit_number
+        and open_stage_visits.visit_number < later.visit_number
 
     where open_stage_visits.stage_visit_rank = 1
 
