@@ -26,7 +26,7 @@ lint: $(STAMP)
 
 # SQL style of every dbt model, macro, snapshot and test (.sqlfluff; dbt templater)
 sqllint: $(STAMP)
-	$(BIN)/sqlfluff lint dbt_project
+	CRM_DUCKDB_PATH=target/sqlfluff.duckdb $(BIN)/sqlfluff lint dbt_project
 
 # dbt's documentation site (target/index.html, and target/static_index.html as one file).
 # The catalog needs a built warehouse: the demo's when there is one, else a small one built
