@@ -39,7 +39,10 @@ event_revenue as (
 
 event_days as (
 
-    select distinct campaign_id, event_date from campaign_events
+    select distinct
+        campaign_id,
+        event_date
+    from campaign_events
 
 ),
 
