@@ -259,3 +259,42 @@ def test_querying_guide_has_ten_questions() -> None:
 def test_querying_guide_query_runs_and_answers(history: History, title: str, sql: str) -> None:
     rows = _query(history.warehouse, sql)
     assert rows, f"{title}: no rows"
+
+
+def test_semantic_layer_metrics_match_the_mart(history: History, tmp_path: Path) -> None:
+    """One query through the dbt semantic layer (MetricFlow's `mf query`): campaign revenue,
+    spend and ROI by month, against the daily mart's rows summed here."""
+    env = {**os.environ, "DBT_PROFILES_DIR": str(REPO_ROOT), "CRM_DBT_TARGET": "duckdb",
+           "CRM_DUCKDB_PATH": str(history.warehouse), "DBT_LOG_PATH": str(tmp_path / "logs"),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    bin_dir = Path(sys.executable).parent
+    parse = subprocess.run([str(bin_dir / "dbt"), "parse", "--profiles-dir", str(REPO_ROOT)],
+                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+                           check=False)
+    assert parse.returncode == 0, parse.stdout[-4000:]
+    out = tmp_path / "metrics.csv"
+    query = subprocess.run(
+        [str(bin_dir / "mf"), "query", "--metrics", "campaign_revenue,campaign_spend,campaign_roi",
+         "--group-by", "metric_time__month", "--csv", str(out)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert query.returncode == 0 and out.exists(), query.stdout[-4000:] + query.stderr[-2000:]
+
+    expected: dict[date, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for r in _query(history.warehouse, 'select "date", revenue, spend '
+                                       "from marts.v_crm_campaign_performance"):
+        month = r["date"].replace(day=1)
+        expected[month][0] += r["revenue"]
+        expected[month][1] += r["spend"] or 0
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",") == ["metric_time__month", "campaign_revenue", "campaign_spend",
+                                   "campaign_roi"]
+    actual = {}
+    for line in lines[1:]:
+        month, revenue, spend, roi = line.split(",")
+        actual[date.fromisoformat(month[:10])] = (Decimal(revenue), Decimal(spend), roi)
+    assert sorted(actual) == sorted(expected)
+    for month, (revenue, spend) in expected.items():
+        got_revenue, got_spend, got_roi = actual[month]
+        assert got_revenue == revenue and abs(got_spend - spend) < Decimal("0.000001"), month
+        if spend:
+            assert abs(float(got_roi) - float((revenue - spend) / spend)) < 1e-9, month
