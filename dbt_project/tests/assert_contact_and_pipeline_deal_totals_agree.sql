@@ -108,19 +108,38 @@ summed as (
     -- contacts without deals add pairs with zero deals; the pipeline has no row for them
     having sum(total_deals) > 0
 
+),
+
+-- every pair on either side (PostgreSQL cannot full-join on `is not distinct from`)
+all_pairs as (
+
+    select
+        business_id,
+        branch_id
+    from pipeline_pairs
+    union
+    select
+        business_id,
+        branch_id
+    from summed
+
 )
 
 select
-    coalesce(pipeline_pairs.business_id, summed.business_id) as business_id,
-    coalesce(pipeline_pairs.branch_id, summed.branch_id) as branch_id,
+    all_pairs.business_id,
+    all_pairs.branch_id,
     pipeline_pairs.total_deals as pipeline_deals,
     summed.total_deals as contact_deals
 
-from pipeline_pairs
+from all_pairs
 
-full outer join summed
-    on pipeline_pairs.business_id is not distinct from summed.business_id
-    and pipeline_pairs.branch_id is not distinct from summed.branch_id
+left join pipeline_pairs
+    on all_pairs.business_id is not distinct from pipeline_pairs.business_id
+    and all_pairs.branch_id is not distinct from pipeline_pairs.branch_id
+
+left join summed
+    on all_pairs.business_id is not distinct from summed.business_id
+    and all_pairs.branch_id is not distinct from summed.branch_id
 
 where pipeline_pairs.total_deals is distinct from summed.total_deals
     or pipeline_pairs.open_deals is distinct from summed.open_deals
