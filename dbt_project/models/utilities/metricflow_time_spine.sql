@@ -10,7 +10,9 @@ days as (
 
     from (select 1 as anchor) as one_row
 
-    {{ join_date_series("cast('2020-01-01' as date)", "cast('2035-12-31' as date)", 'spine', 'spine_day') }}
+    {{ join_date_series(
+        "cast('2020-01-01' as date)", "cast('2035-12-31' as date)", 'spine', 'spine_day'
+    ) }}
 
 ),
 
