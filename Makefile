@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install lint dashboard clean
+.PHONY: demo test install lint sqllint docs dashboard clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is required"; exit 1; }
@@ -23,6 +23,29 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# SQL style of every dbt model, macro, snapshot and test (.sqlfluff; dbt templater)
+sqllint: $(STAMP)
+	CRM_DUCKDB_PATH=target/sqlfluff.duckdb $(BIN)/sqlfluff lint dbt_project
+
+# dbt's documentation site (target/index.html, and target/static_index.html as one file).
+# The catalog needs a built warehouse: the demo's when there is one, else a small one built
+# here from a generated two-week ERP (target/docs_build/), so it works from a fresh clone.
+DOCS_BUILD = target/docs_build
+DOCS_WAREHOUSE = $(if $(wildcard data/warehouse.duckdb),data/warehouse.duckdb,$(DOCS_BUILD)/warehouse.duckdb)
+docs: $(STAMP)
+	@if [ ! -f "$(DOCS_WAREHOUSE)" ]; then \
+		echo "no warehouse yet: building a small one in $(DOCS_BUILD) for the docs catalog"; \
+		mkdir -p $(DOCS_BUILD) && \
+		export CRM_SOURCE_URL=sqlite:///$(DOCS_BUILD)/erp.sqlite \
+			CRM_EVENTS_PATH=$(DOCS_BUILD)/events \
+			CRM_WAREHOUSE_URL=duckdb:///$(DOCS_BUILD)/warehouse.duckdb && \
+		$(BIN)/crm-analytics generate --days 14 --quiet && \
+		$(BIN)/crm-analytics run || exit 1; \
+	fi
+	CRM_DBT_TARGET=duckdb CRM_DUCKDB_PATH=$(DOCS_WAREHOUSE) \
+		$(BIN)/dbt docs generate --profiles-dir . --static
+	@echo "docs: open target/static_index.html, or run: $(BIN)/dbt docs serve --profiles-dir ."
 
 dashboard: $(STAMP)
 	$(BIN)/crm-analytics dashboard

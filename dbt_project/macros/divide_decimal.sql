@@ -33,3 +33,15 @@
 {% macro postgres__integer_divide(numerator, denominator) -%}
     div(cast({{ numerator }} as numeric), cast({{ denominator }} as numeric))
 {%- endmacro %}
+
+{#- Money per unit (an average amount per deal, per conversion, per contact), exact to the
+    cent: NULL when the count is 0 or NULL (like a rate), else divide_decimal. -#}
+{#- The outer cast keeps the type decimal(18,2) on PostgreSQL, where a CASE drops it. -#}
+{% macro money_per(amount, count) -%}
+    cast(
+        case
+            when {{ count }} > 0
+                then {{ divide_decimal(amount, count, scale=2, precision=18) }}
+        end
+    as decimal(18, 2))
+{%- endmacro %}

@@ -31,6 +31,8 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         return AssetKey([schema, name]) if schema else AssetKey([name])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "snapshot":
+            return "snapshots"  # the deal history dbt records at every run
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "dbt"
 

@@ -45,7 +45,7 @@ deliveries as (
 campaign_deliveries as (
 
     select * from deliveries
-    where event_type in ('{{ campaign_event_types() | join("', '") }}')
+    where event_type in ('{{ campaign_event_types() | join("', '") }}')  -- noqa: LT05
         and campaign_id is not null
 
 ),
@@ -54,7 +54,10 @@ campaign_deliveries as (
 
 touched_pairs as (
 
-    select distinct campaign_id, event_date from campaign_deliveries
+    select distinct
+        campaign_id,
+        event_date
+    from campaign_deliveries
     {% if is_incremental() %}
     union
     select campaign_id, event_date from {{ this }}
@@ -155,7 +158,7 @@ aggregated as (
         on winners.campaign_id = touched_pairs.campaign_id
         and winners.event_date = touched_pairs.event_date
 
-    where winners.event_type in ('{{ campaign_event_types() | join("', '") }}')
+    where winners.event_type in ('{{ campaign_event_types() | join("', '") }}')  -- noqa: LT05
 
     group by winners.campaign_id, winners.event_date
 
@@ -172,7 +175,10 @@ final as (
         cast(coalesce(aggregated.conversions, 0) as bigint) as conversions,
         cast(coalesce(aggregated.revenue, 0) as decimal(18, 2)) as revenue,
         cast(coalesce(aggregated.sends, 0) as bigint) as sends,
-        (select max(loaded_at) from {{ source('raw', 'event_files') }}) as built_from_loaded_at,
+        (
+            select max(event_files.loaded_at)
+            from {{ source('raw', 'event_files') }} as event_files
+        ) as built_from_loaded_at,
         cast('{{ reporting_tz() }}' as varchar) as reporting_tz
 
     from touched_pairs

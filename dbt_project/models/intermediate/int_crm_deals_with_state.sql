@@ -40,7 +40,10 @@ deals_with_state as (
             else 'open'
         end as deal_state,
 
-        deals.amount
+        deals.amount,
+        deals.owner_id,
+        deals.close_date,
+        deals.created_at
 
     from deals
 

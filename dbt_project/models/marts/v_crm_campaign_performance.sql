@@ -58,7 +58,7 @@ campaign_attributes as (
 
     select
         *,
-        {{ dbt.datediff('flight_start_date', 'flight_end_date', 'day') }} + 1 as flight_days
+        {{ dbt.datediff('flight_start_date', 'flight_end_date', 'day') }} + 1 as flight_days  -- noqa: LT05
 
     from campaign_flights
 
@@ -125,15 +125,24 @@ erp_activity as (
 
 campaign_dates as (
 
-    select campaign_id, activity_date from flight_dates
+    select
+        campaign_id,
+        activity_date
+    from flight_dates
 
     union
 
-    select campaign_id, activity_date from event_activity
+    select
+        campaign_id,
+        activity_date
+    from event_activity
 
     union
 
-    select campaign_id, activity_date from erp_activity
+    select
+        campaign_id,
+        activity_date
+    from erp_activity
 
 ),
 
@@ -169,7 +178,7 @@ daily_performance as (
             when campaign_dates.activity_date
                 between campaign_attributes.flight_start_date
                 and campaign_attributes.flight_end_date
-                then {{ divide_decimal('campaign_attributes.budget', 'campaign_attributes.flight_days') }}
+                then {{ divide_decimal('campaign_attributes.budget', 'campaign_attributes.flight_days') }}  -- noqa: LT05
             else 0
         end as spend
 

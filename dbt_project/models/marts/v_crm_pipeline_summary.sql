@@ -113,7 +113,7 @@ open_deals_reaching_stage as (
     inner join open_deals_per_order
         on pair_stages.business_id is not distinct from open_deals_per_order.business_id
         and pair_stages.branch_id is not distinct from open_deals_per_order.branch_id
-        and open_deals_per_order.stage_order >= pair_stages.stage_order
+        and pair_stages.stage_order <= open_deals_per_order.stage_order
 
     where pair_stages.stage_id is not null
 
@@ -145,7 +145,9 @@ pipeline_summary as (
 
         {{ safe_ratio('pair_totals.won_deals', 'pair_totals.won_deals + pair_totals.lost_deals') }}
             as win_rate,
-        {{ safe_ratio('pair_totals.won_amount', 'pair_totals.won_amount + pair_totals.lost_amount') }}
+        {{ safe_ratio(
+            'pair_totals.won_amount', 'pair_totals.won_amount + pair_totals.lost_amount'
+        ) }}
             as value_win_rate,
 
         cast(
@@ -156,7 +158,8 @@ pipeline_summary as (
                 else coalesce(open_deals_reaching_stage.open_deals_at_or_beyond, 0)
                     + pair_totals.won_deals
             end
-        as bigint) as stage_reach_count
+            as bigint
+        ) as stage_reach_count
 
     from pair_stages
 
