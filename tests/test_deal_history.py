@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,18 @@ def _read_deals(db: Path) -> DealStates:
 def _update(db: Path, sql: str, *params: Any) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute(sql, params)
+
+
+def _erp_now() -> str:
+    """Now, as the ERP stores timestamps in SQLite."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _edit_deal(db: Path, deal_id: int, assignments: str, *params: Any) -> None:
+    """Change a deal as the ERP does: Django's `auto_now` moves `updated_at` on every save,
+    which is what the incremental sync follows."""
+    _update(db, f"update crm_deals set {assignments}, updated_at = ? where id = ?",
+            *params, _erp_now(), deal_id)
 
 
 def _query(warehouse: Path, sql: str) -> list[dict[str, Any]]:
@@ -117,26 +129,27 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         if not r["is_won"] and not r["is_lost"] and r["deal_count"] > 0}
 
     # D1 -> D2: forward, won, lost, amount change, stage cleared
-    _update(db, "update crm_deals set stage_id = ? where id = ?", third, picked["forward_back"])
-    _update(db, "update crm_deals set stage_id = ? where id = ?", won_stage, picked["won"])
-    _update(db, "update crm_deals set stage_id = ? where id = ?", lost_stage, picked["lost"])
-    _update(db, "update crm_deals set amount = amount + 1000.25 where id = ?", picked["amount"])
-    _update(db, "update crm_deals set stage_id = null where id = ?", picked["cleared"])
+    _edit_deal(db, picked["forward_back"], "stage_id = ?", third)
+    _edit_deal(db, picked["won"], "stage_id = ?", won_stage)
+    _edit_deal(db, picked["lost"], "stage_id = ?", lost_stage)
+    _edit_deal(db, picked["amount"], "amount = amount + 1000.25")
+    _edit_deal(db, picked["cleared"], "stage_id = null")
     _crm(["run", "--date", D2.isoformat()], tmp, env)
     recorded.append((D2, _read_deals(db)))
 
     # D2 -> D3: a move back, a forward move, a new deal
-    _update(db, "update crm_deals set stage_id = ? where id = ?", second, picked["forward_back"])
-    _update(db, "update crm_deals set stage_id = ? where id = ?", second, picked["rerun"])
+    _edit_deal(db, picked["forward_back"], "stage_id = ?", second)
+    _edit_deal(db, picked["rerun"], "stage_id = ?", second)
     contact = recorded[0][1][picked["forward_back"]][2]
-    _update(db, "insert into crm_deals (id, title, contact_id, stage_id, amount) "
-                "values (990001, 'New after history began', ?, ?, 42.50)", contact, first)
+    _update(db, "insert into crm_deals (id, title, contact_id, stage_id, amount, updated_at) "
+                "values (990001, 'New after history began', ?, ?, 42.50, ?)",
+            contact, first, _erp_now())
     picked["new"] = 990001
     _crm(["run", "--date", D3.isoformat()], tmp, env)
     recorded.append((D3, _read_deals(db)))
 
     # a rerun of D3 that sees one more change: the end-of-day state is the rerun's
-    _update(db, "update crm_deals set stage_id = ? where id = ?", fourth, picked["rerun"])
+    _edit_deal(db, picked["rerun"], "stage_id = ?", fourth)
     _crm(["run", "--date", D3.isoformat()], tmp, env)
     recorded.append((D3, _read_deals(db)))
 
