@@ -124,3 +124,25 @@ def test_a_second_writer_is_refused_while_a_run_holds_the_warehouse(tmp_path: Pa
         proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=src)
         assert_one_line_error(proc, "another pipeline run is writing")
     assert crm(["sync"], tmp_path, CRM_SOURCE_URL=src).returncode == 0
+
+
+@pytest.mark.slow
+def test_demo_on_the_embedded_defaults_prints_the_headline_numbers(tmp_path: Path) -> None:
+    """What a newcomer sees after `make demo`: numbers, the dashboards hint, and nothing else
+    on stderr; a second demo reuses the data it generated."""
+    first = crm(["demo", "--date", "2026-11-01"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip() == "", first.stderr
+    assert "generating the demo ERP" in first.stdout
+    labels = ["Open pipeline", "Won revenue", "Win rate (count)", "Lead qualification rate",
+              "Campaign revenue", "Campaign spend", "Campaign ROI"]
+    lines = {ln.strip().rsplit("  ", 1)[0].strip(): ln.split()[-1]
+             for ln in first.stdout.splitlines() if ln.startswith("  ")}
+    assert list(lines) == labels
+    assert all(v[0].isdigit() for v in lines.values()), lines
+    assert "crm-analytics dashboard" in first.stdout
+    assert (tmp_path / "data" / "erp_demo.sqlite").is_file()
+    assert (tmp_path / "data" / "warehouse.duckdb").is_file()
+    again = crm(["demo", "--date", "2026-11-01"], tmp_path)
+    assert again.returncode == 0 and "generating" not in again.stdout
+    assert again.stdout.split("\n\n")[1] == first.stdout.split("\n\n")[1]  # same numbers
