@@ -150,6 +150,8 @@ class Filters:
     end: date | None = None
     campaign_types: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    #: Deal owners (Pipeline page); only marts with an owner_id column are narrowed by it.
+    owner_ids: tuple[int, ...] = ()
 
     def previous_period(self) -> Filters:
         """The period of equal length just before this one (same other filters); an empty
@@ -157,8 +159,8 @@ class Filters:
         if self.start is None or self.end is None:
             return replace(self, start=date.max, end=date.min)
         days = (self.end - self.start).days + 1
-        return Filters(self.business_ids, self.branch_ids, self.start - timedelta(days=days),
-                       self.start - timedelta(days=1), self.campaign_types, self.sources)
+        return replace(self, start=self.start - timedelta(days=days),
+                       end=self.start - timedelta(days=1))
 
 
 #: The campaign mart's `date` column (a reserved word on PostgreSQL, so always quoted).
@@ -174,8 +176,7 @@ def previous_months(filters: Filters) -> Filters:
     months = (filters.end.year - first.year) * 12 + filters.end.month - first.month + 1
     index = first.year * 12 + first.month - 1 - months
     prev_first = date(index // 12, index % 12 + 1, 1)
-    return Filters(filters.business_ids, filters.branch_ids, prev_first,
-                   first - timedelta(days=1), filters.campaign_types, filters.sources)
+    return replace(filters, start=prev_first, end=first - timedelta(days=1))
 
 
 def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -186,7 +187,7 @@ def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
 
 def _where(scope: Scope, filters: Filters, *, date_column: str | None = None,
            month_column: str | None = None, campaign_type: bool = False,
-           source: bool = False) -> tuple[str, list[Any]]:
+           source: bool = False, owner: bool = False) -> tuple[str, list[Any]]:
     """`where <scope> and <filters>` and its parameters, for a mart with business_id and
     branch_id columns. The scope comes first and is always present."""
     parts: list[str] = []
@@ -216,6 +217,8 @@ def _where(scope: Scope, filters: Filters, *, date_column: str | None = None,
         add(*_in("coalesce(campaign_type, 'unknown')", filters.campaign_types))
     if source and filters.sources:
         add(*_in("source", filters.sources))
+    if owner and filters.owner_ids:
+        add(*_in("owner_id", filters.owner_ids))
     return ("where " + " and ".join(parts)) if parts else "", params
 
 
@@ -346,6 +349,38 @@ def pipeline_by_tenant(src: Source, scope: Scope, filters: Filters) -> pl.DataFr
                {_rate('won_amount', 'won_amount + lost_amount')} as value_win_rate
         from ({PAIR_TOTALS.format(where=where)}) as pairs
         order by open_amount desc, business_id, branch_id""", params)
+
+
+# --------------------------------------------------------------------------------------------
+# Open pipeline by owner and expected close month (open_pipeline_by_owner_month: open deals
+# only, by business, branch, owner, close month and stage)
+
+
+def deal_owners(src: Source, scope: Scope) -> list[int]:
+    """Owners with open deals the viewer may see: the owner filter's options."""
+    where, params = _where(scope, Filters())
+    df = src.run("select distinct owner_id from marts.open_pipeline_by_owner_month "
+                 f"{where} {'and' if where else 'where'} owner_id is not null order by 1",
+                 params)
+    return df["owner_id"].to_list()
+
+
+def open_pipeline_by_owner(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per owner (NULL: unassigned): open deals and open amount, largest first."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select owner_id, sum(open_deals) as open_deals, sum(open_amount) as open_amount
+        from marts.open_pipeline_by_owner_month {where}
+        group by owner_id order by open_amount desc, owner_id nulls last""", params)
+
+
+def open_pipeline_by_close_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per expected close month (NULL: no close date, last): open deals and amount."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select close_month, sum(open_deals) as open_deals, sum(open_amount) as open_amount
+        from marts.open_pipeline_by_owner_month {where}
+        group by close_month order by close_month nulls last""", params)
 
 
 # --------------------------------------------------------------------------------------------
