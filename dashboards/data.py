@@ -33,7 +33,7 @@ import streamlit as st
 
 from dashboards.access import Scope
 from ingestion.errors import CrmError, first_line
-from orchestration.serving_copy import serving_path
+from orchestration.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
 from orchestration.settings import Settings
 
 # --------------------------------------------------------------------------------------------
@@ -488,29 +488,38 @@ def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.Data
 
 
 # --------------------------------------------------------------------------------------------
-# Customers (v_crm_contact_summary: one row per live contact, a snapshot)
+# Customers (v_crm_contact_summary: one row per live contact, a snapshot). Read through its
+# small roll-ups (orchestration.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
+# same SQL inline over PostgreSQL. Sums of the roll-up's sums are the sums over contacts.
+
+
+def _rollup(src: Source, name: str) -> str:
+    if src.settings.warehouse.is_duckdb:
+        return f"rollups.{name}"
+    return f"({ROLLUPS[name]}) as {name}"
 
 
 def top_contacts(src: Source, scope: Scope, filters: Filters, limit: int = 20) -> pl.DataFrame:
+    if limit > TOP_CONTACTS_PER_TENANT:
+        raise ValueError(f"at most {TOP_CONTACTS_PER_TENANT} top contacts are kept per tenant")
     where, params = _where(scope, filters)
     return src.run(f"""
         select contact_pk, contact_code, business_id, branch_id, contact_type,
                customer_group_name, won_revenue, won_deal_count, open_pipeline_value,
                total_sale_due, account_balance
-        from marts.v_crm_contact_summary {where}
-        {'and' if where else 'where'} won_revenue > 0
+        from {_rollup(src, "top_contacts")} {where}
         order by won_revenue desc, contact_pk limit ?""", [*params, limit])
 
 
 def balances_by_contact_type(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     where, params = _where(scope, filters)
     return src.run(f"""
-        select coalesce(contact_type, 'unknown') as contact_type, count(*) as contacts,
+        select coalesce(contact_type, 'unknown') as contact_type, sum(contacts) as contacts,
                sum(account_balance) as account_balance, sum(advance_balance) as advance_balance,
                sum(total_sale_due) as total_sale_due,
                sum(total_sale_return_due) as total_sale_return_due,
                sum(credit_limit) as credit_limit
-        from marts.v_crm_contact_summary {where}
+        from {_rollup(src, "contact_rollup")} {where}
         group by coalesce(contact_type, 'unknown') order by 1""", params)
 
 
@@ -518,10 +527,10 @@ def customer_groups(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
     where, params = _where(scope, filters)
     return src.run(f"""
         select coalesce(customer_group_name, '(no group)') as customer_group,
-               count(*) as contacts, sum(won_revenue) as won_revenue,
+               sum(contacts) as contacts, sum(won_revenue) as won_revenue,
                sum(open_pipeline_value) as open_pipeline_value,
                sum(total_sale_due) as total_sale_due, sum(won_deal_count) as won_deals
-        from marts.v_crm_contact_summary {where}
+        from {_rollup(src, "contact_rollup")} {where}
         group by coalesce(customer_group_name, '(no group)')
         order by sum(won_revenue) desc nulls last, 1""", params)
 
@@ -529,10 +538,11 @@ def customer_groups(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
 def contact_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
     where, params = _where(scope, filters)
     return src.run(f"""
-        select count(*) as contacts, coalesce(sum(won_revenue), 0) as won_revenue,
+        select coalesce(sum(contacts), 0) as contacts,
+               coalesce(sum(won_revenue), 0) as won_revenue,
                coalesce(sum(total_sale_due), 0) as total_sale_due,
                coalesce(sum(account_balance), 0) as account_balance
-        from marts.v_crm_contact_summary {where}""", params).row(0, named=True)
+        from {_rollup(src, "contact_rollup")} {where}""", params).row(0, named=True)
 
 
 # --------------------------------------------------------------------------------------------

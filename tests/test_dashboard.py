@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboards import ui
+from dashboards import data, ui
+from dashboards.access import EVERYTHING, Scope
+from orchestration.settings import Settings
 from tests import oracle
 from tests.conftest import REPO_ROOT
 from tests.dashboard_fixture import AS_OF, DashboardWarehouse
@@ -284,6 +286,45 @@ def test_customers_page_matches_the_contact_summary(app: Callable[..., AppTest],
     assert shown["Contacts"] == ui.count(len(contacts))
     assert shown["Won revenue"] == ui.money(sum(c["won_revenue"] for c in contacts))
     assert shown["Sales due"] == ui.money(sum(c["total_sale_due"] for c in contacts))
+
+
+def test_customer_rollups_give_the_per_contact_numbers(
+        dashboard_warehouse: DashboardWarehouse, truth: dict[str, Any]) -> None:
+    """The Customers page reads small roll-ups of the contact summary: its top contacts,
+    balances by contact type and customer groups equal those computed contact by contact,
+    for everything, one business, and a scope plus a branch filter."""
+    src = data.Source(Settings.from_env(dashboard_warehouse.env, cwd=dashboard_warehouse.work),
+                      "", cached=False)
+    cases = [(EVERYTHING, data.Filters(), lambda c: True),
+             (Scope(business_ids=frozenset({1})), data.Filters(),
+              lambda c: c["business_id"] == 1)]
+    branch = next(c["branch_id"] for c in truth["contacts"].values()
+                  if c["business_id"] == 1 and c["branch_id"] is not None)
+    cases.append((Scope(business_ids=frozenset({1})), data.Filters(branch_ids=(branch,)),
+                  lambda c: c["business_id"] == 1 and c["branch_id"] == branch))
+    for scope, filters, keep in cases:
+        contacts = {pk: c for pk, c in truth["contacts"].items() if keep(c)}
+        ranked = sorted((c for c in contacts.items() if c[1]["won_revenue"] > 0),
+                        key=lambda item: (-item[1]["won_revenue"], item[0]))[:20]
+        top = data.top_contacts(src, scope, filters)
+        assert [(r["contact_pk"], r["won_revenue"]) for r in top.iter_rows(named=True)] == \
+            [(pk, c["won_revenue"]) for pk, c in ranked]
+        balances = {r["contact_type"]: r for r in
+                    data.balances_by_contact_type(src, scope, filters).iter_rows(named=True)}
+        assert set(balances) == {c["contact_type"] or "unknown" for c in contacts.values()}
+        for kind, row in balances.items():
+            mine = [c for c in contacts.values() if (c["contact_type"] or "unknown") == kind]
+            assert row["contacts"] == len(mine)
+            for column in ("account_balance", "total_sale_due", "advance_balance"):
+                assert row[column] == sum((c[column] for c in mine), Decimal(0)), column
+        groups = {r["customer_group"]: r for r in
+                  data.customer_groups(src, scope, filters).iter_rows(named=True)}
+        for name, row in groups.items():
+            mine = [c for c in contacts.values()
+                    if (c["customer_group_name"] or "(no group)") == name]
+            assert (row["contacts"], row["won_revenue"]) == \
+                (len(mine), sum((c["won_revenue"] for c in mine), Decimal(0)))
+        assert sum(r["contacts"] for r in groups.values()) == len(contacts)
 
 
 def test_an_empty_warehouse_is_explained(tmp_path: Path,
