@@ -239,21 +239,26 @@ def data_as_of(src: Source) -> dict[str, Any] | None:
     return df.row(0, named=True) if df.height else None
 
 
-TENANTS_SQL = """
-select distinct business_id, branch_id from (
-    select business_id, branch_id from marts.v_crm_pipeline_summary
-    union all select business_id, branch_id from marts.v_crm_lead_conversion
-    union all select business_id, branch_id from marts.v_crm_campaign_performance
-    union all select business_id, branch_id from marts.v_crm_contact_summary
-) as t
-"""
+def _rollup(src: Source, name: str) -> str:
+    """A roll-up of the contact summary (orchestration.serving_copy.ROLLUPS) to select from:
+    its table in the DuckDB serving copy, its SQL inline over PostgreSQL."""
+    if src.settings.warehouse.is_duckdb:
+        return f"rollups.{name}"
+    return f"({ROLLUPS[name]}) as {name}"
 
 
 def tenants(src: Source, scope: Scope) -> pl.DataFrame:
-    """The (business_id, branch_id) pairs the viewer may see, for the filter lists."""
+    """The (business_id, branch_id) pairs the viewer may see, for the filter lists. Contacts'
+    pairs come from their roll-up, so no page reads one row per contact for its sidebar."""
     where, params = _where(scope, Filters())
-    return src.run(f"select * from ({TENANTS_SQL}) as pairs {where} "
-                   "order by business_id nulls last, branch_id nulls last", params)
+    return src.run(f"""
+        select distinct business_id, branch_id from (
+            select business_id, branch_id from marts.v_crm_pipeline_summary
+            union all select business_id, branch_id from marts.v_crm_lead_conversion
+            union all select business_id, branch_id from marts.v_crm_campaign_performance
+            union all select business_id, branch_id from {_rollup(src, "contact_rollup")}
+        ) as pairs {where}
+        order by business_id nulls last, branch_id nulls last""", params)
 
 
 def campaign_types(src: Source, scope: Scope) -> list[str]:
@@ -491,12 +496,6 @@ def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.Data
 # Customers (v_crm_contact_summary: one row per live contact, a snapshot). Read through its
 # small roll-ups (orchestration.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
 # same SQL inline over PostgreSQL. Sums of the roll-up's sums are the sums over contacts.
-
-
-def _rollup(src: Source, name: str) -> str:
-    if src.settings.warehouse.is_duckdb:
-        return f"rollups.{name}"
-    return f"({ROLLUPS[name]}) as {name}"
 
 
 def top_contacts(src: Source, scope: Scope, filters: Filters, limit: int = 20) -> pl.DataFrame:
