@@ -75,8 +75,9 @@ with right:
     size = pl.col("spend").fill_null(0) + pl.col("revenue").fill_null(0)
     largest = campaigns.sort(size, descending=True, maintain_order=True).head(SCATTER_CAMPAIGNS)
     fig = go.Figure([
-        go.Scatter(x=[float(v or 0) for v in part["spend"]],
-                   y=[float(v or 0) for v in part["revenue"]], mode="markers", name=kind,
+        go.Scatter(x=[None if v is None else float(v) for v in part["spend"]],
+                   y=[None if v is None else float(v) for v in part["revenue"]],
+                   mode="markers", name=kind,
                    text=part["campaign_name"].to_list(),
                    hovertemplate="%{text}<br>spend %{x:,.0f}<br>revenue %{y:,.0f}")
         for (kind,), part in largest.partition_by("campaign_type", as_dict=True,
