@@ -33,7 +33,7 @@ import streamlit as st
 
 from dashboards.access import Scope
 from ingestion.errors import CrmError, first_line
-from orchestration.serving_copy import serving_path
+from orchestration.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
 from orchestration.settings import Settings
 
 # --------------------------------------------------------------------------------------------
@@ -150,6 +150,8 @@ class Filters:
     end: date | None = None
     campaign_types: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    #: Deal owners (Pipeline page); only marts with an owner_id column are narrowed by it.
+    owner_ids: tuple[int, ...] = ()
 
     def previous_period(self) -> Filters:
         """The period of equal length just before this one (same other filters); an empty
@@ -157,8 +159,8 @@ class Filters:
         if self.start is None or self.end is None:
             return replace(self, start=date.max, end=date.min)
         days = (self.end - self.start).days + 1
-        return Filters(self.business_ids, self.branch_ids, self.start - timedelta(days=days),
-                       self.start - timedelta(days=1), self.campaign_types, self.sources)
+        return replace(self, start=self.start - timedelta(days=days),
+                       end=self.start - timedelta(days=1))
 
 
 #: The campaign mart's `date` column (a reserved word on PostgreSQL, so always quoted).
@@ -174,8 +176,7 @@ def previous_months(filters: Filters) -> Filters:
     months = (filters.end.year - first.year) * 12 + filters.end.month - first.month + 1
     index = first.year * 12 + first.month - 1 - months
     prev_first = date(index // 12, index % 12 + 1, 1)
-    return Filters(filters.business_ids, filters.branch_ids, prev_first,
-                   first - timedelta(days=1), filters.campaign_types, filters.sources)
+    return replace(filters, start=prev_first, end=first - timedelta(days=1))
 
 
 def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -186,7 +187,7 @@ def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
 
 def _where(scope: Scope, filters: Filters, *, date_column: str | None = None,
            month_column: str | None = None, campaign_type: bool = False,
-           source: bool = False) -> tuple[str, list[Any]]:
+           source: bool = False, owner: bool = False) -> tuple[str, list[Any]]:
     """`where <scope> and <filters>` and its parameters, for a mart with business_id and
     branch_id columns. The scope comes first and is always present."""
     parts: list[str] = []
@@ -216,6 +217,8 @@ def _where(scope: Scope, filters: Filters, *, date_column: str | None = None,
         add(*_in("coalesce(campaign_type, 'unknown')", filters.campaign_types))
     if source and filters.sources:
         add(*_in("source", filters.sources))
+    if owner and filters.owner_ids:
+        add(*_in("owner_id", filters.owner_ids))
     return ("where " + " and ".join(parts)) if parts else "", params
 
 
@@ -236,21 +239,26 @@ def data_as_of(src: Source) -> dict[str, Any] | None:
     return df.row(0, named=True) if df.height else None
 
 
-TENANTS_SQL = """
-select distinct business_id, branch_id from (
-    select business_id, branch_id from marts.v_crm_pipeline_summary
-    union all select business_id, branch_id from marts.v_crm_lead_conversion
-    union all select business_id, branch_id from marts.v_crm_campaign_performance
-    union all select business_id, branch_id from marts.v_crm_contact_summary
-) as t
-"""
+def _rollup(src: Source, name: str) -> str:
+    """A roll-up of the contact summary (orchestration.serving_copy.ROLLUPS) to select from:
+    its table in the DuckDB serving copy, its SQL inline over PostgreSQL."""
+    if src.settings.warehouse.is_duckdb:
+        return f"rollups.{name}"
+    return f"({ROLLUPS[name]}) as {name}"
 
 
 def tenants(src: Source, scope: Scope) -> pl.DataFrame:
-    """The (business_id, branch_id) pairs the viewer may see, for the filter lists."""
+    """The (business_id, branch_id) pairs the viewer may see, for the filter lists. Contacts'
+    pairs come from their roll-up, so no page reads one row per contact for its sidebar."""
     where, params = _where(scope, Filters())
-    return src.run(f"select * from ({TENANTS_SQL}) as pairs {where} "
-                   "order by business_id nulls last, branch_id nulls last", params)
+    return src.run(f"""
+        select distinct business_id, branch_id from (
+            select business_id, branch_id from marts.v_crm_pipeline_summary
+            union all select business_id, branch_id from marts.v_crm_lead_conversion
+            union all select business_id, branch_id from marts.v_crm_campaign_performance
+            union all select business_id, branch_id from {_rollup(src, "contact_rollup")}
+        ) as pairs {where}
+        order by business_id nulls last, branch_id nulls last""", params)
 
 
 def campaign_types(src: Source, scope: Scope) -> list[str]:
@@ -346,6 +354,38 @@ def pipeline_by_tenant(src: Source, scope: Scope, filters: Filters) -> pl.DataFr
                {_rate('won_amount', 'won_amount + lost_amount')} as value_win_rate
         from ({PAIR_TOTALS.format(where=where)}) as pairs
         order by open_amount desc, business_id, branch_id""", params)
+
+
+# --------------------------------------------------------------------------------------------
+# Open pipeline by owner and expected close month (open_pipeline_by_owner_month: open deals
+# only, by business, branch, owner, close month and stage)
+
+
+def deal_owners(src: Source, scope: Scope) -> list[int]:
+    """Owners with open deals the viewer may see: the owner filter's options."""
+    where, params = _where(scope, Filters())
+    df = src.run("select distinct owner_id from marts.open_pipeline_by_owner_month "
+                 f"{where} {'and' if where else 'where'} owner_id is not null order by 1",
+                 params)
+    return df["owner_id"].to_list()
+
+
+def open_pipeline_by_owner(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per owner (NULL: unassigned): open deals and open amount, largest first."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select owner_id, sum(open_deals) as open_deals, sum(open_amount) as open_amount
+        from marts.open_pipeline_by_owner_month {where}
+        group by owner_id order by open_amount desc, owner_id nulls last""", params)
+
+
+def open_pipeline_by_close_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per expected close month (NULL: no close date, last): open deals and amount."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select close_month, sum(open_deals) as open_deals, sum(open_amount) as open_amount
+        from marts.open_pipeline_by_owner_month {where}
+        group by close_month order by close_month nulls last""", params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,29 +493,32 @@ def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.Data
 
 
 # --------------------------------------------------------------------------------------------
-# Customers (v_crm_contact_summary: one row per live contact, a snapshot)
+# Customers (v_crm_contact_summary: one row per live contact, a snapshot). Read through its
+# small roll-ups (orchestration.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
+# same SQL inline over PostgreSQL. Sums of the roll-up's sums are the sums over contacts.
 
 
 def top_contacts(src: Source, scope: Scope, filters: Filters, limit: int = 20) -> pl.DataFrame:
+    if limit > TOP_CONTACTS_PER_TENANT:
+        raise ValueError(f"at most {TOP_CONTACTS_PER_TENANT} top contacts are kept per tenant")
     where, params = _where(scope, filters)
     return src.run(f"""
         select contact_pk, contact_code, business_id, branch_id, contact_type,
                customer_group_name, won_revenue, won_deal_count, open_pipeline_value,
                total_sale_due, account_balance
-        from marts.v_crm_contact_summary {where}
-        {'and' if where else 'where'} won_revenue > 0
+        from {_rollup(src, "top_contacts")} {where}
         order by won_revenue desc, contact_pk limit ?""", [*params, limit])
 
 
 def balances_by_contact_type(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     where, params = _where(scope, filters)
     return src.run(f"""
-        select coalesce(contact_type, 'unknown') as contact_type, count(*) as contacts,
+        select coalesce(contact_type, 'unknown') as contact_type, sum(contacts) as contacts,
                sum(account_balance) as account_balance, sum(advance_balance) as advance_balance,
                sum(total_sale_due) as total_sale_due,
                sum(total_sale_return_due) as total_sale_return_due,
                sum(credit_limit) as credit_limit
-        from marts.v_crm_contact_summary {where}
+        from {_rollup(src, "contact_rollup")} {where}
         group by coalesce(contact_type, 'unknown') order by 1""", params)
 
 
@@ -483,10 +526,10 @@ def customer_groups(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
     where, params = _where(scope, filters)
     return src.run(f"""
         select coalesce(customer_group_name, '(no group)') as customer_group,
-               count(*) as contacts, sum(won_revenue) as won_revenue,
+               sum(contacts) as contacts, sum(won_revenue) as won_revenue,
                sum(open_pipeline_value) as open_pipeline_value,
                sum(total_sale_due) as total_sale_due, sum(won_deal_count) as won_deals
-        from marts.v_crm_contact_summary {where}
+        from {_rollup(src, "contact_rollup")} {where}
         group by coalesce(customer_group_name, '(no group)')
         order by sum(won_revenue) desc nulls last, 1""", params)
 
@@ -494,10 +537,11 @@ def customer_groups(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
 def contact_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
     where, params = _where(scope, filters)
     return src.run(f"""
-        select count(*) as contacts, coalesce(sum(won_revenue), 0) as won_revenue,
+        select coalesce(sum(contacts), 0) as contacts,
+               coalesce(sum(won_revenue), 0) as won_revenue,
                coalesce(sum(total_sale_due), 0) as total_sale_due,
                coalesce(sum(account_balance), 0) as account_balance
-        from marts.v_crm_contact_summary {where}""", params).row(0, named=True)
+        from {_rollup(src, "contact_rollup")} {where}""", params).row(0, named=True)
 
 
 # --------------------------------------------------------------------------------------------

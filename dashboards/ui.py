@@ -82,7 +82,7 @@ def _viewer(settings: Settings) -> Viewer:
 
 
 def page(title: str, *, dates: bool = True, campaign_type: bool = False,
-         lead_source: bool = False, note: str = "") -> PageContext:
+         lead_source: bool = False, owner: bool = False, note: str = "") -> PageContext:
     """Title, sign-in, sidebar filters and the "data as of" line; stops the page (with a
     message saying why) when there is nothing the viewer may see."""
     st.title(title)
@@ -95,7 +95,7 @@ def page(title: str, *, dates: bool = True, campaign_type: bool = False,
         src = Source.open(settings)
         as_of = data.data_as_of(src)
         filters = _sidebar(src, viewer, as_of, dates=dates, campaign_type=campaign_type,
-                           lead_source=lead_source)
+                           lead_source=lead_source, owner=owner)
     except CrmError as exc:
         st.warning(f"No data to show: {exc}", icon="⏳")
         st.stop()
@@ -119,7 +119,7 @@ def _as_of_line(as_of: dict[str, Any] | None, filters: Filters, *, dates: bool,
 
 
 def _sidebar(src: Source, viewer: Viewer, as_of: dict[str, Any] | None, *, dates: bool,
-             campaign_type: bool, lead_source: bool) -> Filters:
+             campaign_type: bool, lead_source: bool, owner: bool) -> Filters:
     scope = viewer.scope
     with st.sidebar:
         if viewer.mode == "demo":
@@ -144,9 +144,13 @@ def _sidebar(src: Source, viewer: Viewer, as_of: dict[str, Any] | None, *, dates
         sources: list[str] = []
         if lead_source:
             sources = _multiselect("Lead source", "source", data.lead_sources(src, scope), str)
-        st.caption("No owner filter: the marts are aggregated above deal owner.")
+        owners: list[int] = []
+        if owner:
+            owners = _multiselect("Owner", "owner", data.deal_owners(src, scope), owner_label)
+            st.caption("The owner filter narrows the open pipeline by owner and by close "
+                       "month; the other figures here are not split by owner.")
     return Filters(tuple(chosen_businesses), tuple(chosen_branches), start, end,
-                   tuple(types), tuple(sources))
+                   tuple(types), tuple(sources), tuple(owners))
 
 
 def _multiselect(label: str, param: str, options: list[Any], fmt: Any) -> list[Any]:
@@ -220,6 +224,14 @@ def tenant_label(business_id: Any, branch_id: Any) -> str:
     business = "no business" if business_id is None else f"Business {int(business_id)}"
     branch = "no branch" if branch_id is None else f"Branch {int(branch_id)}"
     return f"{business} · {branch}"
+
+
+def owner_label(owner_id: Any) -> str:
+    return "unassigned" if owner_id is None else f"Owner {int(owner_id)}"
+
+
+def month_label(month: Any) -> str:
+    return "no close date" if month is None else f"{month:%Y-%m}"
 
 
 def count(value: Any) -> str:

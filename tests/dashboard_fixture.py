@@ -1,8 +1,10 @@
 """One warehouse the real pipeline built, shared by every dashboard test module (session
 scope: generating and running costs about a minute).
 
-The generated ERP gets one deliberate edge before the run: the first campaign's budget is set
-to 0, so there is a campaign with spend 0 and an undefined ROI.
+The generated ERP gets deliberate edges before the run: the first campaign's budget is set
+to 0, so there is a campaign with spend 0 and an undefined ROI; the first open deal loses its
+owner and the second its expected close date, so the Pipeline page has an "unassigned" owner
+and a "no close date" month to show.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ def dashboard_warehouse(tmp_path_factory: pytest.TempPathFactory) -> DashboardWa
             "select min(id) from crm_campaigns "
             "where start_date is not null and end_date is not null").fetchone()[0]
         con.execute("update crm_campaigns set budget = 0 where id = ?", [campaign])
+        open_deals = [row[0] for row in con.execute(
+            "select d.id from crm_deals d join crm_pipeline_stages s on s.id = d.stage_id "
+            "where not s.is_won and not s.is_lost order by d.id limit 2")]
+        con.execute("update crm_deals set owner_id = null where id = ?", [open_deals[0]])
+        con.execute("update crm_deals set close_date = null where id = ?", [open_deals[1]])
     proc = run_cli(work, env, "run", "--date", AS_OF.isoformat())
     assert proc.returncode == 0, proc.stderr
     return DashboardWarehouse(work, env, campaign)

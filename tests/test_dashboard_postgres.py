@@ -46,7 +46,8 @@ def test_every_page_over_postgres_matches_duckdb(dashboard_warehouse: DashboardW
         for scope in (EVERYTHING, ana):
             assert _plain(fn(pg, scope, f)) == pytest.approx(_plain(fn(duck, scope, f)))
     for fn in (data.pipeline_stages, data.leads_by_source, data.campaigns_table,
-               data.top_contacts, data.customer_groups):
+               data.top_contacts, data.customer_groups, data.balances_by_contact_type,
+               data.open_pipeline_by_owner, data.open_pipeline_by_close_month):
         got, expected = fn(pg, ana, f).to_dicts(), fn(duck, ana, f).to_dicts()
         assert len(got) == len(expected) > 0, fn.__name__
         for row, want in zip(got, expected, strict=True):

@@ -130,5 +130,6 @@ def test_deal_snapshot_and_history_marts_are_assets_of_the_dbt_build() -> None:
     versions = AssetKey(["intermediate", "int_crm_deal_versions"])
     assert snapshot in graph.get(versions).parent_keys
     for mart in ("fct_deal_stage_history", "fct_open_pipeline_daily", "owner_performance",
-                 "campaign_lifetime", "customer_group_summary", "lead_source_effectiveness"):
+                 "campaign_lifetime", "customer_group_summary", "lead_source_effectiveness",
+                 "open_pipeline_by_owner_month"):
         assert graph.get(AssetKey(["marts", mart])).group_name == "marts"
