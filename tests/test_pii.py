@@ -31,15 +31,16 @@ from orchestration.pii import key_pads
 from orchestration.serving_copy import serving_path
 from orchestration.settings import PROJECT_ROOT, Settings
 from tests.conftest import REPO_ROOT, pg_url
-from tests.dashboard_fixture import run_cli
+from tests.dashboard_fixture import DashboardWarehouse, run_cli
 
 AS_OF = "2026-11-01"
 #: A key with non-ASCII characters: the digest must be of its UTF-8 bytes on both warehouses.
 KEY = "pii-test-key-Ünïcødé-0123456789"
 #: What `ingestion/demo_data.py` writes: phone "+1555" + 7 digits, tax number "TX" + 9 digits.
-#: The leading "+" is optional so that a digits-only copy is caught too.
-PHONE = re.compile(r"\+?1555\d{7}")
-TAX_NUMBER = re.compile(r"TX\d{9}")
+#: The leading "+" is optional so that a digits-only copy is caught too; the digits must stand
+#: alone (not inside a longer number such as the rate 0.15555555555555556).
+PHONE = re.compile(r"(?<![\d.])\+?1555\d{7}(?!\d)")
+TAX_NUMBER = re.compile(r"(?<![A-Za-z0-9])TX\d{9}(?!\d)")
 #: Planted source values (contact id -> phone, alternative phone, tax number).
 PLANTED = {
     1: ("+٩٧١٥٠١٢٣٤٥٦٧", "  +1 555 0100  ", "DE-Ümlaut-税号-42"),
@@ -242,3 +243,19 @@ def test_the_pii_key_is_validated_and_never_shown(tmp_path: Path) -> None:
     inner = hashlib.sha256(ipad + b"x").digest()
     assert hashlib.sha256(opad + inner).hexdigest() == hmac.new(
         long_key.encode(), b"x", hashlib.sha256).hexdigest()
+
+
+def test_without_a_key_staging_keeps_no_hash_at_all(
+        dashboard_warehouse: DashboardWarehouse) -> None:
+    """The shared dashboard warehouse was built with no CRM_PII_KEY: every hash is NULL (no
+    unkeyed digest of a phone), and its marts and serving copy hold no personal data either."""
+    work = dashboard_warehouse.work
+    literals = source_literals(work)
+    with duckdb.connect(str(dashboard_warehouse.warehouse_file), read_only=True) as con:
+        hashes = staging_hashes(con)
+        assert len(hashes) > 1000 and set(hashes.values()) == {(None, None, None)}
+        assert scan(relations(con, ["marts"]), duckdb_rows(con), literals) == []
+    with duckdb.connect(str(serving_path(dashboard_warehouse.warehouse_file)),
+                        read_only=True) as con:
+        assert scan(relations(con, ["marts", "meta", "rollups"]), duckdb_rows(con),
+                    literals) == []
