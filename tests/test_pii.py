@@ -25,13 +25,18 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from ingestion.errors import CrmError
 from orchestration.pii import key_pads
 from orchestration.serving_copy import serving_path
 from orchestration.settings import PROJECT_ROOT, Settings
+from tests import test_dashboard
 from tests.conftest import REPO_ROOT, pg_url
 from tests.dashboard_fixture import DashboardWarehouse, run_cli
+
+#: The page runner of tests/test_dashboard.py, shared (not copied).
+app = test_dashboard.app
 
 AS_OF = "2026-11-01"
 #: A key with non-ASCII characters: the digest must be of its UTF-8 bytes on both warehouses.
@@ -259,3 +264,21 @@ def test_without_a_key_staging_keeps_no_hash_at_all(
                         read_only=True) as con:
         assert scan(relations(con, ["marts", "meta", "rollups"]), duckdb_rows(con),
                     literals) == []
+
+
+@pytest.mark.parametrize("page", ["overview", "pipeline", "leads", "campaigns", "customers"])
+def test_no_dashboard_page_shows_personal_data(page: str, app: Callable[..., AppTest],
+                                               dashboard_warehouse: DashboardWarehouse) -> None:
+    """Everything a page sends to the browser in demo mode (every element's protobuf: text,
+    metrics, tables, the charts' data and the CSV downloads' tables, which are these same
+    frames) holds no phone- or tax-number-shaped value and no literal source value."""
+    at = app(page)
+    literals = source_literals(dashboard_warehouse.work)
+    sent = [str(element.proto) for element in at.main.children.values()]
+    sent += [str(element.proto) for element in at.sidebar.children.values()]
+    blob = "\n".join(sent)
+    assert len(blob) > 1000 and at.get("plotly_chart")  # charts' data are in there
+    assert not PHONE.search(blob) and not TAX_NUMBER.search(blob)
+    cells = {str(v).strip() for frame in at.dataframe for column in frame.value.columns
+             for v in frame.value[column].tolist()}
+    assert not cells & literals
