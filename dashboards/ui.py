@@ -180,12 +180,16 @@ def _date_range(src: Source, scope: Scope,
     start_default = end_default - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     lowest = min(d for d in (first, start_default) if d is not None)
     highest = max(d for d in (last, end_default) if d is not None)
+    low, high = lowest - timedelta(days=366), highest
     key = "filter_dates"
     if key not in st.session_state:
-        st.session_state[key] = (_param_date("from", start_default),
-                                 _param_date("to", end_default))
-    picked = st.date_input("Date range", key=key, min_value=lowest - timedelta(days=366),
-                           max_value=highest, format="YYYY-MM-DD")
+        # A URL's dates are clamped into the picker's bounds (a date outside them would make
+        # Streamlit raise); a reversed range falls back to the default.
+        start = min(max(_param_date("from", start_default), low), high)
+        end = min(max(_param_date("to", end_default), low), high)
+        st.session_state[key] = (start, end) if start <= end else (start_default, end_default)
+    picked = st.date_input("Date range", key=key, min_value=low, max_value=high,
+                           format="YYYY-MM-DD")
     start, end = (tuple(picked) + (None, None))[:2] if isinstance(picked, tuple) else \
         (picked, picked)
     if start:

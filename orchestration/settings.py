@@ -33,7 +33,12 @@ DEFAULTS: dict[str, str] = {
     "CRM_ACCESS_FILE": "",
     "CRM_AUTH": "auto",
     "CRM_AUTH_HEADER": "X-Forwarded-Email",
+    # Security (beyond the contract): the key of the keyed hashes of phones and tax numbers.
+    "CRM_PII_KEY": "",
 }
+
+#: Shortest accepted CRM_PII_KEY (characters): a random secret, not a word.
+MIN_PII_KEY_LENGTH = 16
 
 #: How the dashboards learn who is looking: `auto` = OIDC when Streamlit's `[auth]` secrets
 #: are configured, otherwise demo mode; `oidc`; `header` (a trusted authenticating proxy);
@@ -107,6 +112,9 @@ class Settings:
     auth: str = "auto"
     #: Request header carrying the signed-in user when `auth` is `header`.
     auth_header: str = "X-Forwarded-Email"
+    #: Key of the HMAC-SHA256 digests staging keeps instead of phones and tax numbers
+    #: (orchestration/pii.py); None: no key, the digests are NULL. Never printed.
+    pii_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -138,6 +146,10 @@ class Settings:
         if auth not in AUTH_MODES:
             raise CrmError(f"CRM_AUTH must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         access_file = env["CRM_ACCESS_FILE"].strip()
+        pii_key = env["CRM_PII_KEY"].strip()
+        if pii_key and len(pii_key) < MIN_PII_KEY_LENGTH:
+            raise CrmError(f"CRM_PII_KEY must be at least {MIN_PII_KEY_LENGTH} characters (a "
+                           "random secret, e.g. from `openssl rand -hex 32`)")
         return cls(
             source_url=_absolute_sqlite_url(source_url, cwd),
             source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
@@ -151,6 +163,7 @@ class Settings:
             access_file=(cwd / access_file).resolve() if access_file else None,
             auth=auth,
             auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",
+            pii_key=pii_key or None,
         )
 
     def today(self) -> date:

@@ -101,7 +101,10 @@ ui.table("CTR, CVR and ROI by campaign", campaigns, file_name="campaigns", colum
 ui.st.subheader("Campaign drill-down")
 names = dict(zip(campaigns["campaign_id"].to_list(), campaigns["campaign_name"].to_list(),
                  strict=True))
-picked = ui.st.selectbox("Campaign", list(names), format_func=lambda c: f"{names[c]} (#{c})",
+# Streamlit formats a remembered (or forged) pick before resetting one that is not among the
+# viewer's campaigns, so the label must not fail for an id outside `names`.
+picked = ui.st.selectbox("Campaign", list(names),
+                         format_func=lambda c: f"{names.get(c, '?')} (#{c})",
                          key="drill_campaign")
 one = campaigns.filter(pl.col("campaign_id") == picked).row(0, named=True)
 row = ui.st.columns(5)

@@ -13,6 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from ingestion.errors import CrmError
 from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_manifest
+from orchestration.pii import dbt_secret_environment, environment_while
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 from orchestration.run_log import record_successful_run
@@ -51,8 +52,13 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     # dbt runs as a subprocess that inherits this environment (see profiles.yml).
     os.environ.update(dbt_environment(settings.warehouse, settings.reporting_tz))
     dbt_vars = {"as_of_date": as_of.isoformat(), "reporting_tz": settings.reporting_tz}
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
-                         raise_on_error=False)
+    # The PII key reaches only the dbt process, never SQL or dbt vars (orchestration/pii.py);
+    # it leaves this process's environment as soon as dbt has started.
+    secrets = dbt_secret_environment(settings.pii_key,
+                                     postgres=not settings.warehouse.is_duckdb)
+    with environment_while(secrets):
+        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
+                             raise_on_error=False)
     yield from invocation.stream()
     if not invocation.is_successful():
         raise CrmError(f"dbt build failed: {_failed_nodes(invocation)}")

@@ -1,3 +1,8 @@
+{#- A table, not a view like the other staging models: the keyed hashes below are computed
+    once, in the pipeline's session that holds the key; a view would recompute them in every
+    reader's session, which has no key. -#}
+{{ config(materialized='table') }}
+
 with
 
 source as (
@@ -24,11 +29,13 @@ renamed as (
 
         -- text
         cast(designation as varchar) as designation,
-        cast(tax_number as varchar) as tax_number,
         cast(business_name as varchar) as business_name,
         cast(business_address as varchar) as business_address,
-        cast(alternative_contact as varchar) as alternative_contact,
-        cast(phone as varchar) as phone,
+
+        -- personal data: keyed hashes (HMAC-SHA256) only, never the values
+        {{ pii_hash('cast(tax_number as varchar)') }} as tax_number_hash,
+        {{ pii_hash('cast(alternative_contact as varchar)') }} as alternative_contact_hash,
+        {{ pii_hash('cast(phone as varchar)') }} as phone_hash,
 
         -- numbers and dates
         cast(credit_limit as decimal(14, 2)) as credit_limit,
