@@ -6,10 +6,10 @@ One real pipeline is built once for the module, with a known password in every U
    login (the warehouse as it is before anybody ran `roles`);
 2. `crm-analytics roles` creates a writer, a dashboard reader and two analysts (business 1;
    businesses 2 and 3);
-3. a second run, as the writer, through Dagster's own command line with a persistent
-   DAGSTER_HOME (so Dagster's run and event storage exist and can be searched): dbt rebuilds
-   every mart, which drops grants and policies, and the marts' post-hook must re-apply them;
-4. failing commands (a wrong database name, each command) for the error paths.
+3. a second run, as the writer, in Dagster with a persistent DAGSTER_HOME (so Dagster's run
+   and event storage exist and can be searched): dbt rebuilds every mart, which drops grants
+   and policies, and the marts' post-hook must re-apply them;
+4. failing runs and commands (a database that does not exist) for the error paths.
 
 Then the tests connect as each role and check what it can and cannot read or write, and search
 everything the pipeline wrote for the password. Role names are unique per module run (roles
@@ -45,6 +45,29 @@ PASSWORD = f"Pw-{uuid.uuid4().hex}"
 #: Tenants of the analysts.
 ANALYST_A_BUSINESSES = (1,)
 ANALYST_B_BUSINESSES = (2, 3)
+
+
+#: Two runs of the real job on the persistent instance in DAGSTER_HOME (what `dagster dev`, the
+#: schedule and the sensor use), so Dagster's run and event storage get written: the first as
+#: configured, the second with the source URL pointing at a missing database. Prints the two
+#: outcomes as Dagster stored them.
+DAGSTER_RUNS = """
+import json, os
+from dagster import DagsterInstance
+from orchestration.definitions import defs
+from orchestration.jobs import as_of_run_config
+
+job = defs.resolve_job_def("crm_pipeline")
+config = as_of_run_config(os.environ["CRM_TEST_AS_OF"])
+tags = json.loads(os.environ["CRM_TEST_TAGS"])
+with DagsterInstance.get() as instance:
+    ids = [job.execute_in_process(run_config=config, instance=instance, tags=tags,
+                                  raise_on_error=False).run_id]
+    os.environ["CRM_SOURCE_URL"] = os.environ.pop("CRM_TEST_BAD_SOURCE_URL")
+    ids.append(job.execute_in_process(run_config=config, instance=instance, tags=tags,
+                                      raise_on_error=False).run_id)
+    print(*[instance.get_run_by_id(i).status.value for i in ids])
+"""
 
 
 @dataclass
@@ -134,24 +157,22 @@ def secured(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
         with s.connect(s.admin) as conn:
             s.oids_before = _mart_oids(conn)
 
-        # The writer's run, through Dagster's command line and a persistent instance.
-        from orchestration.jobs import as_of_run_config
+        # The writer's run, in Dagster with a persistent instance (DAGSTER_HOME), then in the
+        # same process a run whose source database does not exist (stored as a failed run).
+        missing = f"crm_sec_missing_{suffix}"
         from orchestration.partitions import landing_range_tags
 
-        config = work / "run_config.json"
-        # in one process, as `crm-analytics run` does (the default forks a process per step)
-        run_config = {**as_of_run_config(AS_OF.isoformat()),
-                      "execution": {"config": {"in_process": {}}}}
-        config.write_text(json.dumps(run_config))
-        tags = landing_range_tags(work / "events", AS_OF)
-        proc = s.run("dagster run as writer", [
-            sys.executable, "-m", "dagster", "job", "execute", "-m", "orchestration.definitions",
-            "-j", "crm_pipeline", "-c", str(config), "--tags", json.dumps(tags)],
-            CRM_WAREHOUSE_URL=s.url(s.writer))
+        proc = s.run("dagster runs as writer", [sys.executable, "-c", DAGSTER_RUNS],
+                     CRM_WAREHOUSE_URL=s.url(s.writer),
+                     CRM_TEST_AS_OF=AS_OF.isoformat(),
+                     CRM_TEST_TAGS=json.dumps(landing_range_tags(work / "events", AS_OF)),
+                     CRM_TEST_BAD_SOURCE_URL=s.url(s.admin, missing, driver="postgresql+psycopg"))
         assert proc.returncode == 0, proc.stderr[-3000:]
+        # (dbt's own log goes to stdout before the outcomes' line)
+        assert proc.stdout.splitlines()[-1].split() == ["SUCCESS", "FAILURE"], \
+            proc.stdout[-2000:]
 
-        # Error paths: every command, with a database that does not exist.
-        missing = f"crm_sec_missing_{suffix}"
+        # Error paths of every command, with a database that does not exist.
         for what, args, env in [
             ("run, missing warehouse", ["run", "--date", AS_OF.isoformat()],
              {"CRM_WAREHOUSE_URL": s.url(s.writer, missing)}),
@@ -162,12 +183,6 @@ def secured(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
         ]:
             proc = s.run(what, CLI + args, **env)
             assert_one_line_error(proc, missing)
-        proc = s.run("dagster run, missing source", [
-            sys.executable, "-m", "dagster", "job", "execute", "-m", "orchestration.definitions",
-            "-j", "crm_pipeline", "-c", str(config), "--tags", json.dumps(tags)],
-            CRM_SOURCE_URL=s.url(s.admin, missing, driver="postgresql+psycopg"),
-            CRM_WAREHOUSE_URL=s.url(s.writer))
-        assert proc.returncode != 0
         yield s
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
@@ -398,7 +413,7 @@ def test_the_password_appears_nowhere_the_pipeline_writes(secured: Secured,
     # writer's login (named only in such a URL) built the marts.
     assert PASSWORD in secured.env["CRM_SOURCE_URL"] and PASSWORD in secured.env[
         "CRM_WAREHOUSE_URL"]
-    assert len(secured.procs) == 8
+    assert len(secured.procs) == 7
     # The search itself finds a planted copy.
     control = tmp_path / "control.bin"
     control.write_bytes(b"\x00prefix" + needle + b"suffix\x00")
@@ -408,7 +423,7 @@ def test_the_password_appears_nowhere_the_pipeline_writes(secured: Secured,
     for what, proc in secured.procs:
         assert PASSWORD not in proc.stdout + proc.stderr, what
     failed = [what for what, proc in secured.procs if proc.returncode != 0]
-    assert len(failed) == 4
+    assert len(failed) == 3  # and one failed Dagster run (checked by the fixture)
 
     # 2. Files: the work folder (event landing, DAGSTER_HOME with its run and event storage
     #    and compute logs), dbt's target/ and logs/ written since the module started.
