@@ -32,6 +32,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _role_name(text: str) -> str:
+    from orchestration.warehouse_roles import check_role_name
+
+    try:
+        return check_role_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _analyst(text: str) -> tuple[str, tuple[int, ...]]:
+    from orchestration.warehouse_roles import parse_analyst
+
+    try:
+        return parse_analyst(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-analytics",
@@ -73,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
                                       "headline numbers and how to open the dashboards.")
     demo.add_argument("--date", type=_parse_date, default=None,
                       help="as-of date (default: today in CRM_REPORTING_TZ)")
+
+    roles = sub.add_parser(
+        "roles", help="PostgreSQL warehouse: create the writer, reader and analyst roles",
+        description="On a PostgreSQL warehouse, create or update (idempotently) the pipeline "
+                    "writer (owns every schema the pipeline writes), the dashboard reader "
+                    "(reads marts and meta only) and tenant-scoped analysts (row-level security "
+                    "on business_id in every mart). Run it as a superuser; then run the "
+                    "pipeline as the writer. Missing roles are created as logins without a "
+                    "password.")
+    roles.add_argument("--writer", type=_role_name, default="crm_writer",
+                       help="pipeline writer role (default: crm_writer)")
+    roles.add_argument("--reader", type=_role_name, default="crm_reader",
+                       help="dashboard reader role (default: crm_reader)")
+    roles.add_argument("--analyst", type=_analyst, action="append", default=[],
+                       metavar="ROLE=BUSINESS_ID[,BUSINESS_ID...]",
+                       help="an analyst role and the businesses whose rows it may read; "
+                            "repeat for more analysts")
 
     dash = sub.add_parser("dashboard", help="serve the Streamlit dashboards",
                           description="Serve the Streamlit dashboards over CRM_WAREHOUSE_URL.")
@@ -146,6 +181,25 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     print("Open the dashboards:  crm-analytics dashboard   (then http://localhost:8501)")
 
 
+def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
+    from orchestration.run_lock import warehouse_write_lock
+    from orchestration.warehouse_roles import RoleSpec, apply_roles
+
+    analysts: dict[str, tuple[int, ...]] = {}
+    for role, ids in args.analyst:
+        analysts[role] = tuple(sorted({*analysts.get(role, ()), *ids}))
+    spec = RoleSpec(writer=args.writer, reader=args.reader, analysts=analysts)
+    if settings.warehouse.is_duckdb:
+        apply_roles(settings.warehouse, spec)  # raises: DuckDB has no roles
+    with warehouse_write_lock(settings.warehouse):
+        lines = apply_roles(settings.warehouse, spec)
+    print(f"roles ready in {settings.warehouse.describe()}:")
+    for line in lines:
+        print(f"  {line}")
+    print(f"Run the pipeline as {spec.writer} (CRM_WAREHOUSE_URL=postgresql://{spec.writer}:"
+          "<password>@host:port/db).")
+
+
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
     app = PROJECT_ROOT / "dashboards" / "app.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
@@ -159,6 +213,7 @@ COMMANDS = {
     "run": cmd_run,
     "sync": cmd_sync,
     "demo": cmd_demo,
+    "roles": cmd_roles,
     "dashboard": cmd_dashboard,
 }
 
