@@ -302,20 +302,25 @@ def test_postgres_killed_between_event_rows_and_manifest_then_two_runs_at_once(
     with psycopg.connect(wh_url) as locker, psycopg.connect(wh_url, autocommit=True) as admin:
         locker.execute("lock table raw.event_files in share mode")
         proc = start(RUN, tmp_path, env)
-        blocked = False
-        deadline = time.monotonic() + 180
+        blocked: list[tuple] = []
+        deadline = time.monotonic() + 300
         while not blocked and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            blocked = bool(admin.execute(
-                "select 1 from pg_stat_activity where datname = current_database() "
-                "and wait_event_type = 'Lock' and query ilike 'copy%event_files%'").fetchall())
-        inserted = admin.execute(
-            "select n_tup_ins from pg_stat_user_tables "
-            "where schemaname = 'raw' and relname = 'campaign_events'").fetchone()
-        kill(proc) if proc.poll() is None else None
+            blocked = admin.execute(
+                "select pid from pg_stat_activity where datname = current_database() "
+                "and wait_event_type = 'Lock' and query ilike 'copy%event_files%'").fetchall()
+        # The blocked transaction has already written the day's events: it holds the row lock
+        # that inserting into raw.campaign_events takes.
+        wrote_events = blocked and admin.execute(
+            "select 1 from pg_locks l join pg_class c on c.oid = l.relation "
+            "join pg_namespace n on n.oid = c.relnamespace where l.pid = %s and l.granted "
+            "and n.nspname = 'raw' and c.relname = 'campaign_events' "
+            "and l.mode = 'RowExclusiveLock'", [blocked[0][0]]).fetchall()
+        if proc.poll() is None:
+            kill(proc)
         locker.rollback()
     assert blocked, "the run never waited to record its files"
-    assert inserted is not None
+    assert wrote_events, "the blocked run had not inserted events"
     assert events_subset(warehouse_state(wh_url)) == before
 
     first, second = start(RUN, tmp_path, env), start(RUN, tmp_path, env)
