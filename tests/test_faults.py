@@ -6,8 +6,9 @@ equal to what one clean run over the same source and events gives (`tests/faults
 `raw`, the event tables and the contract marts, row for row).
 
 Several cases share one warehouse in sequence where the fault leaves the last good state
-untouched (checked at every step): a run costs ~30 s here, and one convergence run at the end
-then proves the next run converges from each of them.
+untouched (checked at every step): a run costs 30-60 s here, and one convergence run at the end
+then proves the next run converges from each of them. The two cases that need several full
+runs each are marked `soak` (`make soak`) to keep `make test` near its time budget.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ def _break_contact_accounts(source_file: Path) -> None:
                     "where id = (select min(id) from contact_accounts)")
 
 
+@pytest.mark.soak  # three full runs (~4 min on a loaded 2-core machine): `make soak`
 def test_dbt_failing_halfway_then_killed_between_models_then_two_runs_at_once(
         fault_world: FaultWorld, tmp_path: Path) -> None:
     """(a) A model errors: the run's one line names it; the marts downstream of it keep their
@@ -277,6 +279,7 @@ def test_dbt_failing_halfway_then_killed_between_models_then_two_runs_at_once(
 # two runs at once
 
 
+@pytest.mark.soak  # two full runs on PostgreSQL: `make soak`
 @pytest.mark.postgres
 def test_postgres_killed_between_event_rows_and_manifest_then_two_runs_at_once(
         fault_world: FaultWorld, make_pg_database, tmp_path: Path) -> None:
