@@ -28,11 +28,14 @@ DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) \
 
 #: What the pipeline starts instead of dbt: a launcher that makes dbt die with the pipeline
 #: process (`orchestration/dbt_child.py`), so a killed run never leaves dbt writing alone.
+#: Where that cannot work (not Linux, or no `python3` for its shebang) dbt is started directly.
 DBT_LAUNCHER = str(Path(__file__).with_name("dbt_child.py"))
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=crm_dbt_project, dbt_executable=DBT_LAUNCHER)
+    usable = sys.platform.startswith("linux") and shutil.which("python3") is not None
+    return DbtCliResource(project_dir=crm_dbt_project,
+                          dbt_executable=DBT_LAUNCHER if usable else DBT_EXECUTABLE)
 
 
 def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str) -> dict[str, str]:
