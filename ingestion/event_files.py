@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingestion.errors import CrmError, first_line
+from ingestion.faults import fault_point
 from ingestion.warehouse import Warehouse
 
 RAW = "raw"
@@ -267,6 +268,7 @@ def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[Re
         "rejected": per_file.get(f.file.rel_path, (0, 0))[1],
         "replaced": f.file.rel_path in replaced}
         for f in files], schema=MANIFEST_SCHEMA)
+    fault_point("events_loaded")  # tests only: the events are in, the manifest is not
     wh.append(RAW, "event_files", manifest)
     report.files_loaded += len(files)
     for n_valid, n_bad in per_file.values():

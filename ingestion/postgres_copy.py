@@ -13,15 +13,17 @@ import psycopg
 
 from ingestion.errors import CrmError, first_line
 from ingestion.postgres_scan import source_conninfo
+from ingestion.source import STATEMENT_TIMEOUT_MS
 from ingestion.warehouse import PostgresWarehouse, pg_columns, qualified, quote_ident
 
 
 @contextmanager
-def source_snapshot(source_url: str) -> Iterator[psycopg.Connection]:
+def source_snapshot(source_url: str,
+                    timeout_ms: int = STATEMENT_TIMEOUT_MS) -> Iterator[psycopg.Connection]:
     """A read-only REPEATABLE READ transaction on the source: all tables from one snapshot."""
     password = psycopg.conninfo.conninfo_to_dict(source_conninfo(source_url)).get("password")
     try:
-        conn = psycopg.connect(source_conninfo(source_url), connect_timeout=10)
+        conn = psycopg.connect(source_conninfo(source_url, timeout_ms), connect_timeout=10)
     except psycopg.Error as exc:
         raise CrmError(f"source is unreachable: {_clean(exc, password)}") from None
     try:

@@ -36,15 +36,14 @@ def _libpq(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def source_conninfo(source_url: str) -> str:
+def source_conninfo(source_url: str, timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
     """libpq connection string of the source: read-only, named, with a statement timeout."""
     url = sa.make_url(source_url)
     parts = {
         "host": url.host or "127.0.0.1", "port": str(url.port or 5432),
         "user": url.username or "postgres", "dbname": url.database or "postgres",
         "application_name": APPLICATION_NAME,
-        "options": f"-c default_transaction_read_only=on -c statement_timeout="
-                   f"{STATEMENT_TIMEOUT_MS}",
+        "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms}",
     }
     if url.password:
         parts["password"] = url.password
@@ -52,13 +51,15 @@ def source_conninfo(source_url: str) -> str:
 
 
 @contextmanager
-def attached_source(con: duckdb.DuckDBPyConnection, source_url: str) -> Iterator[str]:
+def attached_source(con: duckdb.DuckDBPyConnection, source_url: str,
+                    timeout_ms: int = STATEMENT_TIMEOUT_MS) -> Iterator[str]:
     """Attach the source read-only as `erp_source` for the duration of the block (detached
     after the caller's transaction has ended)."""
     password = sa.make_url(source_url).password or ""
     load_postgres_extension(con)
     try:
-        con.execute(f"attach {_sql_literal(source_conninfo(source_url))} as {ATTACHED} "
+        conninfo = _sql_literal(source_conninfo(source_url, timeout_ms))
+        con.execute(f"attach {conninfo} as {ATTACHED} "
                     "(type postgres, read_only)")
     except duckdb.Error as exc:
         raise CrmError(f"source is unreachable: {_clean(exc, password)}") from None

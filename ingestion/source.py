@@ -67,12 +67,12 @@ class SourceTable:
         return [(c.name, repr(c.type)) for c in self.table.columns]
 
 
-def _connect_args(url: sa.URL) -> dict[str, object]:
+def _connect_args(url: sa.URL, timeout_ms: int) -> dict[str, object]:
     if url.get_backend_name() == "postgresql":
         return {
             "application_name": APPLICATION_NAME,
             "options": f"-c default_transaction_read_only=on "
-                       f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                       f"-c statement_timeout={timeout_ms}",
             "connect_timeout": 10,
         }
     return {}
@@ -89,8 +89,11 @@ def _readonly_url(url: sa.URL) -> sa.URL:
 class ErpSource:
     """The ERP database, opened read-only. Use as a context manager."""
 
-    def __init__(self, url: str, schema: str | None) -> None:
+    def __init__(self, url: str, schema: str | None,
+                 statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
         self.display_url = redact_url(url)
+        #: Every source connection (SQLAlchemy, DuckDB's scan, piped COPY) sets this timeout.
+        self.statement_timeout_ms = statement_timeout_ms
         try:
             parsed = sa.make_url(url)
         except ArgumentError:
@@ -105,7 +108,8 @@ class ErpSource:
                                "(run `crm-analytics generate` for demo data)")
         try:
             self.engine: Engine = sa.create_engine(
-                _readonly_url(parsed), connect_args=_connect_args(parsed), poolclass=sa.NullPool
+                _readonly_url(parsed), connect_args=_connect_args(parsed, statement_timeout_ms),
+                poolclass=sa.NullPool,
             )
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise CrmError(f"CRM_SOURCE_URL {self.display_url!r} is not usable: "

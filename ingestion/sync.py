@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
 from ingestion.errors import CrmError
-from ingestion.source import ErpSource, SourceTable, arrow_type
+from ingestion.source import STATEMENT_TIMEOUT_MS, ErpSource, SourceTable, arrow_type
 from ingestion.staging_columns import staging_columns
 from ingestion.sync_paths import RAW_SCHEMA, Loader, open_loader, stage_tables
 from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
@@ -75,10 +75,27 @@ def check_staging_columns(tables: list[SourceTable]) -> None:
 
 
 def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
-             overlap: dt.timedelta = DEFAULT_OVERLAP) -> SyncReport:
-    """Bring `raw.<table>` up to date for every ERP table. Raises `CrmError` with one line."""
+             overlap: dt.timedelta = DEFAULT_OVERLAP,
+             statement_timeout: dt.timedelta | None = None) -> SyncReport:
+    """Bring `raw.<table>` up to date for every ERP table. Raises `CrmError` with one line.
+
+    `statement_timeout` bounds every statement on the source (default `STATEMENT_TIMEOUT_MS`);
+    a statement that hits it fails the sync with a line saying which timeout it was."""
+    timeout_ms = (STATEMENT_TIMEOUT_MS if statement_timeout is None
+                  else max(1, int(statement_timeout.total_seconds() * 1000)))
+    try:
+        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout_ms)
+    except CrmError as exc:
+        if "statement timeout" not in str(exc):
+            raise
+        raise CrmError(f"{exc} (the source statement timeout, CRM_SOURCE_STATEMENT_TIMEOUT, "
+                       f"is {timeout_ms / 1000:g}s)") from None
+
+
+def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
+              overlap: dt.timedelta, timeout_ms: int) -> SyncReport:
     started = time.monotonic()
-    source = ErpSource(source_url, source_schema)
+    source = ErpSource(source_url, source_schema, timeout_ms)
     report = SyncReport()
     with source.snapshot() as conn:
         tables = source.tables(conn)

@@ -137,7 +137,8 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
         wh = open_warehouse(settings.warehouse)
         try:
             report = sync_erp(settings.source_url, settings.source_schema, wh,
-                              overlap=settings.sync_overlap)
+                              overlap=settings.sync_overlap,
+                              statement_timeout=settings.source_statement_timeout)
         finally:
             wh.close()
     print(f"synced {len(report.rows)} tables, {sum(report.rows.values()):,} rows "

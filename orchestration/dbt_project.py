@@ -26,15 +26,24 @@ DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) \
     if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
 
 
+#: What the pipeline starts instead of dbt: a launcher that makes dbt die with the pipeline
+#: process (`orchestration/dbt_child.py`), so a killed run never leaves dbt writing alone.
+#: Where that cannot work (not Linux, or no `python3` for its shebang) dbt is started directly.
+DBT_LAUNCHER = str(Path(__file__).with_name("dbt_child.py"))
+
+
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=crm_dbt_project, dbt_executable=DBT_EXECUTABLE)
+    usable = sys.platform.startswith("linux") and shutil.which("python3") is not None
+    return DbtCliResource(project_dir=crm_dbt_project,
+                          dbt_executable=DBT_LAUNCHER if usable else DBT_EXECUTABLE)
 
 
 def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str) -> dict[str, str]:
     """The variables `profiles.yml` and `dbt_project.yml` read, for this warehouse.
 
     The PostgreSQL password goes in `DBT_ENV_SECRET_*`, which dbt scrubs from its logs."""
-    env = {"CRM_REPORTING_TZ": reporting_tz}
+    env = {"CRM_REPORTING_TZ": reporting_tz, "CRM_DBT_REAL_EXECUTABLE": DBT_EXECUTABLE,
+           "CRM_DBT_PARENT_PID": str(os.getpid())}
     if warehouse.is_duckdb:
         env |= {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(warehouse.duckdb_path)}
     else:

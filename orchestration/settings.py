@@ -29,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     "CRM_LANDING_DEADLINE_HOUR": "6",
     # Sync (beyond the contract): how far before its cursor an incremental sync looks again.
     "CRM_SYNC_OVERLAP": "10m",
+    # Sync (beyond the contract): the longest a statement on the ERP database may run.
+    "CRM_SOURCE_STATEMENT_TIMEOUT": "15m",
     # Dashboards (beyond the contract): who may see which tenant.
     "CRM_ACCESS_FILE": "",
     "CRM_AUTH": "auto",
@@ -60,6 +62,13 @@ def parse_duration(text: str, name: str) -> timedelta:
         raise CrmError(f"{name} must be a duration such as 600, 600s, 10m or 1h "
                        f"(got {text!r})")
     return timedelta(seconds=seconds)
+
+
+def _positive(value: timedelta, name: str) -> timedelta:
+    """A duration that must be above zero (PostgreSQL reads a 0 timeout as "no timeout")."""
+    if value <= timedelta(0):
+        raise CrmError(f"{name} must be above zero (got {value.total_seconds():g}s)")
+    return value
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -106,6 +115,9 @@ class Settings:
     #: How far before its cursor an incremental sync reads again: rows whose transaction
     #: committed up to this long after a later-stamped one are still caught.
     sync_overlap: timedelta = timedelta(minutes=10)
+    #: The statement timeout every source connection sets: a sync never holds the ERP's
+    #: database (or waits on one of its locks) for longer.
+    source_statement_timeout: timedelta = timedelta(minutes=15)
     #: YAML file: user -> the business and branch ids they may see (dashboards).
     access_file: Path | None = None
     #: One of `AUTH_MODES`.
@@ -160,6 +172,9 @@ class Settings:
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,
             sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),
+            source_statement_timeout=_positive(parse_duration(
+                env["CRM_SOURCE_STATEMENT_TIMEOUT"], "CRM_SOURCE_STATEMENT_TIMEOUT"),
+                "CRM_SOURCE_STATEMENT_TIMEOUT"),
             access_file=(cwd / access_file).resolve() if access_file else None,
             auth=auth,
             auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",

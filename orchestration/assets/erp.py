@@ -28,7 +28,8 @@ def erp_tables(context: AssetExecutionContext, crm: CrmSettingsResource
     settings = crm.settings()
     with crm.warehouse() as wh:
         report = sync_erp(settings.source_url, settings.source_schema, wh,
-                              overlap=settings.sync_overlap)
+                          overlap=settings.sync_overlap,
+                          statement_timeout=settings.source_statement_timeout)
     context.log.info(f"synced {sum(report.rows.values())} rows in {report.seconds:.1f}s")
     for name, rows in report.rows.items():
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),

@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from ingestion.event_files import load_events
+from orchestration.assets.erp import ERP_ASSET_KEYS
 from orchestration.partitions import landing_date_partitions
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
@@ -28,8 +29,11 @@ EVENT_TABLES = {
 
 @multi_asset(
     name="campaign_event_files",
+    # After the sync, not beside it: a run whose sync fails (source down, warehouse locked)
+    # then writes nothing at all, instead of landing the events and failing anyway.
     specs=[AssetSpec(AssetKey(["raw", name]), group_name="ingestion", kinds={"json"},
-                     description=text) for name, text in EVENT_TABLES.items()],
+                     description=text, deps=ERP_ASSET_KEYS)
+           for name, text in EVENT_TABLES.items()],
     partitions_def=landing_date_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool="crm_warehouse",
