@@ -396,7 +396,8 @@ fields as (
     select
         file_path, landing_date, line_number, line, truncated,
         -- a bare `null` is valid JSON (not an object) that transforms to NULL too
-        (v is null and trim(line, {ws}) <> 'null') as invalid_json,
+        -- (a CASE, so the trim's copy is paid only by lines that failed to transform)
+        case when v is null then trim(line, {ws}) <> 'null' else false end as invalid_json,
         -- valid JSON that does not start with '{' is an array or a scalar
         (not starts_with(line, '{') and left(ltrim(line, {ws}), 1) <> '{') as not_an_object,
         v.specversion as specversion,
