@@ -63,6 +63,7 @@ class LoadResult:
     times_s: list[float] = field(default_factory=list)
     times_during_run_s: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    run_date: str = ""
     run_exit: int | None = None
     run_seconds: float | None = None
     run_output: str = ""
@@ -107,6 +108,12 @@ def build(work: Path, days: int) -> None:
         proc = _cli(work, *args)
         if proc.returncode != 0:
             raise SystemExit(f"crm-analytics {args[0]} failed: {proc.stderr.strip()}")
+
+
+def next_day(work: Path) -> date:
+    """The day after the newest landing folder: a rerun on the same folder loads a new day."""
+    days = [date.fromisoformat(p.name) for p in (work / "events").iterdir() if p.is_dir()]
+    return max(days) + timedelta(days=1)
 
 
 def next_day_landing(work: Path, day: date) -> int:
@@ -203,7 +210,8 @@ class Load:
                 during = self.run_active
                 began = time.monotonic()
                 try:
-                    await page.goto(where["url"], wait_until="domcontentloaded")
+                    await page.goto(where["url"], wait_until="domcontentloaded",
+                                    timeout=PAGE_TIMEOUT_MS)
                     await page.wait_for_selector(RENDERED, timeout=PAGE_TIMEOUT_MS)
                     await page.wait_for_function(IDLE, timeout=PAGE_TIMEOUT_MS)
                     elapsed = time.monotonic() - began
@@ -265,6 +273,7 @@ class Load:
     async def pipeline_run(self, work: Path, day: date) -> None:
         await self.started.wait()
         next_day_landing(work, day)
+        self.result.run_date = day.isoformat()
         base = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
         began = time.monotonic()
         self.run_active = True
@@ -289,7 +298,7 @@ class Load:
             stop_at = [time.monotonic() + self.duration]
             began = time.monotonic()
             await asyncio.gather(
-                self.pipeline_run(work, END_DATE + timedelta(days=1)),
+                self.pipeline_run(work, next_day(work)),
                 *(self.session(browser, n, stop_at) for n in range(self.sessions)))
             self.result.duration_s = round(time.monotonic() - began, 1)
             await browser.close()
@@ -323,7 +332,7 @@ def main() -> int:
     result = run_load(work.resolve(), args.sessions, args.duration, args.days)
     summary = result.summary()
     print(f"{result.sessions} sessions, {result.duration_s} s, {result.pages} page loads; "
-          f"run --date {END_DATE + timedelta(days=1)}: exit {result.run_exit} in "
+          f"run --date {result.run_date}: exit {result.run_exit} in "
           f"{result.run_seconds} s")
     for name in ("all", "during_run"):
         s = summary[name]

@@ -223,7 +223,7 @@ def test_edge_rows_through_a_real_run(tmp_path: Path) -> None:
     days = {(r["campaign_id"], r["date"]): r for r in read_mart(wh, "v_crm_campaign_performance")}
     assert days[(1, date(2026, 3, 29))]["status"] == "archived"
     by_day: dict[date, list[Decimal]] = {}
-    for _, etype, when, data in EVENTS[:3]:
+    for _, _etype, when, data in EVENTS[:3]:
         by_day.setdefault(berlin(when), []).append(Decimal(str(data["revenue"])))
     assert by_day == {date(2026, 3, 28): [MAX15], date(2026, 3, 29): [MAX15, MAX15]}
     for day, amounts in by_day.items():

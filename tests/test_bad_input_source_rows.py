@@ -181,7 +181,7 @@ def test_sqlite_rows_land_in_raw_as_they_are(change: tuple[dict, dict]) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
-@settings(max_examples=max(4, settings.default.max_examples // 4))
+@settings(max_examples=max(3, settings.default.max_examples // 8))  # a database each
 @given(change=source_and_change(pg=True))
 def test_postgres_rows_land_in_raw_as_they_are(make_pg_database: Any, warehouse: str,
                                                change: tuple[dict, dict]) -> None:
