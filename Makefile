@@ -22,8 +22,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
 
 # The long reliability and load cases (RELIABILITY.md): repeated faults, 20 dashboard sessions.
+# The property-based bad-input cases run again there with the larger hypothesis profile.
 soak: $(STAMP)
-	$(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
+	CRM_HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -m "soak or hypothesis" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ REJECT_REASONS: dict[str, str] = {
     "missing_type": "no `type`",
     "missing_time": "no `time`",
     "unknown_type": "`type` is not one of the six event types",
-    "unparseable_time": "`time` is not an RFC 3339 timestamp",
+    "unparseable_time": "`time` is not an RFC 3339 timestamp (with `Z` or a `+hh:mm` offset)",
     "time_after_landing": "`time` is later than the end of the day after the landing date (UTC)",
     "missing_campaign_id": "an erp.campaign.* event without an integer `data.campaign_id`",
     "missing_lead_id": "erp.lead.qualified without an integer `data.lead_id`",
@@ -251,10 +252,10 @@ def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[Re
         parser.execute(f"insert into {RAW}.campaign_events {valid_sql}", [load_id])
         parser.execute(f"insert into {RAW}.rejected_events {rejected_sql}", [load_id])
     else:
-        wh.append(RAW, "campaign_events", parser.execute(valid_sql, [load_id])
-                  .fetch_arrow_table().cast(EVENTS_SCHEMA))
-        wh.append(RAW, "rejected_events", parser.execute(rejected_sql, [load_id])
-                  .fetch_arrow_table().cast(REJECTED_SCHEMA))
+        wh.append(RAW, "campaign_events", _without_nul(parser.execute(valid_sql, [load_id])
+                  .fetch_arrow_table().cast(EVENTS_SCHEMA)))
+        wh.append(RAW, "rejected_events", _without_nul(parser.execute(rejected_sql, [load_id])
+                  .fetch_arrow_table().cast(REJECTED_SCHEMA)))
     per_file = {path: (n_valid, n_bad) for path, n_valid, n_bad in parser.execute(
         "select file_path, count(*) - count(reason), count(reason) from parsed group by 1"
     ).fetchall()}  # one row per file
@@ -275,6 +276,16 @@ def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[Re
         report.lines += n_valid + n_bad
         report.events += n_valid
         report.rejected += n_bad
+
+
+def _without_nul(table: pa.Table) -> pa.Table:
+    """PostgreSQL text cannot hold NUL (a raw byte in a rejected line, or `\\u0000` in a
+    string value): U+FFFD stands for it there, so one such line never fails the whole load."""
+    for i, name in enumerate(table.column_names):
+        if pa.types.is_string(table.schema.field(i).type):
+            table = table.set_column(i, name, pc.replace_substring(table.column(i), "\x00",
+                                                                  "\ufffd"))
+    return table
 
 
 def _iso_date(name: str) -> date | None:
@@ -329,19 +340,26 @@ def _split_lines(f: LandingFile, data: bytes) -> pa.Table:
         data, truncated = _decompress(data)
     # Split in Arrow's C++ kernels: no Python object per line, no decoded copy of the file.
     pieces = pc.split_pattern(pa.array([data], pa.large_binary()), b"\n").flatten()
+    bad_utf8: np.ndarray | None = None
     try:
         lines = pieces.cast(pa.string())
-    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: such lines then fail as invalid JSON
-        text = pa.array([data.decode("utf-8", errors="replace")], pa.large_string())
-        lines = pc.split_pattern(text, "\n").flatten().cast(pa.string())
+    except pa.ArrowInvalid:
+        # Invalid UTF-8 somewhere (rare: Python per line is fine here). JSON text is UTF-8, so
+        # such a line is rejected as invalid JSON, even when the bad bytes sit inside a string
+        # value that would otherwise parse; its raw text keeps U+FFFD for each bad byte.
+        raw = pieces.to_pylist()
+        bad_utf8 = np.array([not _is_utf8(p) for p in raw], dtype=bool)
+        lines = pa.array([p.decode("utf-8", errors="replace") for p in raw], pa.string())
     n = len(lines)
     if n and not truncated and lines[n - 1].as_py() == "":
         lines, n = lines.slice(0, n - 1), n - 1  # the empty piece after the last newline
+    bad = np.zeros(n, dtype=bool) if bad_utf8 is None else bad_utf8[:n]
     # A truncated .gz: the last piece is the partial tail, kept as the `truncated_gzip` record
     # (empty when the stream broke exactly at a line end: the record still says data was lost).
     flags = np.zeros(n, dtype=bool)
     if truncated and n == 0:
         lines, n, flags = pa.array([""], pa.string()), 1, np.ones(1, dtype=bool)
+        bad = np.zeros(1, dtype=bool)
     elif truncated:
         flags[-1] = True
     return pa.table({
@@ -350,7 +368,16 @@ def _split_lines(f: LandingFile, data: bytes) -> pa.Table:
         "line_number": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "line": lines,
         "truncated": pa.array(flags),
+        "bad_utf8": pa.array(bad),
     })
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 #: One vectorised pass: parse, validate, pick the reason of the first failed check.
@@ -360,7 +387,7 @@ with extracted as (
     -- numbers come out as their text (checked and cast below).
     select
         file_path, landing_date, line_number, line, truncated,
-        try(json_transform(line, '{event_struct}')) as v
+        case when not bad_utf8 then try(json_transform(line, '{event_struct}')) end as v
     from lines
     -- Blank lines (JSON white space only) carry no event. The copy `trim` makes is paid
     -- only by lines that start with white space.
@@ -370,7 +397,9 @@ with extracted as (
 fields as (
     select
         file_path, landing_date, line_number, line, truncated,
-        v is null as invalid_json,
+        -- a bare `null` is valid JSON (not an object) that transforms to NULL too
+        -- (a CASE, so the trim's copy is paid only by lines that failed to transform)
+        case when v is null then trim(line, {ws}) <> 'null' else false end as invalid_json,
         -- valid JSON that does not start with '{' is an array or a scalar
         (not starts_with(line, '{') and left(ltrim(line, {ws}), 1) <> '{') as not_an_object,
         v.specversion as specversion,
@@ -378,13 +407,17 @@ fields as (
         v.source as event_source,
         v.type as event_type,
         v.time as time_text,
-        try_cast(v.time as timestamptz) as event_time,
-        try_cast(v.data.campaign_id as bigint) as campaign_id,
-        try_cast(v.data.contact_id as bigint) as contact_id,
-        try_cast(v.data.lead_id as bigint) as lead_id,
-        try_cast(v.data.deal_id as bigint) as deal_id,
-        try_cast(v.data.business_id as bigint) as business_id,
-        try_cast(v.data.branch_id as bigint) as branch_id,
+        -- RFC 3339 needs an offset: a time without one (read as UTC by a bare cast) could land
+        -- on the wrong date, so it is unparseable
+        case when right(v.time, 1) in ('Z', 'z')
+                  or (substr(v.time, -6, 1) in ('+', '-') and substr(v.time, -3, 1) = ':')
+             then try_cast(v.time as timestamptz) end as event_time,
+        {int:v.data.campaign_id} as campaign_id,
+        {int:v.data.contact_id} as contact_id,
+        {int:v.data.lead_id} as lead_id,
+        {int:v.data.deal_id} as deal_id,
+        {int:v.data.business_id} as business_id,
+        {int:v.data.branch_id} as branch_id,
         v.data.revenue as revenue_text,
         try_cast(v.data.revenue as decimal(15, 2)) as revenue
     from extracted
@@ -430,3 +463,9 @@ EVENT_STRUCT = json.dumps({
 PARSE_SQL = (PARSE_SQL.replace("{event_types}", ", ".join(f"'{t}'" for t in EVENT_TYPES))
              .replace("{event_struct}", EVENT_STRUCT)
              .replace("{ws}", "chr(32) || chr(9) || chr(13)"))  # JSON white space in a line
+# An id is an integer literal (JSON integer, or a string of one) in BIGINT range: the text must
+# read back unchanged, so 7.5 (which a bare cast rounds to 8), "0x10", " 7" or 1e3 never
+# become some other campaign's id.
+PARSE_SQL = re.sub(r"\{int:([a-z_.]+)\}",
+                   r"case when cast(try_cast(\1 as bigint) as varchar) = \1 "
+                   r"then try_cast(\1 as bigint) end", PARSE_SQL)

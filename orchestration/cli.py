@@ -149,9 +149,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from orchestration.runner import run_pipeline
 
     as_of = args.date or settings.today()
-    run_pipeline(settings, as_of, verbose=args.verbose)
+    outcome = run_pipeline(settings, as_of, verbose=args.verbose)
     print(f"pipeline run for {as_of.isoformat()} succeeded; marts are in "
           f"{settings.warehouse.describe()} (schema marts)")
+    for line in outcome.warnings:  # warn-severity checks: the data loaded, but look at this
+        print(f"warning: {line}")
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:

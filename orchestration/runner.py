@@ -7,6 +7,7 @@ import io
 import logging
 import re
 import warnings
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -15,8 +16,18 @@ from orchestration.run_lock import warehouse_write_lock
 from orchestration.settings import Settings
 
 
-def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False) -> str:
-    """Materialize the whole asset graph for `as_of`; returns the run id.
+@dataclass
+class RunOutcome:
+    """A successful run: its id, and one line per check that warned (dbt tests with severity
+    warn, the reject-rate and freshness checks): the run still succeeded, but a person should
+    look."""
+
+    run_id: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False) -> RunOutcome:
+    """Materialize the whole asset graph for `as_of`; returns the run id and its warnings.
 
     Raises `CrmError("step <op> failed: <cause>")` when a step fails, and refuses to start while
     another run writes the same warehouse."""
@@ -27,7 +38,7 @@ def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False) -> s
         return _execute(as_of, tags, verbose)
 
 
-def _execute(as_of: date, tags: dict[str, str], verbose: bool) -> str:
+def _execute(as_of: date, tags: dict[str, str], verbose: bool) -> RunOutcome:
     from orchestration.dbt_project import ensure_manifest
 
     ensure_manifest()
@@ -50,7 +61,20 @@ def _execute(as_of: date, tags: dict[str, str], verbose: bool) -> str:
                                         raise_on_error=False)
     if not result.success:
         raise CrmError(describe_failure(result))
-    return result.run_id
+    return RunOutcome(result.run_id, describe_warnings(result))
+
+
+def describe_warnings(result: Any) -> list[str]:
+    """'<asset>: check <name> warned (<n> failing rows)' for every check that did not pass."""
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        failures = evaluation.metadata.get("dagster_dbt/failed_row_count")
+        count = f" ({failures.value} failing rows)" if failures is not None else ""
+        lines.append(f"{evaluation.asset_key.to_user_string()}: check "
+                     f"{evaluation.check_name} warned{count}")
+    return sorted(lines)
 
 
 def describe_failure(result: Any) -> str:

@@ -14,6 +14,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles for the property-based bad-input cases: a modest one for `make test`, a
+# larger one for `make soak`. `CRM_HYPOTHESIS_PROFILE` picks one (default "fast"); no deadline,
+# because this machine is shared and a slow example is not a failure.
+settings.register_profile(
+    "fast", max_examples=30, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                           HealthCheck.data_too_large])
+settings.register_profile(
+    "soak", max_examples=400, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                           HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("CRM_HYPOTHESIS_PROFILE", "fast"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -316,7 +316,8 @@ def lead_conversion(src: dict[str, list[Row]], events: list[Row], tz: str) -> di
     for lead in src["crm_leads"]:
         contact = contacts.get(lead["contact_id"])
         source = code(lead["source"]) or "unknown"
-        month = local_date(lead["created_at"], tz).replace(day=1)
+        created = local_date(lead["created_at"], tz)
+        month = created.replace(day=1) if created else None  # no created_at: no cohort
         key = (contact["business_id"] if contact else None,
                contact["branch_id"] if contact else None, source, month)
         row = out.setdefault(key, {"leads": 0, "reached_contacted": 0, "reached_qualified": 0,

@@ -82,12 +82,13 @@ deals_per_stage as (
 
 ),
 
+-- a stage without an `order` sorts as 0, the ERD's default for the column
 open_deals_per_order as (
 
     select
         business_id,
         branch_id,
-        stage_order,
+        coalesce(stage_order, 0) as stage_order,
         count(*) as open_deals
 
     from deals
@@ -95,7 +96,7 @@ open_deals_per_order as (
     where deal_state = 'open'
         and stage_id is not null
 
-    group by business_id, branch_id, stage_order
+    group by business_id, branch_id, coalesce(stage_order, 0)
 
 ),
 
@@ -113,7 +114,7 @@ open_deals_reaching_stage as (
     inner join open_deals_per_order
         on pair_stages.business_id is not distinct from open_deals_per_order.business_id
         and pair_stages.branch_id is not distinct from open_deals_per_order.branch_id
-        and pair_stages.stage_order <= open_deals_per_order.stage_order
+        and coalesce(pair_stages.stage_order, 0) <= open_deals_per_order.stage_order
 
     where pair_stages.stage_id is not null
 
