@@ -1,9 +1,10 @@
 """A change cursor for PostgreSQL tables that have no `updated_at` (contacts, contact_accounts):
 the system column `xmin`, the id of the transaction that wrote each row version.
 
-Each sync records its source snapshot's xmin X, 64-bit (`pg_snapshot_xmin(pg_current_snapshot())`):
-every transaction with an id below X had ended when that snapshot was taken, so every row version
-they wrote that is still alive was visible to the sync and is already in `raw`. The next sync
+Each sync records its source snapshot's xmin X, 64-bit
+(`pg_snapshot_xmin(pg_current_snapshot())`): every transaction with an id below X had ended when
+that snapshot was taken, so every row version they wrote that is still alive was visible to the
+sync and is already in `raw`. The next sync
 therefore copies only the rows whose xmin is X or newer, and merges them on the primary key
 (deletes are found by `sync_fingerprint`).
 
@@ -14,15 +15,16 @@ Why the comparison is safe:
   read-only transaction calls "now". This holds while fewer than 2^31 ids separate X from now:
   beyond `XID_HORIZON` (or when X is in the future: the source was restored or replaced) the
   table is reloaded in full.
-- X is read in the sync's first source snapshot, before any table is copied: the data read is
-  as new or newer, so a later X could only over-select, which the merge absorbs.
-- A frozen row reports xmin 2 (`age` = 2^31-1) and would never pass. VACUUM FREEZE, or a
-  vacuum freezing a page eagerly (PostgreSQL ≥ 16), may freeze a row changed since the last
-  sync. So each table's identity includes its vacuum count and `relfrozenxid` (and its oid and
-  file node, the database oid and the cluster's system identifier): any difference since the
-  last sync — a vacuum, a rewrite, a restore — reloads the table in full. A vacuum that ends
-  while a sync runs changes the count after it was read: the next sync reloads. Without
-  `track_counts` vacuums cannot be seen, so the xmin cursor is not used.
+- X is read in the sync's first source snapshot, before any table is copied: the data is read
+  in that snapshot or a newer one, so it holds every row below X; reading X earlier than the data
+  can only over-select next time, which the merge absorbs.
+- Freezing does not hide a row: since PostgreSQL 9.4 a frozen row keeps its raw xmin, and the
+  `xmin` column shows it (tests/test_sync_ranges.py checks the frozen bit with pageinspect).
+  An xmin from more than 2^31 ids ago reads with a negative age and is left out
+  (`age(xmin) >= 0`), so old frozen rows are not re-read after the counter wraps.
+- Each table's identity (its oid and file node, the database oid, the cluster's system
+  identifier when the role may read it) is saved too: a table rewritten (VACUUM FULL, CLUSTER,
+  TRUNCATE), dropped and re-created, or a source restored elsewhere reloads in full.
 """
 
 from __future__ import annotations
@@ -49,30 +51,23 @@ class SourcePosition:
     identities: dict[str, str]
 
 
-def read_position(conn: Connection, schema: str, tables: list[str]) -> SourcePosition | None:
-    """The source's position and table identities, read in the sync's snapshot; None when the
-    xmin cursor cannot be used (no vacuum statistics)."""
-    xmin, xmax, counts, db_oid = conn.execute(sa.text(
+def read_position(conn: Connection, schema: str, tables: list[str]) -> SourcePosition:
+    """The source's position and table identities, read in the sync's first snapshot."""
+    xmin, xmax, db_oid = conn.execute(sa.text(
         "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
         "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
-        "current_setting('track_counts'), "
         "(select oid from pg_database where datname = current_database())")).one()
-    if counts != "on":
-        return None
     system = ""
     if conn.execute(sa.text(
             "select has_function_privilege('pg_control_system()', 'execute')")).scalar():
         system = str(conn.execute(sa.text(
             "select system_identifier from pg_control_system()")).scalar())
     rows = conn.execute(sa.text(
-        "select c.relname, c.oid, c.relfilenode, c.relfrozenxid::text, "
-        "coalesce(s.vacuum_count, 0) + coalesce(s.autovacuum_count, 0) "
-        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "left join pg_stat_all_tables s on s.relid = c.oid "
+        "select c.relname, c.oid, c.relfilenode from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = :schema and c.relname = any(:names)"),
         {"schema": schema, "names": tables}).all()
-    identities = {name: f"{system}/{db_oid}/{oid}/{node}/{frozen}/{vacuums}"
-                  for name, oid, node, frozen, vacuums in rows}
+    identities = {name: f"{system}/{db_oid}/{oid}/{node}" for name, oid, node in rows}
     return SourcePosition(int(xmin), int(xmax), identities)
 
 
@@ -83,4 +78,4 @@ def changed_since(saved_xmin: int, now: SourcePosition) -> str | None:
         return None
     # 0, 1 and 2 are not normal xids (64-bit counters skip them): start a little earlier.
     low = saved_xmin if saved_xmin % 2**32 >= 3 else saved_xmin - 3
-    return f"age(xmin) <= age('{low % 2**32}'::xid)"
+    return f"age(xmin) >= 0 and age(xmin) <= age('{low % 2**32}'::xid)"
