@@ -31,7 +31,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from ingestion import postgres_copy, postgres_scan
 from ingestion.errors import CrmError, first_line
 from ingestion.source import ErpSource, SourceTable
-from ingestion.sync_fingerprint import Fingerprints, as_fingerprints, fingerprint_sql
+from ingestion.sync_fingerprint import (
+    Fingerprints,
+    Totals,
+    as_fingerprints,
+    as_totals,
+    fingerprint_sql,
+    totals_sql,
+)
 from ingestion.warehouse import (
     DuckDBWarehouse,
     PostgresWarehouse,
@@ -94,6 +101,11 @@ class Loader(Protocol):
         """The source table's key-range fingerprints (`sync_fingerprint`), computed there."""
         ...
 
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        """The source's whole-table key totals (`sync_fingerprint.totals_sql`), or None when
+        this path does not screen with them (the generic path: SQLite's sums overflow)."""
+        ...
+
 
 class GenericLoader:
     """SQLAlchemy → Arrow batches → the warehouse's bulk append (SQLite, MySQL, …)."""
@@ -137,6 +149,9 @@ class GenericLoader:
                            f"{first_line(exc.orig or exc)}") from None
         return as_fingerprints(rows)
 
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        return None
+
 
 class DuckDBScanLoader:
     """PostgreSQL → DuckDB through the attached source (`postgres_scan`)."""
@@ -161,6 +176,10 @@ class DuckDBScanLoader:
     def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
         query = fingerprint_sql(qualified(self.schema, table.name), key)
         return as_fingerprints(postgres_scan.source_query(self.con, self.url, table.name, query))
+
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        query = totals_sql(qualified(self.schema, table.name), key)
+        return as_totals(postgres_scan.source_query(self.con, self.url, table.name, query)[0])
 
 
 class PostgresCopyLoader:
@@ -191,13 +210,20 @@ class PostgresCopyLoader:
     def stage_keys(self, table: SourceTable, key: str) -> int:
         return self._stage(table, stage_tables(table.name)[0], [key], "")
 
-    def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
-        query = fingerprint_sql(qualified(self.schema, table.name), key)
+    def _query(self, table: SourceTable, query: str) -> list[tuple]:
         try:
-            return as_fingerprints(self.source.execute(query).fetchall())
+            return self.source.execute(query).fetchall()
         except psycopg.Error as exc:
             raise CrmError(f"source table {table.name}: read failed: {first_line(exc)}") \
                 from None
+
+    def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
+        return as_fingerprints(self._query(
+            table, fingerprint_sql(qualified(self.schema, table.name), key)))
+
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        return as_totals(self._query(
+            table, totals_sql(qualified(self.schema, table.name), key))[0])
 
 
 @contextmanager
