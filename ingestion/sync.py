@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
 from ingestion.errors import CrmError
@@ -110,18 +111,23 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         # Read in the first snapshot, before any table is copied (see `sync_xmin`).
         position = (read_position(conn, source_schema or "public", [t.name for t in tables])
                     if source.backend == "postgresql" else None)
+        # Read before the source is attached: once it is, DuckDB's information_schema lists
+        # the attached catalog too, a round trip to the source (~1 s at `large`). Syncs of one
+        # warehouse never overlap (`orchestration/run_lock.py`), so this is still the state.
+        states = read_states(warehouse, RAW_SCHEMA)
+        landed = {t.name for t in tables if warehouse.table_exists(RAW_SCHEMA, t.name)}
         with open_loader(source, conn, source_url, warehouse) as loader, \
                 warehouse.transaction():
             if isinstance(warehouse, PostgresWarehouse):
                 # The merge hashes every source key: keep that hash in memory, not on disk.
                 warehouse.execute(f"set local work_mem = '{MERGE_WORK_MEM}'")
-            states = read_states(warehouse, RAW_SCHEMA)
             ensure_state_table(warehouse, RAW_SCHEMA)
             synced_at = dt.datetime.now(dt.UTC)
             for table in tables:
                 table_started = time.monotonic()
                 kind, state, read = _sync_table(warehouse, loader, table,
-                                                states.get(table.name), overlap, position)
+                                                states.get(table.name) if table.name in landed
+                                                else None, overlap, position)
                 # A full load's row count is what it copied; a merge's must be counted.
                 rows = read if kind == "full" else _count(warehouse, table.name)
                 write_state(warehouse, RAW_SCHEMA, table.name, state, kind, rows, synced_at)
@@ -142,7 +148,8 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
 def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableState | None,
                 overlap: dt.timedelta, position: SourcePosition | None
                 ) -> tuple[str, TableState, int]:
-    """Load one table, incrementally when it can be; returns (kind, new state, rows read)."""
+    """Load one table, incrementally when it can be; returns (kind, new state, rows read).
+    `state` is None when there is none or `raw` lacks the table."""
     sig = signature(loader.path, table.columns())
     key = table.key
     has_cursor = CURSOR_COLUMN in table.schema.names
@@ -153,8 +160,7 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
                 if position is not None and not has_cursor and int_key else None)
     source_xmin = position.xmin if position is not None and identity is not None else None
     changes: RowFilter | None = None
-    if (key is not None and state is not None and state.signature == sig
-            and wh.table_exists(RAW_SCHEMA, table.name)):
+    if key is not None and state is not None and state.signature == sig:
         if has_cursor and state.cursor is not None:
             changes = since_filter(CURSOR_COLUMN, state.cursor - overlap)
         elif (position is not None and identity is not None
@@ -163,11 +169,6 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
             changes = sql_filter(predicate, portable=False) if predicate else None
     if key is None or changes is None:
         read = loader.full(table)
-        if key is not None and isinstance(wh, PostgresWarehouse):
-            # The merge deletes the delta's keys from `raw`: with an index that is a lookup
-            # per changed row instead of a scan of the whole table (built once per full load).
-            wh.execute(f"create index if not exists {quote_ident(table.name + '__key')} on "
-                       f"{qualified(RAW_SCHEMA, table.name)} ({quote_ident(key)})")
         cursor = None
         if has_cursor:
             cursor = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from "
@@ -213,7 +214,7 @@ def _repair_ranges(wh: Warehouse, loader: Loader, table: SourceTable, key: str) 
     replace every differing id range from the source: this is how hard deletes leave `raw`.
     Returns the source rows read for it."""
     target = qualified(RAW_SCHEMA, table.name)
-    if table.schema.field(key).type.bit_width <= 32:
+    if not isinstance(table.table.c[key].type, sa.BigInteger):  # squares fit a bigint
         source_totals = loader.totals(table, key)
         if source_totals is not None and source_totals == as_totals(
                 wh.fetchall(totals_sql(target, key))[0]):

@@ -50,8 +50,8 @@ def totals_sql(table_sql: str, key: str) -> str:
     three times cheaper than the grouped one, and most syncs see no delete. Only for keys of at
     most 32 bits, whose squares fit a bigint."""
     k = quote_ident(key)
-    return (f"select count(*), cast(sum({k}) as varchar), "
-            f"cast(sum(cast({k} as bigint) * {k}) as varchar) from {table_sql}")
+    return (f"select count(*) as n, cast(sum({k}) as varchar) as s1, "
+            f"cast(sum(cast({k} as bigint) * {k}) as varchar) as s2 from {table_sql}")
 
 
 def as_totals(row: Sequence[object]) -> Totals:
