@@ -94,6 +94,18 @@ def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, tab
             from None
 
 
+def source_query(con: duckdb.DuckDBPyConnection, source_url: str, table: str,
+                 query: str) -> list[tuple]:
+    """Rows of a small query (PostgreSQL SQL) the source answers, through the attached
+    source's own connection and transaction (`postgres_query`); `table` names it in errors."""
+    password = sa.make_url(source_url).password or ""
+    try:
+        return con.execute(f"select * from postgres_query('{ATTACHED}', "
+                           f"{_sql_literal(query)})").fetchall()
+    except duckdb.Error as exc:
+        raise CrmError(f"source table {table}: read failed: {_clean(exc, password)}") from None
+
+
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

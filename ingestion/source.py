@@ -154,9 +154,11 @@ class ErpSource:
 
     def batches(self, conn: Connection, source_table: SourceTable,
                 batch_rows: int = BATCH_ROWS, columns: list[str] | None = None,
-                since: tuple[str, dt.datetime] | None = None) -> Iterator[pa.RecordBatch]:
+                since: tuple[str, dt.datetime] | None = None,
+                where: sa.ColumnElement[bool] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream the table as Arrow batches of at most `batch_rows` rows: only `columns` when
-        given, only rows whose `since[0]` column is at or after `since[1]` (or NULL) when given."""
+        given, only rows whose `since[0]` column is at or after `since[1]` (or NULL) when given,
+        only rows matching `where` when given."""
         table, schema = source_table.table, source_table.schema
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
@@ -164,6 +166,8 @@ class ErpSource:
         if since is not None:
             column = table.c[since[0]]
             query = query.where(sa.or_(column >= since[1], column.is_(None)))
+        if where is not None:
+            query = query.where(where)
         try:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                 query

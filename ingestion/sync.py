@@ -6,13 +6,18 @@ PostgreSQL into PostgreSQL through binary COPY piped between the servers (neithe
 object per row), every other pair through the generic SQLAlchemy → Arrow path, in batches.
 
 Per table:
-- **Incremental** when the table has an `updated_at` cursor and a one-column primary key, and
-  the last sync left a state with the same columns: the rows stamped at or after
-  `cursor - overlap` (the overlap catches rows that tie the cursor and transactions that
-  committed after a later-stamped one) and the source's primary keys (only the key column) are
-  staged in the warehouse with the path's own bulk mechanism, then one SQL `delete` drops the
-  rows that changed or vanished from the source and one `insert` adds the changed ones.
-- **Full** otherwise (first sync, no cursor column, changed column set, missing state or table).
+- **Incremental** when the table has a one-column primary key, the last sync left a state with
+  the same columns, and the table has a change cursor: `updated_at` (rows stamped at or after
+  `cursor - overlap`; the overlap catches rows that tie the cursor and transactions that
+  committed after a later-stamped one), or, on a PostgreSQL source, the system column `xmin`
+  (`ingestion/sync_xmin.py`: contacts and contact_accounts have no `updated_at`). The changed
+  rows are staged in the warehouse with the path's own bulk mechanism and merged on the key
+  (one `delete`, one `insert`). Hard deletes are then found by key-range fingerprints compared
+  on both sides (`ingestion/sync_fingerprint.py`): only differing id ranges are copied again.
+  A key that is not an integer is compared key by key instead.
+- **Full** otherwise (first sync, no cursor, changed column set, missing state or table, a
+  source table rewritten, vacuumed or restored since — see `sync_xmin`). The generic path
+  (SQLite, MySQL) has no xmin: tables without `updated_at` reload in full there.
 
 Everything — data and `raw._sync_state` — is written in ONE warehouse transaction: readers see
 the previous sync or this one, never a mix, and a failure anywhere leaves `raw` as it was.
@@ -25,13 +30,31 @@ import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
 from ingestion.errors import CrmError
 from ingestion.source import STATEMENT_TIMEOUT_MS, ErpSource, SourceTable, arrow_type
 from ingestion.staging_columns import staging_columns
-from ingestion.sync_paths import RAW_SCHEMA, Loader, open_loader, stage_tables
+from ingestion.sync_fingerprint import (
+    as_fingerprints,
+    as_totals,
+    differing_ranges,
+    fingerprint_sql,
+    ranges_sql,
+    totals_sql,
+)
+from ingestion.sync_paths import (
+    RAW_SCHEMA,
+    Loader,
+    RowFilter,
+    open_loader,
+    since_filter,
+    sql_filter,
+    stage_tables,
+)
 from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
+from ingestion.sync_xmin import SourcePosition, changed_since, read_position
 from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident
 
 #: The cursor column (crm-erd.md: every table has `updated_at`, DEFAULT NOW()).
@@ -102,18 +125,26 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         check_staging_columns(tables)
         present = {t.name for t in tables}
         report.absent_optional = [t for t in OPTIONAL_TABLES if t not in present]
+        # Read in the first snapshot, before any table is copied (see `sync_xmin`).
+        position = (read_position(conn, source_schema or "public", [t.name for t in tables])
+                    if source.backend == "postgresql" else None)
+        # Read before the source is attached: once it is, DuckDB's information_schema lists
+        # the attached catalog too, a round trip to the source (~1 s at `large`). Syncs of one
+        # warehouse never overlap (`orchestration/run_lock.py`), so this is still the state.
+        states = read_states(warehouse, RAW_SCHEMA)
+        landed = {t.name for t in tables if warehouse.table_exists(RAW_SCHEMA, t.name)}
         with open_loader(source, conn, source_url, warehouse) as loader, \
                 warehouse.transaction():
             if isinstance(warehouse, PostgresWarehouse):
                 # The merge hashes every source key: keep that hash in memory, not on disk.
                 warehouse.execute(f"set local work_mem = '{MERGE_WORK_MEM}'")
-            states = read_states(warehouse, RAW_SCHEMA)
             ensure_state_table(warehouse, RAW_SCHEMA)
             synced_at = dt.datetime.now(dt.UTC)
             for table in tables:
                 table_started = time.monotonic()
                 kind, state, read = _sync_table(warehouse, loader, table,
-                                                states.get(table.name), overlap)
+                                                states.get(table.name) if table.name in landed
+                                                else None, overlap, position)
                 # A full load's row count is what it copied; a merge's must be counted.
                 rows = read if kind == "full" else _count(warehouse, table.name)
                 write_state(warehouse, RAW_SCHEMA, table.name, state, kind, rows, synced_at)
@@ -132,36 +163,90 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
 
 
 def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableState | None,
-                overlap: dt.timedelta) -> tuple[str, TableState, int]:
-    """Load one table, incrementally when it can be; returns (kind, new state, rows read)."""
+                overlap: dt.timedelta, position: SourcePosition | None
+                ) -> tuple[str, TableState, int]:
+    """Load one table, incrementally when it can be; returns (kind, new state, rows read).
+    `state` is None when there is none or `raw` lacks the table."""
     sig = signature(loader.path, table.columns())
     key = table.key
     has_cursor = CURSOR_COLUMN in table.schema.names
-    if (key is not None and has_cursor and state is not None and state.signature == sig
-            and state.cursor is not None and wh.table_exists(RAW_SCHEMA, table.name)):
-        read = loader.stage(table, key, CURSOR_COLUMN, state.cursor - overlap)
-        target = qualified(RAW_SCHEMA, table.name)
-        keys, delta = (qualified(wh.temp_schema, name) for name in stage_tables(table.name))
-        k = quote_ident(key)
-        # Drop rows that vanished from the source, then those that come again in the delta
-        # (two statements, so both warehouses plan them as an anti-join and a semi-join).
+    int_key = key is not None and pa.types.is_integer(table.schema.field(key).type)
+    # The xmin cursor: PostgreSQL source, no `updated_at`, an integer key (deletes are then
+    # found by fingerprints), and a table whose identity the source could tell.
+    identity = (position.identities.get(table.name)
+                if position is not None and not has_cursor and int_key else None)
+    source_xmin = position.xmin if position is not None and identity is not None else None
+    changes: RowFilter | None = None
+    if key is not None and state is not None and state.signature == sig:
+        if has_cursor and state.cursor is not None:
+            changes = since_filter(CURSOR_COLUMN, state.cursor - overlap)
+        elif (position is not None and identity is not None
+              and state.source_xmin is not None and state.source_identity == identity):
+            predicate = changed_since(state.source_xmin, position)
+            changes = sql_filter(predicate, portable=False) if predicate else None
+    if key is None or changes is None:
+        read = loader.full(table)
+        cursor = None
+        if has_cursor:
+            cursor = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from "
+                                 f"{qualified(RAW_SCHEMA, table.name)}")[0][0]
+        return "full", TableState(sig, cursor, source_xmin, identity), read
+
+    target = qualified(RAW_SCHEMA, table.name)
+    keys, delta = (qualified(wh.temp_schema, name) for name in stage_tables(table.name))
+    k = quote_ident(key)
+    if not int_key:
+        # A key that cannot be bucketed: compare every key (staged before the delta, so a row
+        # inserted in between arrives with the delta and one deleted leaves next time).
+        loader.stage_keys(table, key)
         wh.execute(f"delete from {target} as r where not exists "
                    f"(select 1 from {keys} as k where k.{k} = r.{k})")
-        wh.execute(f"delete from {target} as r where exists "
-                   f"(select 1 from {delta} as d where d.{k} = r.{k})")
-        cols = ", ".join(quote_ident(n) for n in table.schema.names)
-        wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
+        wh.execute(f"drop table {keys}")
+    read = loader.stage_delta(table, changes)
+    _merge(wh, table, key)
+    cursor = state.cursor
+    if has_cursor:
         newest = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from {delta}")[0][0]
         cursor = max(state.cursor, newest) if newest is not None else state.cursor
-        wh.execute(f"drop table {keys}")
-        wh.execute(f"drop table {delta}")
-        return "incremental", TableState(sig, cursor), read
-    read = loader.full(table)
-    cursor = None
-    if has_cursor:
-        cursor = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from "
-                             f"{qualified(RAW_SCHEMA, table.name)}")[0][0]
-    return "full", TableState(sig, cursor), read
+    if int_key:
+        read += _repair_ranges(wh, loader, table, key)
+    wh.execute(f"drop table {delta}")
+    return "incremental", TableState(sig, cursor, source_xmin, identity), read
+
+
+def _merge(wh: Warehouse, table: SourceTable, key: str) -> None:
+    """Replace in `raw` the rows whose keys are in the staged delta by the delta's rows
+    (a semi-join delete, then an insert: both warehouses plan them well)."""
+    target = qualified(RAW_SCHEMA, table.name)
+    delta = qualified(wh.temp_schema, stage_tables(table.name)[1])
+    k = quote_ident(key)
+    wh.execute(f"delete from {target} as r where exists "
+               f"(select 1 from {delta} as d where d.{k} = r.{k})")
+    cols = ", ".join(quote_ident(n) for n in table.schema.names)
+    wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
+
+
+def _repair_ranges(wh: Warehouse, loader: Loader, table: SourceTable, key: str) -> int:
+    """Compare key-range fingerprints of the source and of `raw` (`sync_fingerprint`) and
+    replace every differing id range from the source: this is how hard deletes leave `raw`.
+    Returns the source rows read for it."""
+    target = qualified(RAW_SCHEMA, table.name)
+    if not isinstance(table.table.c[key].type, sa.BigInteger):  # squares fit a bigint
+        source_totals = loader.totals(table, key)
+        if source_totals is not None and source_totals == as_totals(
+                wh.fetchall(totals_sql(target, key))[0]):
+            return 0  # same keys (count, sum, sum of squares): no bucket to compare
+    ranges = differing_ranges(loader.fingerprints(table, key),
+                              as_fingerprints(wh.fetchall(fingerprint_sql(target, key))))
+    if not ranges:
+        return 0
+    predicate = ranges_sql(key, ranges)
+    wh.execute(f"delete from {target} where {predicate}")
+    read = loader.stage_delta(table, sql_filter(predicate, portable=True))
+    cols = ", ".join(quote_ident(n) for n in table.schema.names)
+    delta = qualified(wh.temp_schema, stage_tables(table.name)[1])
+    wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
+    return read
 
 
 def _count(wh: Warehouse, table: str) -> int:

@@ -1,10 +1,11 @@
 """The three ways ERP rows reach the warehouse, behind one small interface.
 
-A `Loader` does two things for `ingestion.sync`: replace `raw.<table>` with the whole source
-table (`full`), or stage what an incremental merge needs (`stage`): the source's primary keys
-(only the key column is read) into the temporary table `crm_stage_<table>__keys`, and the rows
-stamped at or after a moment into `crm_stage_<table>__delta` (session-private, so no reader
-ever sees them; see `stage_tables`). The merge itself is plain SQL, the same on
+A `Loader` does what `ingestion.sync` needs from the source: replace `raw.<table>` with the
+whole source table (`full`); stage the rows matching a filter (changed since the cursor, or in
+some key ranges) into the temporary table `crm_stage_<table>__delta` (`stage_delta`), or every
+primary key into `crm_stage_<table>__keys` (`stage_keys`; session-private, so no reader ever
+sees them; see `stage_tables`); compute the source's key-range fingerprints on the source
+(`fingerprints`). The merge itself is plain SQL, the same on
 every path. Each path moves rows with its own bulk mechanism, so there is no Python per row on
 the PostgreSQL paths:
 
@@ -16,16 +17,28 @@ the PostgreSQL paths:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg
 import pyarrow as pa
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from ingestion import postgres_copy, postgres_scan
+from ingestion.errors import CrmError, first_line
 from ingestion.source import ErpSource, SourceTable
+from ingestion.sync_fingerprint import (
+    Fingerprints,
+    Totals,
+    as_fingerprints,
+    as_totals,
+    fingerprint_sql,
+    totals_sql,
+)
 from ingestion.warehouse import (
     DuckDBWarehouse,
     PostgresWarehouse,
@@ -42,6 +55,31 @@ def stage_tables(table: str) -> tuple[str, str]:
     return f"crm_stage_{table}__keys", f"crm_stage_{table}__delta"
 
 
+@dataclass(frozen=True)
+class RowFilter:
+    """Which source rows an incremental step stages. `sql` is a predicate in PostgreSQL's SQL
+    (the PostgreSQL paths send it to the source verbatim, so only matching rows cross the wire);
+    `expr` builds the same predicate for the generic path, None when it has no equivalent there
+    (the xmin cursor)."""
+
+    sql: str
+    expr: Callable[[sa.Table], sa.ColumnElement[bool]] | None
+
+
+def since_filter(cursor: str, since: dt.datetime) -> RowFilter:
+    """Rows stamped at or after `since` (or not stamped). `since` is a datetime we made, never
+    user text."""
+    column = quote_ident(cursor)
+    sql = (f"{column} >= timestamptz '{since.astimezone(dt.UTC).isoformat()}' "
+           f"or {column} is null")
+    return RowFilter(sql, lambda t: sa.or_(t.c[cursor] >= since, t.c[cursor].is_(None)))
+
+
+def sql_filter(sql: str, portable: bool) -> RowFilter:
+    """A predicate we generated ourselves; `portable` when every source database reads it."""
+    return RowFilter(sql, (lambda _t: sa.text(sql)) if portable else None)
+
+
 class Loader(Protocol):
     #: Names the path in the sync state: a table landed by another path is reloaded in full.
     path: str
@@ -50,16 +88,23 @@ class Loader(Protocol):
         """Replace `raw.<table>` with the source table; returns rows read."""
         ...
 
-    def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        """Stage the keys and the delta (`cursor >= since` or NULL); returns delta rows."""
+    def stage_delta(self, table: SourceTable, rows: RowFilter) -> int:
+        """(Re)fill the temporary delta table with the source rows matching; returns rows."""
         ...
 
+    def stage_keys(self, table: SourceTable, key: str) -> int:
+        """Fill the temporary key table with every source key (tables whose key is not an
+        integer, which cannot be fingerprinted by range); returns rows."""
+        ...
 
-def _since_filter(cursor: str, since: dt.datetime) -> str:
-    """SQL both PostgreSQL and DuckDB read; `since` is a datetime we made, never user text."""
-    column = quote_ident(cursor)
-    return (f"where {column} >= timestamptz '{since.astimezone(dt.UTC).isoformat()}' "
-            f"or {column} is null")
+    def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
+        """The source table's key-range fingerprints (`sync_fingerprint`), computed there."""
+        ...
+
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        """The source's whole-table key totals (`sync_fingerprint.totals_sql`), or None when
+        this path does not screen with them (the generic path: SQLite's sums overflow)."""
+        ...
 
 
 class GenericLoader:
@@ -83,13 +128,29 @@ class GenericLoader:
         return self._land(RAW_SCHEMA, table.name, table.schema,
                           self.source.batches(self.conn, table))
 
-    def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        keys, delta = stage_tables(table.name)
-        temp = self.wh.temp_schema
-        self._land(temp, keys, pa.schema([table.schema.field(key)]),
-                   self.source.batches(self.conn, table, columns=[key]))
-        return self._land(temp, delta, table.schema,
-                          self.source.batches(self.conn, table, since=(cursor, since)))
+    def stage_delta(self, table: SourceTable, rows: RowFilter) -> int:
+        if rows.expr is None:
+            raise ValueError(f"{rows.sql!r} has no generic form")
+        return self._land(self.wh.temp_schema, stage_tables(table.name)[1], table.schema,
+                          self.source.batches(self.conn, table, where=rows.expr(table.table)))
+
+    def stage_keys(self, table: SourceTable, key: str) -> int:
+        return self._land(self.wh.temp_schema, stage_tables(table.name)[0],
+                          pa.schema([table.schema.field(key)]),
+                          self.source.batches(self.conn, table, columns=[key]))
+
+    def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
+        name = self.conn.dialect.identifier_preparer.format_table(table.table)
+        cast = self.source.backend in ("sqlite", "postgresql", "duckdb")
+        try:
+            rows = self.conn.execute(sa.text(fingerprint_sql(name, key, cast))).all()
+        except SQLAlchemyError as exc:
+            raise CrmError(f"source table {table.name}: read failed: "
+                           f"{first_line(exc.orig or exc)}") from None
+        return as_fingerprints(rows)
+
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        return None
 
 
 class DuckDBScanLoader:
@@ -104,15 +165,21 @@ class DuckDBScanLoader:
         return postgres_scan.copy_table(self.con, self.url, self.schema, table.name,
                                         RAW_SCHEMA, table.name)
 
-    def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        # Keys first, then the delta: should the two reads see different moments, a row
-        # inserted in between arrives with the delta, and one deleted in between leaves at the
-        # next sync — never a lost row.
-        keys, delta = stage_tables(table.name)
-        postgres_scan.copy_table(self.con, self.url, self.schema, table.name, "temp", keys,
-                                 columns=[key])
+    def stage_delta(self, table: SourceTable, rows: RowFilter) -> int:
         return postgres_scan.copy_table(self.con, self.url, self.schema, table.name, "temp",
-                                        delta, where=_since_filter(cursor, since))
+                                        stage_tables(table.name)[1], where=f"where {rows.sql}")
+
+    def stage_keys(self, table: SourceTable, key: str) -> int:
+        return postgres_scan.copy_table(self.con, self.url, self.schema, table.name, "temp",
+                                        stage_tables(table.name)[0], columns=[key])
+
+    def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
+        query = fingerprint_sql(qualified(self.schema, table.name), key)
+        return as_fingerprints(postgres_scan.source_query(self.con, self.url, table.name, query))
+
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        query = totals_sql(qualified(self.schema, table.name), key)
+        return as_totals(postgres_scan.source_query(self.con, self.url, table.name, query)[0])
 
 
 class PostgresCopyLoader:
@@ -127,17 +194,36 @@ class PostgresCopyLoader:
         return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh,
                                         RAW_SCHEMA, table.name)
 
-    def stage(self, table: SourceTable, key: str, cursor: str, since: dt.datetime) -> int:
-        keys, delta = stage_tables(table.name)
+    def _stage(self, table: SourceTable, name: str, columns: list[str] | None,
+               where: str) -> int:
         temp = self.wh.temp_schema
-        postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp, keys,
-                                 columns=[key])
         rows = postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp,
-                                        delta, where=_since_filter(cursor, since))
+                                        name, columns=columns, where=where)
         # Autovacuum never analyzes temporary tables: give the planner their sizes, so the
         # merge's deletes become hash anti- and semi-joins.
-        self.wh.execute(f"analyze {qualified(temp, keys)}, {qualified(temp, delta)}")
+        self.wh.execute(f"analyze {qualified(temp, name)}")
         return rows
+
+    def stage_delta(self, table: SourceTable, rows: RowFilter) -> int:
+        return self._stage(table, stage_tables(table.name)[1], None, f"where {rows.sql}")
+
+    def stage_keys(self, table: SourceTable, key: str) -> int:
+        return self._stage(table, stage_tables(table.name)[0], [key], "")
+
+    def _query(self, table: SourceTable, query: str) -> list[tuple]:
+        try:
+            return self.source.execute(query).fetchall()
+        except psycopg.Error as exc:
+            raise CrmError(f"source table {table.name}: read failed: {first_line(exc)}") \
+                from None
+
+    def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
+        return as_fingerprints(self._query(
+            table, fingerprint_sql(qualified(self.schema, table.name), key)))
+
+    def totals(self, table: SourceTable, key: str) -> Totals | None:
+        return as_totals(self._query(
+            table, totals_sql(qualified(self.schema, table.name), key))[0])
 
 
 @contextmanager
