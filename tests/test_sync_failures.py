@@ -21,6 +21,7 @@ from tests.test_sync_incremental import (
     _digest,
     all_raw,
     assert_raw_equals_source,
+    raw_digest,
     source_exec,
 )
 
@@ -123,16 +124,6 @@ def test_generic_path_merges_inserts_updates_and_deletes(tmp_path: Path) -> None
         finally:
             wh.close()
 
-    def raw(table: str) -> tuple:
-        wh = open_warehouse(parse_warehouse_url(wh_url, tmp_path))
-        try:
-            cols = [r[0] for r in wh.fetchall(
-                "select column_name from information_schema.columns where table_schema = "
-                "'raw' and table_name = ? order by ordinal_position", (table,))]
-            return _digest(cols, wh.fetchall(f'select * from raw."{table}"'))
-        finally:
-            wh.close()
-
     assert sync()["crm_leads"] == "full"
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     with engine.begin() as conn:
@@ -143,8 +134,8 @@ def test_generic_path_merges_inserts_updates_and_deletes(tmp_path: Path) -> None
     engine.dispose()
     assert sync()["crm_leads"] == "incremental"
     for table in SOURCE_TABLES:
-        assert raw(table) == _sqlite_digest(src_path, table), table
-    assert raw("crm_leads")[1] == 4
+        assert raw_digest(wh_url, table) == _sqlite_digest(src_path, table), table
+    assert raw_digest(wh_url, "crm_leads")[1] == 4
 
 
 def test_staging_columns_cover_every_erd_column() -> None:
