@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import sqlalchemy as sa
 
-from ingestion.errors import CrmError, first_line
+from ingestion.errors import CrmError, redacted_line
 from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS
 from ingestion.warehouse import qualified, quote_ident
 
@@ -62,7 +62,7 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str,
         con.execute(f"attach {conninfo} as {ATTACHED} "
                     "(type postgres, read_only)")
     except duckdb.Error as exc:
-        raise CrmError(f"source is unreachable: {_clean(exc, password)}") from None
+        raise CrmError(f"source is unreachable: {redacted_line(exc, password)}") from None
     try:
         yield ATTACHED
     finally:
@@ -90,7 +90,7 @@ def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, tab
         con.execute(f"{create} as select {cols} from {source}")
         return con.execute(f"select count(*) from {target}").fetchone()[0]
     except duckdb.Error as exc:
-        raise CrmError(f"source table {table}: copy failed: {_clean(exc, password)}") \
+        raise CrmError(f"source table {table}: copy failed: {redacted_line(exc, password)}") \
             from None
 
 
@@ -103,13 +103,10 @@ def source_query(con: duckdb.DuckDBPyConnection, source_url: str, table: str,
         return con.execute(f"select * from postgres_query('{ATTACHED}', "
                            f"{_sql_literal(query)})").fetchall()
     except duckdb.Error as exc:
-        raise CrmError(f"source table {table}: read failed: {_clean(exc, password)}") from None
+        raise CrmError(f"source table {table}: read failed: "
+                       f"{redacted_line(exc, password)}") from None
 
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
-
-def _clean(exc: BaseException, password: str) -> str:
-    message = first_line(exc)
-    return message.replace(password, "***") if password else message

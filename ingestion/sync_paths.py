@@ -187,7 +187,8 @@ class PostgresCopyLoader:
 
     path = "postgres-postgres"
 
-    def __init__(self, source: psycopg.Connection, wh: PostgresWarehouse, schema: str) -> None:
+    def __init__(self, source: postgres_copy.PgSource, wh: PostgresWarehouse,
+                 schema: str) -> None:
         self.source, self.wh, self.schema = source, wh, schema
 
     def full(self, table: SourceTable) -> int:
@@ -212,7 +213,7 @@ class PostgresCopyLoader:
 
     def _query(self, table: SourceTable, query: str) -> list[tuple]:
         try:
-            return self.source.execute(query).fetchall()
+            return self.source.conn.execute(query).fetchall()
         except psycopg.Error as exc:
             raise CrmError(f"source table {table.name}: read failed: {first_line(exc)}") \
                 from None
