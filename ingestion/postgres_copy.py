@@ -11,9 +11,9 @@ Where the source stream comes from:
   The child joins the sync's snapshot (`pg_export_snapshot` / `SET TRANSACTION SNAPSHOT`), so
   every table is still read from one consistent state; it connects read-only, named, with the
   statement timeout, and gets the password through its environment, never its arguments.
-- **filtered reads** (the incremental deltas, a few key ranges), tables under 8 MiB and hosts
-  without `psql` go through the sync's own psycopg connection: there a child's start-up would
-  cost more than it saves.
+- **filtered reads** (the incremental deltas, a few key ranges), tables under 8 MiB (by the
+  source's statistics) and hosts without `psql` go through the sync's own psycopg connection:
+  there a child's start-up would cost more than it saves.
 
 The binary format ends with a trailer, but PostgreSQL also accepts a stream cut at a row
 boundary: the child's exit status is therefore checked *before* the warehouse's COPY is ended,
@@ -40,7 +40,8 @@ from ingestion.warehouse import PostgresWarehouse, pg_columns, qualified, quote_
 
 #: Bytes forwarded per write from the `psql` child to the warehouse.
 CHUNK_BYTES = 1 << 20
-#: Tables smaller than this (on the source's disk) are read in-process: a child costs more.
+#: Tables smaller than this (as the source's statistics estimate) are read in-process: a
+#: child costs more than it saves there. A table never analyzed estimates 0 bytes.
 PSQL_MIN_BYTES = 8 << 20
 
 
@@ -112,10 +113,13 @@ def copy_table(source: PgSource, schema: str, table: str, wh: PostgresWarehouse,
 
 
 def _is_large(source: PgSource, schema: str, table: str) -> bool:
-    """Whether the table is big enough for a `psql` child to pay for its start-up (~20 ms)."""
-    row = source.conn.execute("select pg_relation_size(c.oid) from pg_class c join pg_namespace n "
-                               "on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s",
-                               [schema, table]).fetchone()
+    """Whether the table is big enough for a `psql` child to pay for its start-up (~20 ms), by
+    the planner's page count (a catalog read: unlike `pg_relation_size`, it takes no lock on
+    the table, so a table locked on the source makes the copy itself wait, not this)."""
+    row = source.conn.execute("select c.relpages::bigint * current_setting('block_size')::int "
+                              "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                              "where n.nspname = %s and c.relname = %s",
+                              [schema, table]).fetchone()
     return row is not None and int(row[0]) >= PSQL_MIN_BYTES
 
 
