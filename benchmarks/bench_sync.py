@@ -54,6 +54,10 @@ def child_wire(db: str) -> dict:
 
 
 def child_sync(db: str, warehouse_url: str) -> dict:
+    # Module imports are process start-up, not sync time. pandas is among them: DuckDB's
+    # Python binding imports it at the first query with a bound parameter (~0.25 s here).
+    import pandas  # noqa: F401
+
     from ingestion.sync import sync_erp
     from ingestion.urls import parse_warehouse_url
     from ingestion.warehouse import open_warehouse

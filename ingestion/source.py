@@ -144,10 +144,14 @@ class ErpSource:
             where = f" (schema {self.schema!r})" if self.schema else ""
             raise CrmError(f"source {self.display_url}{where} is missing required "
                            f"table(s): {', '.join(missing)}")
-        result = []
+        names = REQUIRED_TABLES + tuple(t for t in OPTIONAL_TABLES if t in present)
         md = sa.MetaData(schema=self.schema)
-        for name in REQUIRED_TABLES + tuple(t for t in OPTIONAL_TABLES if t in present):
-            table = sa.Table(name, md, autoload_with=conn)
+        # One reflection for all tables (a few catalog queries instead of a few per table);
+        # foreign keys are not followed: the sync needs columns and primary keys only.
+        md.reflect(conn, schema=self.schema, only=list(names), resolve_fks=False)
+        result = []
+        for name in names:
+            table = md.tables[f"{self.schema}.{name}" if self.schema else name]
             schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in table.columns])
             result.append(SourceTable(name, table, schema))
         return result

@@ -132,7 +132,9 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         # the attached catalog too, a round trip to the source (~1 s at `large`). Syncs of one
         # warehouse never overlap (`orchestration/run_lock.py`), so this is still the state.
         states = read_states(warehouse, RAW_SCHEMA)
-        landed = {t.name for t in tables if warehouse.table_exists(RAW_SCHEMA, t.name)}
+        landed = {name for (name,) in warehouse.fetchall(
+            "select table_name from information_schema.tables where table_schema = ?",
+            (RAW_SCHEMA,))}
         with open_loader(source, conn, source_url, warehouse) as loader, \
                 warehouse.transaction():
             if isinstance(warehouse, PostgresWarehouse):
@@ -142,11 +144,9 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
             synced_at = dt.datetime.now(dt.UTC)
             for table in tables:
                 table_started = time.monotonic()
-                kind, state, read = _sync_table(warehouse, loader, table,
-                                                states.get(table.name) if table.name in landed
-                                                else None, overlap, position)
-                # A full load's row count is what it copied; a merge's must be counted.
-                rows = read if kind == "full" else _count(warehouse, table.name)
+                kind, state, read, rows = _sync_table(
+                    warehouse, loader, table,
+                    states.get(table.name) if table.name in landed else None, overlap, position)
                 write_state(warehouse, RAW_SCHEMA, table.name, state, kind, rows, synced_at)
                 report.rows[table.name], report.load_kind[table.name] = rows, kind
                 report.rows_read[table.name] = read
@@ -164,9 +164,9 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
 
 def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableState | None,
                 overlap: dt.timedelta, position: SourcePosition | None
-                ) -> tuple[str, TableState, int]:
-    """Load one table, incrementally when it can be; returns (kind, new state, rows read).
-    `state` is None when there is none or `raw` lacks the table."""
+                ) -> tuple[str, TableState, int, int]:
+    """Load one table, incrementally when it can be; returns (kind, new state, rows read, rows
+    in `raw` now). `state` is None when there is none or `raw` lacks the table."""
     sig = signature(loader.path, table.columns())
     key = table.key
     has_cursor = CURSOR_COLUMN in table.schema.names
@@ -190,7 +190,8 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
         if has_cursor:
             cursor = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from "
                                  f"{qualified(RAW_SCHEMA, table.name)}")[0][0]
-        return "full", TableState(sig, cursor, source_xmin, identity), read
+        # A full load holds what it copied.
+        return "full", TableState(sig, cursor, source_xmin, identity), read, read
 
     target = qualified(RAW_SCHEMA, table.name)
     keys, delta = (qualified(wh.temp_schema, name) for name in stage_tables(table.name))
@@ -208,10 +209,14 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
     if has_cursor:
         newest = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from {delta}")[0][0]
         cursor = max(state.cursor, newest) if newest is not None else state.cursor
+    rows = None
     if int_key:
-        read += _repair_ranges(wh, loader, table, key)
+        repaired, rows = _repair_ranges(wh, loader, table, key)
+        read += repaired
     wh.execute(f"drop table {delta}")
-    return "incremental", TableState(sig, cursor, source_xmin, identity), read
+    if rows is None:
+        rows = _count(wh, table.name)
+    return "incremental", TableState(sig, cursor, source_xmin, identity), read, rows
 
 
 def _merge(wh: Warehouse, table: SourceTable, key: str) -> None:
@@ -226,27 +231,29 @@ def _merge(wh: Warehouse, table: SourceTable, key: str) -> None:
     wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
 
 
-def _repair_ranges(wh: Warehouse, loader: Loader, table: SourceTable, key: str) -> int:
+def _repair_ranges(wh: Warehouse, loader: Loader, table: SourceTable, key: str
+                   ) -> tuple[int, int | None]:
     """Compare key-range fingerprints of the source and of `raw` (`sync_fingerprint`) and
     replace every differing id range from the source: this is how hard deletes leave `raw`.
-    Returns the source rows read for it."""
+    Returns the source rows read for it, and the rows `raw` holds when that is known already
+    (the totals' count, when nothing needed repair)."""
     target = qualified(RAW_SCHEMA, table.name)
     if not isinstance(table.table.c[key].type, sa.BigInteger):  # squares fit a bigint
         source_totals = loader.totals(table, key)
         if source_totals is not None and source_totals == as_totals(
                 wh.fetchall(totals_sql(target, key))[0]):
-            return 0  # same keys (count, sum, sum of squares): no bucket to compare
+            return 0, source_totals[0]  # same keys (count, sums): no bucket to compare
     ranges = differing_ranges(loader.fingerprints(table, key),
                               as_fingerprints(wh.fetchall(fingerprint_sql(target, key))))
     if not ranges:
-        return 0
+        return 0, None
     predicate = ranges_sql(key, ranges)
     wh.execute(f"delete from {target} where {predicate}")
     read = loader.stage_delta(table, sql_filter(predicate, portable=True))
     cols = ", ".join(quote_ident(n) for n in table.schema.names)
     delta = qualified(wh.temp_schema, stage_tables(table.name)[1])
     wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
-    return read
+    return read, None
 
 
 def _count(wh: Warehouse, table: str) -> int:

@@ -234,7 +234,8 @@ def open_loader(source: ErpSource, conn: Connection, source_url: str,
     (opened read-only, named, with a statement timeout) for the duration of the block."""
     schema = source.schema or "public"
     if source.backend == "postgresql" and isinstance(wh, DuckDBWarehouse):
-        with postgres_scan.attached_source(wh.con, source_url, source.statement_timeout_ms):
+        with postgres_scan.attached_source(wh.con, source_url, source.statement_timeout_ms), \
+                postgres_scan.landing_compression(wh.con):
             yield DuckDBScanLoader(wh, source_url, schema)
     elif source.backend == "postgresql" and isinstance(wh, PostgresWarehouse):
         with postgres_copy.source_snapshot(source_url, source.statement_timeout_ms) as pg:
