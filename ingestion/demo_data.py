@@ -481,7 +481,7 @@ def write_tables(source_url: str, schema: str | None, tables: dict[str, pl.DataF
     import sqlalchemy as sa
     from tqdm import tqdm
 
-    from ingestion.erp_schema import build_metadata
+    from ingestion.erp_schema import build_metadata, erd_indexes
     from ingestion.urls import redact_url
 
     try:
@@ -511,6 +511,8 @@ def write_tables(source_url: str, schema: str | None, tables: dict[str, pl.DataF
                     conn.exec_driver_sql(
                         f'insert into "{name}" values ({", ".join("?" * data.width)})',
                         list(data.iter_rows()))
+            for index in erd_indexes(md):
+                index.create(conn)
     except sa.exc.OperationalError as exc:
         raise CrmError(f"cannot write the demo ERP to {redact_url(source_url)}: "
                        f"{str(exc.orig).strip().splitlines()[0]}") from None

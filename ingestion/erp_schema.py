@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -37,6 +38,66 @@ REQUIRED_TABLES: tuple[str, ...] = (
 OPTIONAL_TABLES: tuple[str, ...] = ("businesses", "branches")
 
 SOURCE_TABLES: tuple[str, ...] = REQUIRED_TABLES + OPTIONAL_TABLES
+
+#: The secondary indexes `crm-erd.md` lists, per table: (index name, column). The ERP has them,
+#: so the generator builds them too (after loading, which is faster than loading into them);
+#: the sync's cursor reads (`updated_at >= …`) rely on `idx_*_updated_at` as they would in
+#: production.
+ERD_INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
+    "customer_groups": (
+        ("idx_customer_group_name", "group_name"),
+        ("idx_customer_group_discount", "dicount_calculation"),
+    ),
+    "contacts": (
+        ("idx_contact_id", "contact_id"),
+        ("idx_contact_type", "contact_type"),
+        ("idx_contact_user", "user_id"),
+        ("idx_contact_business", "business_id"),
+        ("idx_contact_branch", "branch_id"),
+        ("idx_contact_customer_group", "customer_group_id"),
+        ("idx_contact_account_type", "account_type"),
+        ("idx_contact_phone", "phone"),
+        ("idx_contact_deleted", "is_deleted"),
+        ("idx_contact_added_on", "added_on"),
+    ),
+    "contact_accounts": (
+        ("idx_contact_account_contact", "contact_id"),
+    ),
+    "crm_leads": (
+        ("idx_lead_status", "status"),
+        ("idx_lead_contact", "contact_id"),
+        ("idx_lead_source", "source"),
+        ("idx_lead_owner", "owner_id"),
+        ("idx_lead_created_at", "created_at"),
+        ("idx_lead_updated_at", "updated_at"),
+    ),
+    "crm_pipeline_stages": (
+        ("idx_pipeline_stage_name", "name"),
+        ("idx_pipeline_stage_order", "order"),
+        ("idx_pipeline_stage_is_won", "is_won"),
+        ("idx_pipeline_stage_is_lost", "is_lost"),
+    ),
+    "crm_deals": (
+        ("idx_deal_stage", "stage_id"),
+        ("idx_deal_contact", "contact_id"),
+        ("idx_deal_lead", "lead_id"),
+        ("idx_deal_owner", "owner_id"),
+        ("idx_deal_close_date", "close_date"),
+        ("idx_deal_created_at", "created_at"),
+        ("idx_deal_updated_at", "updated_at"),
+    ),
+    "crm_campaigns": (
+        ("idx_campaign_type", "campaign_type"),
+        ("idx_campaign_status", "status"),
+        ("idx_campaign_start_date", "start_date"),
+        ("idx_campaign_end_date", "end_date"),
+        ("idx_campaign_is_active", "is_active"),
+    ),
+    "crm_campaign_performance": (
+        ("idx_campaign_performance_campaign", "campaign_id"),
+        ("idx_campaign_performance_date", "date"),
+    ),
+}
 
 
 def _money(precision: int = 14) -> Numeric:
@@ -172,3 +233,13 @@ def build_metadata(schema: str | None = None) -> MetaData:
         Column("created_at", _tstz()),
     )
     return md
+
+
+def erd_indexes(md: MetaData) -> list[Index]:
+    """`ERD_INDEXES` as SQLAlchemy indexes on the tables of `md` (create them with
+    `index.create(connection)`)."""
+    indexes = []
+    for table in md.tables.values():
+        for name, column in ERD_INDEXES.get(table.name, ()):
+            indexes.append(Index(name, table.c[column]))
+    return indexes

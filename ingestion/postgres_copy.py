@@ -99,8 +99,12 @@ def copy_table(source: PgSource, schema: str, table: str, wh: PostgresWarehouse,
                     "to stdout (format binary)")
         psql = shutil.which("psql") if not where and _is_large(source, schema, table) else None
         with wh.conn.cursor() as in_cur:
+            # FREEZE: `create_table_typed` has just created or truncated the table in this
+            # transaction, so the rows can be written frozen; without it the first reader of
+            # every page (dbt's staging, straight after) would set hint bits and write the
+            # whole table out again.
             with in_cur.copy(f"copy {qualified(target_schema, target_table)} ({cols}) "
-                             "from stdin (format binary)") as inp:
+                             "from stdin (format binary, freeze)") as inp:
                 if psql:
                     _pipe_from_psql(psql, source, copy_out, inp, table)
                 else:

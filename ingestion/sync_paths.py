@@ -195,21 +195,21 @@ class PostgresCopyLoader:
         return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh,
                                         RAW_SCHEMA, table.name)
 
-    def _stage(self, table: SourceTable, name: str, columns: list[str] | None,
-               where: str) -> int:
-        temp = self.wh.temp_schema
-        rows = postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp,
-                                        name, columns=columns, where=where)
-        # Autovacuum never analyzes temporary tables: give the planner their sizes, so the
-        # merge's deletes become hash anti- and semi-joins.
-        self.wh.execute(f"analyze {qualified(temp, name)}")
-        return rows
-
     def stage_delta(self, table: SourceTable, rows: RowFilter) -> int:
-        return self._stage(table, stage_tables(table.name)[1], None, f"where {rows.sql}")
+        # Not analyzed: the planner sizes a never-analyzed table from its pages, and the merge
+        # is a hash (semi-)join either way (an `analyze` cost ~70 ms per 2M-row table).
+        return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh,
+                                        self.wh.temp_schema, stage_tables(table.name)[1],
+                                        where=f"where {rows.sql}")
 
     def stage_keys(self, table: SourceTable, key: str) -> int:
-        return self._stage(table, stage_tables(table.name)[0], [key], "")
+        temp, name = self.wh.temp_schema, stage_tables(table.name)[0]
+        rows = postgres_copy.copy_table(self.source, self.schema, table.name, self.wh, temp,
+                                        name, columns=[key])
+        # Autovacuum never analyzes temporary tables: give the planner the size of this one
+        # (every key of the table), so the anti-join that finds deletes is hashed.
+        self.wh.execute(f"analyze {qualified(temp, name)}")
+        return rows
 
     def _query(self, table: SourceTable, query: str) -> list[tuple]:
         try:
