@@ -235,7 +235,7 @@ def open_loader(source: ErpSource, conn: Connection, source_url: str,
     schema = source.schema or "public"
     if source.backend == "postgresql" and isinstance(wh, DuckDBWarehouse):
         with postgres_scan.attached_source(wh.con, source_url, source.statement_timeout_ms), \
-                postgres_scan.landing_compression(wh.con):
+                postgres_scan.landing_settings(wh.con):
             yield DuckDBScanLoader(wh, source_url, schema)
     elif source.backend == "postgresql" and isinstance(wh, PostgresWarehouse):
         with postgres_copy.source_snapshot(source_url, source.statement_timeout_ms) as pg:

@@ -217,6 +217,24 @@ def test_postgres_into_duckdb_takes_the_wire_speed_path(make_pg_database, tmp_pa
 
 
 @pytest.mark.postgres
+def test_the_syncs_duckdb_settings_end_with_it(make_pg_database, tmp_path: Path) -> None:
+    """The sync lands `raw` under its own DuckDB settings (no FSST, a memory cap) and restores
+    them: the event files loaded next on the same connection get DuckDB's defaults."""
+    source_db = make_pg_database("crm_src")
+    _write_source(pg_url(source_db))
+    wh = open_warehouse(parse_warehouse_url(f"duckdb:///{tmp_path}/wh.duckdb", Path(".")))
+    settings = ("select current_setting('memory_limit'), "
+                "current_setting('disabled_compression_methods')")
+    try:
+        before = wh.fetchall(settings)
+        sync_erp(pg_url(source_db), "public", wh)
+        after = wh.fetchall(settings)
+    finally:
+        wh.close()
+    assert before == after and before[0][1] == ""
+
+
+@pytest.mark.postgres
 def test_postgres_into_postgres_pipes_binary_copy(make_pg_database) -> None:
     """PostgreSQL → PostgreSQL pipes binary COPY, so the warehouse columns carry the source's
     own types (the generic Arrow path would widen int4 to bigint), and every row lands."""
