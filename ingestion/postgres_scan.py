@@ -14,7 +14,7 @@ import duckdb
 import sqlalchemy as sa
 
 from ingestion.errors import CrmError, redacted_line
-from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS
+from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS, session_options
 from ingestion.warehouse import qualified, quote_ident
 
 ATTACHED = "erp_source"
@@ -43,7 +43,7 @@ def source_conninfo(source_url: str, timeout_ms: int = STATEMENT_TIMEOUT_MS) -> 
         "host": url.host or "127.0.0.1", "port": str(url.port or 5432),
         "user": url.username or "postgres", "dbname": url.database or "postgres",
         "application_name": APPLICATION_NAME,
-        "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms}",
+        "options": session_options(timeout_ms),
     }
     if url.password:
         parts["password"] = url.password

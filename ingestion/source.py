@@ -67,12 +67,20 @@ class SourceTable:
         return [(c.name, repr(c.type)) for c in self.table.columns]
 
 
+def session_options(timeout_ms: int) -> str:
+    """libpq `options` of every source session (SQLAlchemy's, DuckDB's scan, `psql` children):
+    read-only, the statement timeout, and no idle-in-transaction timeout — a sync holds its
+    snapshot open, idle, while other sessions copy tables, and a server-side idle timeout
+    would end it mid-sync."""
+    return (f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms} "
+            "-c idle_in_transaction_session_timeout=0")
+
+
 def _connect_args(url: sa.URL, timeout_ms: int) -> dict[str, object]:
     if url.get_backend_name() == "postgresql":
         return {
             "application_name": APPLICATION_NAME,
-            "options": f"-c default_transaction_read_only=on "
-                       f"-c statement_timeout={timeout_ms}",
+            "options": session_options(timeout_ms),
             "connect_timeout": 10,
         }
     return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.test_sync_incremental import (
     assert_raw_equals_source,
     raw_digest,
     source_exec,
+    sync,
 )
 
 
@@ -154,3 +156,29 @@ def test_dropped_staging_column_from_the_cli(make_pg_database, tmp_path: Path) -
     proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=pg_url(source_db),
                CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
     assert_one_line_error(proc, "crm_pipeline_stages", "column(s) order ")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_source_idle_in_transaction_timeout_is_survived(warehouse: str, make_pg_database,
+                                                          tmp_path: Path) -> None:
+    """The source ends sessions idle in a transaction after 200 ms, and `crm_deals` is locked
+    for 1.5 s: the sync's snapshot session waits idle meanwhile (its options turn that timeout
+    off for it), and the sync still lands every table."""
+
+    source_db = make_pg_database("crm_src")
+    _write_source(pg_url(source_db))
+    wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
+              else pg_url(make_pg_database("crm_wh"), driver="postgresql"))
+    source_exec(source_db, f"alter database {source_db} "
+                           "set idle_in_transaction_session_timeout = '200ms'")
+    with psycopg.connect(pg_url(source_db, driver="postgresql")) as locker:
+        locker.execute("set idle_in_transaction_session_timeout = 0")  # this one stays
+        locker.execute("lock table crm_deals in access exclusive mode")
+        release = threading.Timer(1.5, locker.rollback)
+        release.start()
+        try:
+            sync(source_db, wh_url)
+        finally:
+            release.join()
+    assert_raw_equals_source(source_db, wh_url)

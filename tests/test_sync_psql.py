@@ -133,6 +133,27 @@ def test_a_source_lost_mid_copy_aborts_it(via_psql: list[list[str]], dbs: tuple[
     assert_raw_equals_source(source_db, wh_url)
 
 
+def test_a_source_idle_timeout_does_not_end_the_snapshot(via_psql: list[list[str]],
+                                                         dbs: tuple[str, str]) -> None:
+    """The source ends sessions idle in a transaction after 200 ms, and a child waits 1.5 s on
+    a locked table: the sync's own session is idle in its transaction all that while, yet the
+    tables copied after that one still find the snapshot it exported."""
+    source_db, wh_url = dbs
+    source_exec(source_db, f"alter database {source_db} "
+                           "set idle_in_transaction_session_timeout = '200ms'")
+    dsn = pg_url(source_db, driver="postgresql")
+    with psycopg.connect(dsn) as locker:
+        locker.execute("set idle_in_transaction_session_timeout = 0")  # this one stays
+        locker.execute("lock table crm_deals in access exclusive mode")
+        release = threading.Timer(1.5, locker.rollback)
+        release.start()
+        try:
+            sync(source_db, wh_url)
+        finally:
+            release.join()
+    assert_raw_equals_source(source_db, wh_url)
+
+
 def test_child_errors_are_one_line_without_the_password(via_psql: list[list[str]],
                                                         dbs: tuple[str, str]) -> None:
     """A source role that may not read crm_deals: the child's error names the table and the
