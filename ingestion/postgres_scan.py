@@ -69,32 +69,6 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str,
         con.execute(f"detach database if exists {ATTACHED}")
 
 
-#: DuckDB's buffer pool while the sync writes `raw`: it caches every block written, so without a
-#: cap the sync's memory grows with the tables (to ~330 MB at `large`) up to DuckDB's default of
-#: 80% of RAM. Beyond the cap blocks already on disk are simply dropped.
-SYNC_MEMORY_LIMIT = "512MB"
-
-
-@contextmanager
-def landing_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB settings while the sync lands `raw` (restored afterwards, since the same
-    connection then loads the event files):
-
-    - no FSST, DuckDB's string compression: at `large` it costs ~0.5 s of a ~4 s full sync and
-      saves ~60 MB of 210 (dictionary and the numeric encodings stay). `raw` is a landing zone
-      that staging reads once per run; the marts are written by dbt's own connection, with
-      every method on;
-    - `memory_limit` = `SYNC_MEMORY_LIMIT`, so the sync's peak memory does not grow with the
-      size of the tables."""
-    con.execute("set disabled_compression_methods = 'fsst'")
-    con.execute(f"set memory_limit = '{SYNC_MEMORY_LIMIT}'")
-    try:
-        yield
-    finally:
-        con.execute("reset disabled_compression_methods")
-        con.execute("reset memory_limit")
-
-
 def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, table: str,
                target_schema: str, target_table: str, columns: list[str] | None = None,
                where: str = "") -> int:

@@ -43,11 +43,15 @@ from ingestion.warehouse import (
     DuckDBWarehouse,
     PostgresWarehouse,
     Warehouse,
+    duckdb_landing,
     qualified,
     quote_ident,
 )
 
 RAW_SCHEMA = "raw"
+#: DuckDB's buffer pool while the sync lands `raw` (`warehouse.duckdb_landing`): the sync's
+#: peak memory then does not grow with the tables (~330 MB of cache at `large`, uncapped).
+SYNC_MEMORY_LIMIT = "512MB"
 
 
 def stage_tables(table: str) -> tuple[str, str]:
@@ -235,7 +239,7 @@ def open_loader(source: ErpSource, conn: Connection, source_url: str,
     schema = source.schema or "public"
     if source.backend == "postgresql" and isinstance(wh, DuckDBWarehouse):
         with postgres_scan.attached_source(wh.con, source_url, source.statement_timeout_ms), \
-                postgres_scan.landing_settings(wh.con):
+                duckdb_landing(wh.con, SYNC_MEMORY_LIMIT):
             yield DuckDBScanLoader(wh, source_url, schema)
     elif source.backend == "postgresql" and isinstance(wh, PostgresWarehouse):
         with postgres_copy.source_snapshot(source_url, source.statement_timeout_ms) as pg:
