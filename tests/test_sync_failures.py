@@ -165,11 +165,17 @@ def test_a_source_idle_in_transaction_timeout_is_survived(warehouse: str, make_p
     """The source ends sessions idle in a transaction after 200 ms, and `crm_deals` is locked
     for 1.5 s: the sync's snapshot session waits idle meanwhile (its options turn that timeout
     off for it), and the sync still lands every table."""
-
     source_db = make_pg_database("crm_src")
     _write_source(pg_url(source_db))
     wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
               else pg_url(make_pg_database("crm_wh"), driver="postgresql"))
+    sync_past_an_idle_timeout(source_db, wh_url)
+    assert_raw_equals_source(source_db, wh_url)
+
+
+def sync_past_an_idle_timeout(source_db: str, wh_url: str) -> None:
+    """Sync while the source ends sessions idle in a transaction after 200 ms and a lock holds
+    `crm_deals` for 1.5 s (the copy of that table waits; the sync's other sessions idle)."""
     source_exec(source_db, f"alter database {source_db} "
                            "set idle_in_transaction_session_timeout = '200ms'")
     with psycopg.connect(pg_url(source_db, driver="postgresql")) as locker:
@@ -181,4 +187,3 @@ def test_a_source_idle_in_transaction_timeout_is_survived(warehouse: str, make_p
             sync(source_db, wh_url)
         finally:
             release.join()
-    assert_raw_equals_source(source_db, wh_url)

@@ -22,6 +22,7 @@ from ingestion.urls import parse_warehouse_url
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 from tests.test_sync import _write_source
+from tests.test_sync_failures import sync_past_an_idle_timeout
 from tests.test_sync_incremental import all_raw, assert_raw_equals_source, source_exec, sync
 
 pytestmark = pytest.mark.postgres
@@ -139,18 +140,8 @@ def test_a_source_idle_timeout_does_not_end_the_snapshot(via_psql: list[list[str
     a locked table: the sync's own session is idle in its transaction all that while, yet the
     tables copied after that one still find the snapshot it exported."""
     source_db, wh_url = dbs
-    source_exec(source_db, f"alter database {source_db} "
-                           "set idle_in_transaction_session_timeout = '200ms'")
-    dsn = pg_url(source_db, driver="postgresql")
-    with psycopg.connect(dsn) as locker:
-        locker.execute("set idle_in_transaction_session_timeout = 0")  # this one stays
-        locker.execute("lock table crm_deals in access exclusive mode")
-        release = threading.Timer(1.5, locker.rollback)
-        release.start()
-        try:
-            sync(source_db, wh_url)
-        finally:
-            release.join()
+    sync_past_an_idle_timeout(source_db, wh_url)
+    assert any("crm_deals" in command[-1] for command in via_psql)
     assert_raw_equals_source(source_db, wh_url)
 
 
