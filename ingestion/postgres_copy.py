@@ -67,10 +67,11 @@ class PgSource:
 def source_snapshot(source_url: str,
                     timeout_ms: int = STATEMENT_TIMEOUT_MS) -> Iterator[PgSource]:
     """A read-only REPEATABLE READ transaction on the source: all tables from one snapshot."""
-    params = conninfo_to_dict(source_conninfo(source_url, timeout_ms))
+    conninfo = source_conninfo(source_url, timeout_ms)
+    params = conninfo_to_dict(conninfo)
     password = params.pop("password", None)
     try:
-        conn = psycopg.connect(source_conninfo(source_url, timeout_ms), connect_timeout=10)
+        conn = psycopg.connect(conninfo, connect_timeout=10)
     except psycopg.Error as exc:
         raise CrmError(f"source is unreachable: {redacted_line(exc, password)}") from None
     try:

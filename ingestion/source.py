@@ -8,7 +8,6 @@ extra columns come along and never break the sync.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,18 +165,13 @@ class ErpSource:
 
     def batches(self, conn: Connection, source_table: SourceTable,
                 batch_rows: int = BATCH_ROWS, columns: list[str] | None = None,
-                since: tuple[str, dt.datetime] | None = None,
                 where: sa.ColumnElement[bool] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream the table as Arrow batches of at most `batch_rows` rows: only `columns` when
-        given, only rows whose `since[0]` column is at or after `since[1]` (or NULL) when given,
-        only rows matching `where` when given."""
+        given, only rows matching `where` when given (the sync's filters, `sync_paths`)."""
         table, schema = source_table.table, source_table.schema
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
         query = sa.select(*(table.c[name] for name in schema.names))
-        if since is not None:
-            column = table.c[since[0]]
-            query = query.where(sa.or_(column >= since[1], column.is_(None)))
         if where is not None:
             query = query.where(where)
         try:

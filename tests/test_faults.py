@@ -263,13 +263,7 @@ def test_dbt_failing_halfway_then_killed_between_models_then_two_runs_at_once(
     assert not wait_gone(children), "dbt outlived the killed pipeline process"
 
     # (c) Two runs at once for the same day.
-    first, second = start(RUN, tmp_path, env), start(RUN, tmp_path, env)
-    results = [p.communicate(timeout=600) + (p.returncode,) for p in (first, second)]
-    codes = sorted(r[2] for r in results)
-    assert codes == [0, 1], results
-    refused = next(subprocess.CompletedProcess([], r[2], r[0], r[1]) for r in results
-                   if r[2] == 1)
-    assert_one_line_error(refused, "another pipeline run is writing")
+    two_runs_at_once(tmp_path, env)
     state = warehouse_state(wh_url)
     assert_same_state(state, world.reference_state, "after the kill, the run that went ahead")
     assert_no_duplicate_events(state)
@@ -328,15 +322,21 @@ def test_postgres_killed_between_event_rows_and_manifest_then_two_runs_at_once(
     assert wrote_events, "the blocked run had not inserted events"
     assert events_subset(warehouse_state(wh_url)) == before
 
+    two_runs_at_once(tmp_path, env)
+    state = warehouse_state(wh_url)
+    assert_same_state(state, world.reference_state, "PostgreSQL, after the kill")
+    assert_no_duplicate_events(state)
+
+
+def two_runs_at_once(tmp_path: Path, env: dict[str, str]) -> None:
+    """Start two runs for the same day at once: one finishes, the other is refused with the
+    run lock's one-line error."""
     first, second = start(RUN, tmp_path, env), start(RUN, tmp_path, env)
     results = [p.communicate(timeout=600) + (p.returncode,) for p in (first, second)]
     assert sorted(r[2] for r in results) == [0, 1], results
     refused = next(subprocess.CompletedProcess([], r[2], r[0], r[1]) for r in results
                    if r[2] == 1)
     assert_one_line_error(refused, "another pipeline run is writing")
-    state = warehouse_state(wh_url)
-    assert_same_state(state, world.reference_state, "PostgreSQL, after the kill")
-    assert_no_duplicate_events(state)
 
 
 # --------------------------------------------------------------------------------------------
