@@ -1,6 +1,8 @@
 """Source rows at the edges (issue 7, "Bad input"): a real ERP built here, then a real
 `crm-analytics run` with `CRM_REPORTING_TZ=Europe/Berlin`, then every contract mart compared with
-`tests/oracle.py` and the edge points checked one by one against Python `Decimal` and `zoneinfo`:
+`tests/oracle.py` and the edge points checked one by one against Python `Decimal` and `zoneinfo`.
+Twice: SQLite into DuckDB, and PostgreSQL into a PostgreSQL warehouse (issue 4: the suite on
+both warehouses). The edges:
 
 - NULL in every nullable column (a contact, an account, a lead, a deal, a stage, a campaign);
 - the largest DECIMAL(15,2) (9999999999999.99) and DECIMAL(14,2) values, several per sum, so
@@ -25,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion.erp_schema import build_metadata
+from tests.conftest import pg_url
 from tests.test_cli import crm
 from tests.test_e2e import AS_OF, check_all_marts, read_mart
 
@@ -158,9 +161,21 @@ def berlin(when: datetime) -> date:
     return when.astimezone(ZoneInfo(TZ)).date()
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def erp_and_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(source URL, warehouse URL): SQLite into DuckDB (the generic path), and PostgreSQL into
+    PostgreSQL (binary COPY, numeric sums and time zones on the production warehouse)."""
+    if request.param == "duckdb":
+        return f"sqlite:///{tmp_path}/erp.sqlite", f"duckdb:///{tmp_path}/wh.duckdb"
+    make_pg_database = request.getfixturevalue("make_pg_database")
+    return (pg_url(make_pg_database("crm_edges_src")),
+            pg_url(make_pg_database("crm_edges_wh"), driver="postgresql"))
+
+
 @pytest.mark.slow
-def test_edge_rows_through_a_real_run(tmp_path: Path) -> None:
-    source, wh = f"sqlite:///{tmp_path}/erp.sqlite", f"duckdb:///{tmp_path}/wh.duckdb"
+def test_edge_rows_through_a_real_run(tmp_path: Path,
+                                      erp_and_warehouse: tuple[str, str]) -> None:
+    source, wh = erp_and_warehouse
     build_erp(source)
     write_events(tmp_path / "events")
     env = {"CRM_SOURCE_URL": source, "CRM_EVENTS_PATH": str(tmp_path / "events"),
