@@ -11,7 +11,10 @@ own; the ratios compare figures from the same run:
   (psycopg, chunk by chunk) — the fastest the source can hand the rows over;
 - full sync into a fresh DuckDB file, then into a fresh PostgreSQL database (`sync_erp`);
 - incremental sync of each warehouse after 1% of deals and leads changed in the source
-  (`updated_at = now()`; this WRITES to the source database: use a scratch one).
+  (stamped over the hour after the newest stamp; this WRITES to the source database: use a
+  scratch one);
+- floor: the source statements that incremental sync cannot skip, run bare, and the
+  PostgreSQL warehouse's merge `delete` (rolled back) — what no implementation can go below.
 
 Prints one JSON line per measurement and a summary.
 """
@@ -19,6 +22,7 @@ Prints one JSON line per measurement and a summary.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import resource
 import subprocess
@@ -82,20 +86,76 @@ def run_child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def touch_one_percent(db: str, remainder: int) -> int:
-    """1% of deals and leads change (ids ≡ `remainder` mod 100): amount/value, and updated_at
-    one hour after the newest stamp — as if the sync ran hourly. (Not `now()`: the generator
-    stamps rows up to the end of its last day, so `now()` may lie behind the cursor.)"""
+def touch_one_percent(db: str, remainder: int) -> tuple[int, dt.datetime]:
+    """1% of deals and leads change (ids ≡ `remainder` mod 100): amount/value, and an
+    `updated_at` spread over the hour after the newest stamp, as if the ERP changed them
+    throughout the hour between two hourly syncs. (Not one instant for all: the next sync's
+    cursor would then equal every one of these stamps and its overlap window would read this
+    batch again — 2% instead of 1%. Not `now()` either: the generator stamps rows up to the
+    end of its last day, so `now()` may lie behind the cursor.) Returns the rows changed and
+    the newest stamp before the change (the cursor of a sync that ran just before it)."""
+    rows = 0
     with psycopg.connect(f"{PG} dbname={db}", autocommit=True) as conn:
-        deals = conn.execute(
-            "update crm_deals set amount = amount + 1, updated_at = (select max(updated_at) "
-            "from crm_deals) + interval '1 hour' where id %% 100 = %s", [remainder]).rowcount
-        leads = conn.execute(
-            "update crm_leads set value = value + 1, updated_at = (select max(updated_at) "
-            "from crm_leads) + interval '1 hour' where id %% 100 = %s", [remainder]).rowcount
-        conn.execute("vacuum analyze crm_deals")
-        conn.execute("vacuum analyze crm_leads")
-    return deals + leads
+        before = max(conn.execute(f"select max(updated_at) from {t}").fetchone()[0]
+                     for t in ("crm_deals", "crm_leads"))
+        for table, column in (("crm_deals", "amount"), ("crm_leads", "value")):
+            rows += conn.execute(
+                f"update {table} set {column} = {column} + 1, updated_at = %s + "
+                "(1 + (id / 100) %% 3600) * interval '1 second' where id %% 100 = %s",
+                [before, remainder]).rowcount
+            conn.execute(f"vacuum analyze {table}")
+    return rows, before
+
+
+def child_floor(db: str, cursor: str, wh_db: str, remainder: str) -> dict:
+    """The statements an incremental sync cannot skip, bare (psycopg, results read to nowhere,
+    no warehouse work), in one REPEATABLE READ transaction as the sync reads: the cursor reads
+    of deals and leads, the xmin reads of the two tables without `updated_at` (whole-table
+    scans whatever they find), the key totals of the four big tables (the hard-delete check),
+    and — separately, on the PostgreSQL warehouse, rolled back — the merge's `delete` of the
+    changed deals and leads."""
+    from ingestion.sync import DEFAULT_OVERLAP
+
+    since = dt.datetime.fromisoformat(cursor) - DEFAULT_OVERLAP
+    parts: dict[str, float] = {}
+
+    def timed(name: str, run) -> None:
+        started = time.monotonic()
+        run()
+        parts[name] = round(time.monotonic() - started, 3)
+
+    def to_nowhere(cur: psycopg.Cursor, query: str, *params: object) -> None:
+        with cur.copy(f"copy ({query}) to stdout (format binary)", params) as cp:
+            for _chunk in cp:
+                pass
+
+    with psycopg.connect(f"{PG} dbname={db}") as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        cur = conn.cursor()
+        xmin = cur.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+                           ).fetchone()[0] % 2**32
+        for table in ("crm_deals", "crm_leads"):
+            timed(f"cursor_{table}", lambda t=table: to_nowhere(
+                cur, f"select * from {t} where updated_at >= %s or updated_at is null", since))
+        for table in ("contacts", "contact_accounts"):
+            timed(f"xmin_{table}", lambda t=table: to_nowhere(
+                cur, f"select * from {t} where age(xmin) >= 0 and "
+                f"age(xmin) <= age('{xmin}'::xid)"))
+        for table in ("contacts", "contact_accounts", "crm_leads", "crm_deals"):
+            timed(f"totals_{table}", lambda t=table: cur.execute(
+                f"select count(*), sum(id)::text, sum(id::bigint * id)::text from {t}"
+            ).fetchone())
+    source = sum(parts.values())
+    with psycopg.connect(f"{PG} dbname={wh_db}") as conn:
+        for table in ("crm_deals", "crm_leads"):
+            conn.execute(f"create temp table d as select id from raw.{table} "
+                         f"where id % 100 = {int(remainder)}")
+            timed(f"pg_warehouse_delete_{table}", lambda t=table: conn.execute(
+                f"delete from raw.{t} r where exists (select 1 from d where d.id = r.id)"))
+            conn.rollback()
+    return {"seconds": round(source, 3),
+            "pg_warehouse_seconds": round(sum(parts.values()) - source, 3), "parts": parts}
 
 
 def measure(db: str, work: Path, label: str, incremental: bool) -> dict:
@@ -118,12 +178,14 @@ def measure(db: str, work: Path, label: str, incremental: bool) -> dict:
             # The first incremental sync after a full one re-reads the overlap window before
             # the generated data's newest stamp, where the generator crowds many rows; the
             # second one is the steady state that is measured.
-            record("changed_rows_warmup", {"rows": touch_one_percent(db, 1)})
+            record("changed_rows_warmup", {"rows": touch_one_percent(db, 1)[0]})
             for kind, url in targets.items():
                 record(f"first_incremental_{kind}", run_child("sync", db, url))
-            record("changed_rows", {"rows": touch_one_percent(db, 2)})
+            changed, cursor = touch_one_percent(db, 2)
+            record("changed_rows", {"rows": changed})
             for kind, url in targets.items():
                 record(f"incremental_{kind}", run_child("sync", db, url))
+            record("floor", run_child("floor", db, cursor.isoformat(), wh_db, "2"))
             record("wire_again", run_child("wire", db))
     finally:
         with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as conn:
@@ -149,6 +211,14 @@ def summary(label: str, r: dict) -> None:
                   f"changed rows: {inc['seconds']:.2f}s = {inc['seconds'] / full['seconds']:.1%}"
                   f" of the full sync ({inc['rows']:,} rows read), peak RSS "
                   f"{inc['max_rss_mb']:.0f} MB")
+    floor = r.get("floor")
+    if floor:
+        source, merge = floor["seconds"], floor["pg_warehouse_seconds"]
+        print(f"[{label}] floor: the source statements an incremental sync cannot skip, bare: "
+              f"{source:.2f}s = {source / r['full_duckdb']['seconds']:.1%} of the full sync "
+              f"into DuckDB; with the PostgreSQL warehouse's merge delete ({merge:.2f}s) "
+              f"{(source + merge) / r['full_postgres']['seconds']:.1%} of the full sync into "
+              f"PostgreSQL; {floor['parts']}")
 
 
 def main() -> None:
@@ -159,7 +229,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         what, *rest = args.child
-        figures = child_wire(*rest) if what == "wire" else child_sync(*rest)
+        children = {"wire": child_wire, "sync": child_sync, "floor": child_floor}
+        figures = children[what](*rest)
         figures["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(figures))
         return
