@@ -37,7 +37,7 @@ PG_USER = os.environ.get("CRM_TEST_PG_USER", "postgres")
 PG_PASSWORD = os.environ.get("CRM_TEST_PG_PASSWORD", "")
 
 
-def _admin_conninfo(dbname: str = "postgres") -> str:
+def pg_conninfo(dbname: str = "postgres") -> str:
     info = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={dbname} connect_timeout=3"
     return info + (f" password={PG_PASSWORD}" if PG_PASSWORD else "")
 
@@ -52,14 +52,14 @@ def pg_url(dbname: str, driver: str = "postgresql+psycopg") -> str:
 def postgres_server() -> str:
     """The admin conninfo of a live PostgreSQL server, or skip (fail under CI) without one."""
     try:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+        with psycopg.connect(pg_conninfo(), autocommit=True) as conn:
             conn.execute("select 1")
     except psycopg.Error as exc:
         reason = f"no PostgreSQL server at {PG_HOST}:{PG_PORT} ({type(exc).__name__})"
         if os.environ.get("CRM_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"CRM_REQUIRE_POSTGRES=1 but {reason}")
         pytest.skip(reason)
-    return _admin_conninfo()
+    return pg_conninfo()
 
 
 @pytest.fixture
@@ -79,6 +79,26 @@ def make_pg_database(postgres_server: str) -> Iterator[Callable[[str], str]]:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         for name in created:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="module")
+def module_pg_database(postgres_server: str) -> Iterator[str]:
+    """A fresh database for a whole module (`pg_database` is per test; one pipeline or dbt
+    build per warehouse is enough for a module); dropped afterwards."""
+    name = f"crm_mod_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def dbt_postgres_env(dbname: str) -> dict[str, str]:
+    """The variables `profiles.yml`'s postgres target reads, for a database on the test
+    server."""
+    return {"CRM_DBT_TARGET": "postgres", "CRM_PG_HOST": PG_HOST, "CRM_PG_PORT": str(PG_PORT),
+            "CRM_PG_USER": PG_USER, "CRM_PG_DBNAME": dbname,
+            "DBT_ENV_SECRET_CRM_PG_PASSWORD": PG_PASSWORD}
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The two warning checks on the event files, evaluated against a real DuckDB warehouse and a
-real landing folder: the reject rate of the latest load, and yesterday's landing folder."""
+"""The two warning checks on the event files, evaluated against a real warehouse (DuckDB and
+PostgreSQL) and a real landing folder: the reject rate of the latest load, and yesterday's
+landing folder."""
 
 import json
 from datetime import date, datetime, timedelta
@@ -14,6 +15,7 @@ from ingestion.urls import parse_warehouse_url
 from ingestion.warehouse import open_warehouse
 from orchestration.checks import landing_freshness, reject_rate
 from orchestration.resources import CrmSettingsResource
+from tests.conftest import pg_url
 
 
 def _line(i: int) -> str:
@@ -22,14 +24,21 @@ def _line(i: int) -> str:
                        "data": {"campaign_id": 1}})
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/wh.duckdb"
+    return pg_url(request.getfixturevalue("pg_database"), driver="postgresql")
+
+
 @pytest.fixture
-def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warehouse_url: str) -> Path:
     """A warehouse whose latest load read 20 lines, 1 of them bad (5%)."""
     events = tmp_path / "events"
     (events / "2026-03-01").mkdir(parents=True)
     (events / "2026-03-01" / "a.jsonl").write_text(
         "\n".join([_line(i) for i in range(19)] + ["not json"]) + "\n")
-    url = f"duckdb:///{tmp_path}/wh.duckdb"
+    url = warehouse_url
     wh = open_warehouse(parse_warehouse_url(url, tmp_path))
     load_events(events, wh, as_of=date(2026, 3, 1))
     wh.close()

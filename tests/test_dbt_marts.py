@@ -8,10 +8,8 @@ Each warehouse is built once per module; the PostgreSQL half is marked `postgres
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +19,7 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.conftest import dbt_postgres_env, pg_conninfo
 from tests.dbt_fixture import AS_OF_DATE, REPORTING_TZ, STAGES, run_dbt, write_raw_fixture
 
 Row = dict[str, Any]
@@ -124,30 +123,11 @@ def duckdb_marts(tmp_path_factory: pytest.TempPathFactory) -> Marts:
 
 
 @pytest.fixture(scope="module")
-def module_pg_database(postgres_server: str) -> Iterator[str]:
-    """A fresh database for the whole module (conftest's `pg_database` is per test, and one
-    dbt build per warehouse is enough); dropped afterwards."""
-    name = f"crm_dbt_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield name
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
-@pytest.fixture(scope="module")
 def postgres_marts(tmp_path_factory: pytest.TempPathFactory, module_pg_database: str) -> Marts:
-    host = os.environ.get("CRM_TEST_PG_HOST", "127.0.0.1")
-    port = os.environ.get("CRM_TEST_PG_PORT", "5432")
-    user = os.environ.get("CRM_TEST_PG_USER", "postgres")
-    password = os.environ.get("CRM_TEST_PG_PASSWORD", "")
-    conninfo = f"host={host} port={port} user={user} dbname={module_pg_database}"
-    conninfo += f" password={password}" if password else ""
+    conninfo = pg_conninfo(module_pg_database)
     workdir = tmp_path_factory.mktemp("dbt_postgres")
     write_raw_fixture(conninfo)
-    env = {"CRM_PG_HOST": host, "CRM_PG_PORT": port, "CRM_PG_USER": user,
-           "CRM_PG_DBNAME": module_pg_database, "DBT_ENV_SECRET_CRM_PG_PASSWORD": password}
-    _build(workdir, env, "postgres")
+    _build(workdir, dbt_postgres_env(module_pg_database), "postgres")
     with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
         return _read_marts(cursor)
 

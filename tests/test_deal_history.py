@@ -5,7 +5,9 @@ sees another change), then check that the history marts answer "what did the pip
 on day X" with the states this test recorded itself, in plain Python, from the source rows it
 read before each run. The queries of docs/querying.md run against the same warehouse.
 
-One module-scoped pipeline history (four runs) is shared by every test here.
+One module-scoped pipeline history (four runs) per warehouse, DuckDB and PostgreSQL, is shared
+by every test here: the history marts (a dbt snapshot, incremental models) and the guide's
+queries are checked on both.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, dbt_postgres_env, pg_url
+from tests.test_e2e import query_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +42,9 @@ DealStates = dict[int, tuple[int | None, Decimal | None, int | None]]
 class History:
     """What the test did and saw: the warehouse, and the deal states each run recorded."""
 
-    warehouse: Path
+    warehouse: str  # CRM_WAREHOUSE_URL
+    #: the variables that point dbt's profile at that warehouse
+    dbt_env: dict[str, str]
     recorded: list[tuple[date, DealStates]]  # in run order
     stages: dict[int, dict[str, Any]]
     contacts: dict[int, tuple[int | None, int | None]]
@@ -79,20 +83,19 @@ def _edit_deal(db: Path, deal_id: int, assignments: str, *params: Any) -> None:
             *params, _erp_now(), deal_id)
 
 
-def _query(warehouse: Path, sql: str) -> list[dict[str, Any]]:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        cursor = conn.execute(sql)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> History:
-    tmp = tmp_path_factory.mktemp("history")
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres",
+                                                               marks=pytest.mark.postgres)])
+def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> History:
+    tmp = tmp_path_factory.mktemp(f"history_{request.param}")
     db = tmp / "erp.sqlite"
-    warehouse = tmp / "wh.duckdb"
+    if request.param == "duckdb":
+        warehouse = f"duckdb:///{tmp / 'wh.duckdb'}"
+        dbt_env = {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(tmp / "wh.duckdb")}
+    else:
+        dbname = request.getfixturevalue("module_pg_database")
+        warehouse, dbt_env = pg_url(dbname, driver="postgresql"), dbt_postgres_env(dbname)
     env = {"CRM_SOURCE_URL": f"sqlite:///{db}", "CRM_EVENTS_PATH": str(tmp / "events"),
-           "CRM_WAREHOUSE_URL": f"duckdb:///{warehouse}", "CRM_REPORTING_TZ": TZ}
+           "CRM_WAREHOUSE_URL": warehouse, "CRM_REPORTING_TZ": TZ}
     _crm(["generate", "--days", "20", "--seed", "7", "--end-date", D3.isoformat(), "--quiet"],
          tmp, env)
 
@@ -110,7 +113,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     # deals the won events name would take the event's date as their won date: keep the
     # deals this test moves clear of them, so the expected dates are the runs' dates
     _crm(["run", "--date", D1.isoformat()], tmp, env)
-    won_event_deals = {r["deal_id"] for r in _query(
+    won_event_deals = {r["deal_id"] for r in query_warehouse(
         warehouse, "select deal_id from raw.campaign_events "
                    "where lower(trim(event_type)) = 'erp.opportunity.won'")}
     deals = _read_deals(db)
@@ -125,7 +128,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     summary_at_d1 = {
         (r["business_id"], r["branch_id"], r["stage_id"]): (r["deal_count"],
                                                             r["pipeline_value"])
-        for r in _query(warehouse, "select * from marts.v_crm_pipeline_summary")
+        for r in query_warehouse(warehouse, "select * from marts.v_crm_pipeline_summary")
         if not r["is_won"] and not r["is_lost"] and r["deal_count"] > 0}
 
     # D1 -> D2: forward, won, lost, amount change, stage cleared
@@ -153,7 +156,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     _crm(["run", "--date", D3.isoformat()], tmp, env)
     recorded.append((D3, _read_deals(db)))
 
-    return History(warehouse, recorded, stages, contacts, picked, summary_at_d1)
+    return History(warehouse, dbt_env, recorded, stages, contacts, picked, summary_at_d1)
 
 
 def _state_at_end_of(history: History, day: date) -> DealStates:
@@ -179,7 +182,7 @@ def _expected_open_pipeline(history: History, day: date) -> dict[tuple, tuple[in
 
 
 def test_open_pipeline_on_every_past_day_matches_the_recorded_states(history: History) -> None:
-    rows = _query(history.warehouse, "select * from marts.fct_open_pipeline_daily")
+    rows = query_warehouse(history.warehouse, "select * from marts.fct_open_pipeline_daily")
     by_day: dict[date, dict[tuple, tuple[int, Decimal]]] = defaultdict(dict)
     for r in rows:
         by_day[r["pipeline_date"]][(r["business_id"], r["branch_id"], r["stage_id"])] = (
@@ -195,7 +198,7 @@ def test_open_pipeline_on_every_past_day_matches_the_recorded_states(history: Hi
 
 
 def _visits(history: History, deal_id: int) -> list[tuple]:
-    rows = _query(history.warehouse,
+    rows = query_warehouse(history.warehouse,
                   "select stage_id, entered_on, exited_on, days_in_stage, is_current, "
                   "entered_before_history from marts.fct_deal_stage_history "
                   f"where deal_id = {deal_id} order by visit_number")
@@ -250,7 +253,7 @@ def test_stage_conversion_counts_the_moves_the_runs_saw(history: History) -> Non
                                                    stage["order"])) for s in later)
                 expected[(*pair, stage_id)][0] += 1
                 expected[(*pair, stage_id)][1] += advanced
-    rows = _query(history.warehouse, "select * from marts.fct_stage_conversion")
+    rows = query_warehouse(history.warehouse, "select * from marts.fct_stage_conversion")
     actual = {(r["business_id"], r["branch_id"], r["stage_id"]):
               [r["deals_entered"], r["deals_advanced"]] for r in rows}
     assert actual == dict(expected)
@@ -270,16 +273,15 @@ def test_querying_guide_has_ten_questions() -> None:
 
 @pytest.mark.parametrize("title,sql", _guide_queries(), ids=[t for t, _ in _guide_queries()])
 def test_querying_guide_query_runs_and_answers(history: History, title: str, sql: str) -> None:
-    rows = _query(history.warehouse, sql)
+    rows = query_warehouse(history.warehouse, sql)
     assert rows, f"{title}: no rows"
 
 
 def test_semantic_layer_metrics_match_the_mart(history: History, tmp_path: Path) -> None:
     """One query through the dbt semantic layer (MetricFlow's `mf query`): campaign revenue,
     spend and ROI by month, against the daily mart's rows summed here."""
-    env = {**os.environ, "DBT_PROFILES_DIR": str(REPO_ROOT), "CRM_DBT_TARGET": "duckdb",
-           "CRM_DUCKDB_PATH": str(history.warehouse), "DBT_LOG_PATH": str(tmp_path / "logs"),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {**os.environ, "DBT_PROFILES_DIR": str(REPO_ROOT), **history.dbt_env,
+           "DBT_LOG_PATH": str(tmp_path / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     bin_dir = Path(sys.executable).parent
     parse = subprocess.run([str(bin_dir / "dbt"), "parse", "--profiles-dir", str(REPO_ROOT)],
                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -293,7 +295,7 @@ def test_semantic_layer_metrics_match_the_mart(history: History, tmp_path: Path)
     assert query.returncode == 0 and out.exists(), query.stdout[-4000:] + query.stderr[-2000:]
 
     expected: dict[date, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for r in _query(history.warehouse, 'select "date", revenue, spend '
+    for r in query_warehouse(history.warehouse, 'select "date", revenue, spend '
                                        "from marts.v_crm_campaign_performance"):
         month = r["date"].replace(day=1)
         expected[month][0] += r["revenue"]

@@ -69,8 +69,9 @@ def add_edge_cases(source_url: str, schema: str | None, tz: str) -> None:
     engine.dispose()
 
 
-def read_mart(wh_url: str, name: str) -> list[dict[str, Any]]:
-    sql = f"select * from marts.{name}"
+def query_warehouse(wh_url: str, sql: str) -> list[dict[str, Any]]:
+    """Rows of `sql` as dicts, from a DuckDB file (opened read-only) or a PostgreSQL
+    warehouse."""
     if wh_url.startswith("duckdb:///"):
         con = duckdb.connect(wh_url.removeprefix("duckdb:///"), read_only=True)
         try:
@@ -79,10 +80,14 @@ def read_mart(wh_url: str, name: str) -> list[dict[str, Any]]:
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         finally:
             con.close()
-    with psycopg.connect(wh_url.replace("postgresql://", "postgresql://", 1)) as conn:
+    with psycopg.connect(wh_url) as conn:
         cur = conn.execute(sql)
         cols = [d.name for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def read_mart(wh_url: str, name: str) -> list[dict[str, Any]]:
+    return query_warehouse(wh_url, f"select * from marts.{name}")
 
 
 def same(expected: Any, actual: Any) -> bool:

@@ -7,11 +7,13 @@ import sys
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from dagster import AssetKey, build_schedule_context
 
 from orchestration.dbt_project import ensure_manifest
 from orchestration.schedules import build_daily_rollup
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, pg_url
+from tests.test_e2e import query_warehouse
 
 
 def test_dagster_definitions_validate() -> None:
@@ -87,10 +89,11 @@ def test_landing_sensor_fires_on_new_and_changed_files_only(tmp_path, monkeypatc
     assert changed.run_key != new_file.run_key
 
 
-def test_a_landing_date_range_loads_in_one_run(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres",
+                                                         marks=pytest.mark.postgres)])
+def test_a_landing_date_range_loads_in_one_run(tmp_path, monkeypatch, request, kind) -> None:
     """The event asset is partitioned by landing date with a single-run backfill policy: a
-    range of dates is one run, and the range ends at the as-of date."""
-    import duckdb
+    range of dates is one run, and the range ends at the as-of date. On both warehouses."""
     from dagster import DagsterInstance, materialize
 
     from orchestration.assets.events import campaign_event_files
@@ -104,7 +107,9 @@ def test_a_landing_date_range_loads_in_one_run(tmp_path, monkeypatch) -> None:
                  "time": f"{day}T10:00:00Z", "data": {"campaign_id": 1}}
         (events / day / "a.jsonl").write_text(json.dumps(event) + "\n")
     monkeypatch.setenv("CRM_EVENTS_PATH", str(events))
-    monkeypatch.setenv("CRM_WAREHOUSE_URL", f"duckdb:///{tmp_path}/wh.duckdb")
+    url = (f"duckdb:///{tmp_path}/wh.duckdb" if kind == "duckdb"
+           else pg_url(request.getfixturevalue("pg_database"), driver="postgresql"))
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
     tags = landing_range_tags(events, date(2026, 3, 3))
     assert tags == {"dagster/asset_partition_range_start": "2026-03-01",
                     "dagster/asset_partition_range_end": "2026-03-03"}
@@ -113,9 +118,8 @@ def test_a_landing_date_range_loads_in_one_run(tmp_path, monkeypatch) -> None:
                              instance=instance, tags=tags)
         assert result.success
         assert len(instance.get_runs()) == 1
-    con = duckdb.connect(f"{tmp_path}/wh.duckdb", read_only=True)
-    loaded = con.execute("select event_id from raw.campaign_events order by 1").fetchall()
-    assert loaded == [("2026-03-01",), ("2026-03-02",), ("2026-03-03",)]
+    loaded = query_warehouse(url, "select event_id from raw.campaign_events order by 1")
+    assert [r["event_id"] for r in loaded] == ["2026-03-01", "2026-03-02", "2026-03-03"]
 
 
 def test_deal_snapshot_and_history_marts_are_assets_of_the_dbt_build() -> None:
