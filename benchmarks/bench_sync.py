@@ -14,7 +14,8 @@ own; the ratios compare figures from the same run:
   (stamped over the hour after the newest stamp; this WRITES to the source database: use a
   scratch one);
 - floor: the source statements that incremental sync cannot skip, run bare, and the
-  PostgreSQL warehouse's merge `delete` (rolled back) — what no implementation can go below.
+  PostgreSQL warehouse's merge `delete` (rolled back) — what the sync costs before any work of
+  its own (BENCHMARKS.md discusses how far cheaper statements could take it).
 
 Prints one JSON line per measurement and a summary.
 """
