@@ -30,18 +30,22 @@ from tests.test_sync_incremental import (
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
-@pytest.mark.parametrize("how", ["pg_terminate_backend", "SIGKILL"])
-def test_sync_killed_mid_copy(warehouse: str, how: str, make_pg_database,
+@pytest.mark.parametrize(("how", "command"), [("pg_terminate_backend", "sync"),
+                                              ("SIGKILL", "sync"),
+                                              ("pg_terminate_backend", "run")])
+def test_sync_killed_mid_copy(warehouse: str, how: str, command: str, make_pg_database,
                               tmp_path: Path) -> None:
-    """The real CLI, while it waits to copy `crm_deals` (held back by a lock the test takes),
-    either loses its source connection (`pg_terminate_backend`: one-line error naming the
-    table, non-zero exit) or is itself killed (SIGKILL). Either way `raw` is unchanged and the
-    next sync converges."""
+    """The real CLI (`sync`, or the whole `run`), while it waits to copy `crm_deals` (held
+    back by a lock the test takes), either loses its source connection
+    (`pg_terminate_backend`: one-line error naming the table, non-zero exit) or is itself
+    killed (SIGKILL). Either way `raw` is unchanged and the next sync converges."""
     source_db = make_pg_database("crm_src")
     _write_source(pg_url(source_db))
     wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
               else pg_url(make_pg_database("crm_wh"), driver="postgresql"))
-    env = {"CRM_SOURCE_URL": pg_url(source_db), "CRM_WAREHOUSE_URL": wh_url}
+    (tmp_path / "events").mkdir()
+    env = {"CRM_SOURCE_URL": pg_url(source_db), "CRM_WAREHOUSE_URL": wh_url,
+           "CRM_EVENTS_PATH": str(tmp_path / "events")}
     assert crm(["sync"], tmp_path, **env).returncode == 0
     # Changes a successful sync would land (in tables copied before and after crm_deals).
     source_exec(source_db, "update contacts set phone = 'changed'",
@@ -52,7 +56,7 @@ def test_sync_killed_mid_copy(warehouse: str, how: str, make_pg_database,
     dsn = pg_url(source_db, driver="postgresql")
     with psycopg.connect(dsn) as locker, psycopg.connect(dsn, autocommit=True) as admin:
         locker.execute("lock table crm_deals in access exclusive mode")
-        proc = subprocess.Popen(CLI + ["sync"], cwd=tmp_path, env=_env(env),
+        proc = subprocess.Popen(CLI + [command], cwd=tmp_path, env=_env(env),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         action = ("pg_terminate_backend(pid)" if how == "pg_terminate_backend" else "pid")
         killed = 0
@@ -78,7 +82,8 @@ def test_sync_killed_mid_copy(warehouse: str, how: str, make_pg_database,
         assert "terminat" in line or "closed the connection" in line, line
     assert all_raw(wh_url) == before
 
-    assert crm(["sync"], tmp_path, **env).returncode == 0
+    again = crm([command], tmp_path, **env)
+    assert again.returncode == 0, again.stdout + again.stderr
     assert_raw_equals_source(source_db, wh_url)
 
 
