@@ -55,7 +55,13 @@ from ingestion.sync_paths import (
 )
 from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
 from ingestion.sync_xmin import SourcePosition, changed_since, read_position
-from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident
+from ingestion.warehouse import (
+    PostgresWarehouse,
+    Warehouse,
+    qualified,
+    quote_ident,
+    table_names,
+)
 
 #: The cursor column (crm-erd.md: every table has `updated_at`, DEFAULT NOW()).
 CURSOR_COLUMN = "updated_at"
@@ -132,9 +138,7 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         # the attached catalog too, a round trip to the source (~1 s at `large`). Syncs of one
         # warehouse never overlap (`orchestration/run_lock.py`), so this is still the state.
         states = read_states(warehouse, RAW_SCHEMA)
-        landed = {name for (name,) in warehouse.fetchall(
-            "select table_name from information_schema.tables where table_schema = ?",
-            (RAW_SCHEMA,))}
+        landed = table_names(warehouse, RAW_SCHEMA)
         with open_loader(source, conn, source_url, warehouse) as loader, \
                 warehouse.transaction():
             if isinstance(warehouse, PostgresWarehouse):

@@ -107,10 +107,7 @@ class DuckDBWarehouse:
         return self.con.execute(sql, list(params)).fetchall()
 
     def table_exists(self, schema: str, table: str) -> bool:
-        return bool(self.fetchall(
-            "select 1 from information_schema.tables where table_schema = ? and table_name = ?",
-            (schema, table),
-        ))
+        return table in table_names(self, schema)
 
     def create_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
         cols = ", ".join(f"{quote_ident(f.name)} {_duckdb_type(f.type)}" for f in arrow_schema)
@@ -133,6 +130,12 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         self.con.close()
+
+
+def table_names(wh: Warehouse, schema: str) -> set[str]:
+    """The tables and views of `schema` (one catalog query, however many are asked about)."""
+    return {name for (name,) in wh.fetchall(
+        "select table_name from information_schema.tables where table_schema = ?", (schema,))}
 
 
 @contextmanager
@@ -205,10 +208,7 @@ class PostgresWarehouse:
         return self.conn.execute(_pg_placeholders(sql), list(params)).fetchall()
 
     def table_exists(self, schema: str, table: str) -> bool:
-        return bool(self.fetchall(
-            "select 1 from information_schema.tables where table_schema = ? and table_name = ?",
-            (schema, table),
-        ))
+        return table in table_names(self, schema)
 
     def create_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
         """An empty table of this shape. An existing table of the same shape is truncated, so

@@ -93,6 +93,15 @@ def module_pg_database(postgres_server: str) -> Iterator[str]:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """CRM_WAREHOUSE_URL of an empty warehouse: a DuckDB file in `tmp_path`, then a fresh
+    PostgreSQL database (dropped afterwards) — a test using it runs on both."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/wh.duckdb"
+    return pg_url(request.getfixturevalue("make_pg_database")("crm_wh"), driver="postgresql")
+
+
 def dbt_postgres_env(dbname: str) -> dict[str, str]:
     """The variables `profiles.yml`'s postgres target reads, for a database on the test
     server."""

@@ -15,20 +15,12 @@ from ingestion.urls import parse_warehouse_url
 from ingestion.warehouse import open_warehouse
 from orchestration.checks import landing_freshness, reject_rate
 from orchestration.resources import CrmSettingsResource
-from tests.conftest import pg_url
 
 
 def _line(i: int) -> str:
     return json.dumps({"specversion": "1.0", "id": str(i), "source": "s",
                        "type": "erp.campaign.click", "time": "2026-03-01T10:00:00Z",
                        "data": {"campaign_id": 1}})
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path}/wh.duckdb"
-    return pg_url(request.getfixturevalue("pg_database"), driver="postgresql")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT, dbt_postgres_env, pg_url
-from tests.test_e2e import query_warehouse
+from tests.test_e2e import crm, query_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +50,6 @@ class History:
     contacts: dict[int, tuple[int | None, int | None]]
     picked: dict[str, int]  # role -> deal id
     summary_at_d1: dict[tuple, tuple[int, Decimal]]
-
-
-def _crm(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _read_deals(db: Path) -> DealStates:
@@ -96,7 +89,7 @@ def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         warehouse, dbt_env = pg_url(dbname, driver="postgresql"), dbt_postgres_env(dbname)
     env = {"CRM_SOURCE_URL": f"sqlite:///{db}", "CRM_EVENTS_PATH": str(tmp / "events"),
            "CRM_WAREHOUSE_URL": warehouse, "CRM_REPORTING_TZ": TZ}
-    _crm(["generate", "--days", "20", "--seed", "7", "--end-date", D3.isoformat(), "--quiet"],
+    crm(["generate", "--days", "20", "--seed", "7", "--end-date", D3.isoformat(), "--quiet"],
          tmp, env)
 
     with sqlite3.connect(db) as conn:
@@ -112,7 +105,7 @@ def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
     # deals the won events name would take the event's date as their won date: keep the
     # deals this test moves clear of them, so the expected dates are the runs' dates
-    _crm(["run", "--date", D1.isoformat()], tmp, env)
+    crm(["run", "--date", D1.isoformat()], tmp, env)
     won_event_deals = {r["deal_id"] for r in query_warehouse(
         warehouse, "select deal_id from raw.campaign_events "
                    "where lower(trim(event_type)) = 'erp.opportunity.won'")}
@@ -137,7 +130,7 @@ def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     _edit_deal(db, picked["lost"], "stage_id = ?", lost_stage)
     _edit_deal(db, picked["amount"], "amount = amount + 1000.25")
     _edit_deal(db, picked["cleared"], "stage_id = null")
-    _crm(["run", "--date", D2.isoformat()], tmp, env)
+    crm(["run", "--date", D2.isoformat()], tmp, env)
     recorded.append((D2, _read_deals(db)))
 
     # D2 -> D3: a move back, a forward move, a new deal
@@ -148,12 +141,12 @@ def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                 "values (990001, 'New after history began', ?, ?, 42.50, ?)",
             contact, first, _erp_now())
     picked["new"] = 990001
-    _crm(["run", "--date", D3.isoformat()], tmp, env)
+    crm(["run", "--date", D3.isoformat()], tmp, env)
     recorded.append((D3, _read_deals(db)))
 
     # a rerun of D3 that sees one more change: the end-of-day state is the rerun's
     _edit_deal(db, picked["rerun"], "stage_id = ?", fourth)
-    _crm(["run", "--date", D3.isoformat()], tmp, env)
+    crm(["run", "--date", D3.isoformat()], tmp, env)
     recorded.append((D3, _read_deals(db)))
 
     return History(warehouse, dbt_env, recorded, stages, contacts, picked, summary_at_d1)

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests import oracle
-from tests.conftest import pg_url
 from tests.test_e2e import compare, crm, query_warehouse, read_mart
 
 pytestmark = pytest.mark.slow
@@ -52,13 +51,6 @@ def expected_touched(events: Path, new_day: date) -> set[tuple[int, date]]:
                         (event["source"], event["id"]) in new_ids:
                     touched.add((event["campaign_id"], oracle.local_date(event["time"], TZ)))
     return touched
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path}/wh.duckdb"
-    return pg_url(request.getfixturevalue("pg_database"), driver="postgresql")
 
 
 def built_days(wh: str) -> dict[tuple[int, date], object]:

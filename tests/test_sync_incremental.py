@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,14 +79,6 @@ def source_exec(source_db: str, *statements: str) -> None:
     with psycopg.connect(pg_url(source_db, driver="postgresql"), autocommit=True) as conn:
         for sql in statements:
             conn.execute(sql)
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse_url(request, make_pg_database, tmp_path: Path) -> Iterator[str]:
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path}/wh.duckdb"
-    else:
-        yield pg_url(make_pg_database("crm_wh"), driver="postgresql")
 
 
 @pytest.fixture

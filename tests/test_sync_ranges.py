@@ -36,13 +36,6 @@ DEALS = 10_000  # ids 1..10,000: buckets 0, 1 and 2
 CONTACTS = 9_000
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse_url(request, make_pg_database, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path}/wh.duckdb"
-    return pg_url(make_pg_database("crm_wh"), driver="postgresql")
-
-
 @pytest.fixture
 def source_db(make_pg_database) -> str:
     """The small ERP of `tests/test_sync.py` plus 10,000 old deals, 9,000 contacts and as many
