@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-#: Tables the pipeline cannot work without (CONTRACT.md section 2).
+#: Tables the pipeline cannot work without (docs/contract.md section 2).
 REQUIRED_TABLES: tuple[str, ...] = (
     "customer_groups",
     "contacts",

@@ -1,4 +1,4 @@
-"""Loading campaign event files exactly once (CONTRACT.md section 3).
+"""Loading campaign event files exactly once (docs/contract.md section 3).
 
 `<events>/<YYYY-MM-DD>/*.jsonl[.gz]` → `raw.campaign_events` (every valid delivered line,
 duplicates kept: the dbt layer keeps the first landed copy of each (source, id), which stays

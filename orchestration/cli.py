@@ -1,4 +1,4 @@
-"""`crm-analytics`: the commands of CONTRACT.md section 4.
+"""`crm-analytics`: the commands of docs/contract.md section 4.
 
 Every command prints `error: <one line>` and exits 1 on failure: no traceback, no password.
 Heavy imports (Dagster, dbt, Streamlit) happen inside the command that needs them, so `--help`

@@ -13,7 +13,7 @@ from orchestration.settings import Settings
 
 
 class CrmSettingsResource(ConfigurableResource):
-    """The pipeline's configuration (CONTRACT.md section 1), resolved from the environment."""
+    """The pipeline's configuration (docs/contract.md section 1), resolved from the environment."""
 
     def settings(self) -> Settings:
         return Settings.from_env()

@@ -1,6 +1,6 @@
 """The one typed settings object: environment (and `./.env`) -> `Settings`.
 
-Everything configurable comes through here (CONTRACT.md section 1) so that resources, the CLI
+Everything configurable comes through here (docs/contract.md section 1) so that resources, the CLI
 and the dashboards agree on what the configuration is. Stdlib only: it is imported everywhere.
 """
 

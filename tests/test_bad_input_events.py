@@ -3,7 +3,7 @@ every line is loaded or rejected with a reason (blank lines are the one document
 load never crashes, the totals add up per file and in the manifest, and every loaded value
 equals what Python's own `json` makes of the line.
 
-The oracle below (`classify`) is written from CONTRACT.md section 3, not from the loader's SQL:
+The oracle below (`classify`) is written from docs/contract.md section 3, not from the loader's SQL:
 Python decodes and parses each line and applies the contract's rules in the reason order of
 `REJECT_REASONS`. Where the contract is silent the README's decisions apply: JSON `null` counts
 as missing; duplicate keys keep the first; ids must be integer literals (or strings of one), so

@@ -1,6 +1,6 @@
 """The dbt project end to end: `dbt build` (models, data tests, unit tests) on the hand-written
 fixture of `dbt_fixture.py`, in DuckDB and in PostgreSQL, then every row of the four contract
-marts (CONTRACT.md section 5) against numbers worked out by hand from the fixture rows.
+marts (docs/contract.md section 5) against numbers worked out by hand from the fixture rows.
 
 Each warehouse is built once per module; the PostgreSQL half is marked `postgres`.
 """

@@ -1,5 +1,5 @@
 {#- numerator / denominator as double precision; NULL when the denominator is 0 or NULL
-    (CONTRACT.md section 5: "Rates are NULL where the denominator is 0 or NULL"). -#}
+    (docs/contract.md section 5: "Rates are NULL where the denominator is 0 or NULL"). -#}
 {% macro safe_ratio(numerator, denominator) -%}
     {{ return(adapter.dispatch('safe_ratio', 'crm_analytics')(numerator, denominator)) }}
 {%- endmacro %}

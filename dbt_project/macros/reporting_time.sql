@@ -1,5 +1,5 @@
 {#- Time-zone and as-of-date helpers. Dates and months are in var('reporting_tz')
-    (CONTRACT.md section 5); `timestamptz at time zone '<zone>'` gives the local wall-clock
+    (docs/contract.md section 5); `timestamptz at time zone '<zone>'` gives the local wall-clock
     timestamp in both DuckDB (ICU) and PostgreSQL. -#}
 
 {% macro reporting_tz() -%}
