@@ -1,5 +1,5 @@
-"""An independent re-implementation of the contract marts (docs/contract.md sections 3 and 5) in plain
-Python: source rows read through SQLAlchemy, event files read from disk, `Decimal` money,
+"""An independent re-implementation of the contract marts (docs/contract.md sections 3, 5) in
+plain Python: source rows read through SQLAlchemy, event files read from disk, `Decimal` money,
 `zoneinfo` dates. No SQL does any of the arithmetic, so a bug in the dbt models cannot hide in
 the expected values. Read it beside the contract, one definition at a time.
 """
