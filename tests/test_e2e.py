@@ -1,6 +1,7 @@
 """End to end through the real command line: generate an ERP, run the pipeline, and compare every
-row and column of every contract mart with `tests/oracle.py`, computed from the generated rows
-and files in plain Python. Then: a second run changes nothing."""
+row and column of every contract mart, and of the marts the dashboards read, with
+`tests/oracle.py`, computed from the generated rows and files in plain Python. Then: a second
+run changes nothing."""
 
 import hashlib
 import math
@@ -17,12 +18,14 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from dashboards.data import TOP_CONTACTS_PER_TENANT
 from tests import oracle
 from tests.conftest import pg_url
 
 AS_OF = date(2026, 3, 31)
 MARTS = ("v_crm_contact_summary", "v_crm_pipeline_summary", "v_crm_campaign_performance",
-         "v_crm_lead_conversion")
+         "v_crm_lead_conversion", "pipeline_by_tenant", "contact_segment_summary",
+         "top_contacts")
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +131,8 @@ def check_all_marts(source_url: str, schema: str | None, events: Path, wh_url: s
                     tz: str) -> None:
     src = oracle.read_source(source_url, schema)
     evs = oracle.read_events(events, AS_OF)
-    compare({(k,): v for k, v in oracle.contact_summary(src).items()},
+    contacts = oracle.contact_summary(src)
+    compare({(k,): v for k, v in contacts.items()},
             read_mart(wh_url, "v_crm_contact_summary"), ("contact_pk",), "contact summary")
     compare(oracle.pipeline_summary(src), read_mart(wh_url, "v_crm_pipeline_summary"),
             ("business_id", "branch_id", "stage_id"), "pipeline summary")
@@ -137,6 +141,13 @@ def check_all_marts(source_url: str, schema: str | None, events: Path, wh_url: s
             "campaign performance")
     compare(oracle.lead_conversion(src, evs, tz), read_mart(wh_url, "v_crm_lead_conversion"),
             ("business_id", "branch_id", "source", "cohort_month"), "lead conversion")
+    compare(oracle.pipeline_by_tenant(src), read_mart(wh_url, "pipeline_by_tenant"),
+            ("business_id", "branch_id"), "pipeline by tenant")
+    compare(oracle.contact_segments(contacts), read_mart(wh_url, "contact_segment_summary"),
+            ("business_id", "branch_id", "contact_type", "customer_group_name"),
+            "contact segments")
+    compare({(k,): v for k, v in oracle.top_contacts(contacts, TOP_CONTACTS_PER_TENANT).items()},
+            read_mart(wh_url, "top_contacts"), ("contact_pk",), "top contacts")
 
 
 def scenario(tmp: Path, source_url: str, schema: str | None, wh_url: str, tz: str) -> None:
