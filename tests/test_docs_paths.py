@@ -80,3 +80,18 @@ def test_every_path_a_doc_cites_exists(doc: str) -> None:
     problems = [p for path in sorted(cited_paths(text, _top_level()))
                 if (p := missing(doc, path))]
     assert problems == []
+
+
+def test_code_cites_only_test_files_that_exist() -> None:
+    """Docstrings and comments that point at a test module name one that is there."""
+    files = subprocess.run(["git", "ls-files", "*.py", "*.sql", "*.yml", "*.toml", "Makefile"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    problems = []
+    for name in files.stdout.split():
+        if name == "tests/test_docs_paths.py":
+            continue
+        text = (REPO_ROOT / name).read_text()
+        for cited in sorted(set(re.findall(r"\btests/[\w/*]+\.py\b", text))):
+            if not sorted(REPO_ROOT.glob(cited)):
+                problems.append(f"{name}: {cited}")
+    assert problems == []
