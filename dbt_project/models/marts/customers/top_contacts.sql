@@ -14,20 +14,10 @@ contacts as (
 ranked as (
 
     select
-        contact_pk,
-        contact_code,
-        business_id,
-        branch_id,
-        contact_type,
-        customer_group_name,
-        won_revenue,
-        won_deal_count,
-        open_pipeline_value,
-        total_sale_due,
-        account_balance,
+        *,
         row_number() over (
             partition by business_id, branch_id
-            order by won_revenue desc, contact_pk
+            order by won_revenue desc, contact_pk asc
         ) as tenant_rank
 
     from contacts
