@@ -12,7 +12,7 @@ Pages call these functions and only lay out what they return. Rules kept here, o
   encode the filters and the scope) and by the warehouse's data version (the serving copy's
   versioned file name for DuckDB, the last successful run for PostgreSQL), so a finished
   pipeline run shows up on the next page run without a restart.
-- **DuckDB is read from the serving copy** (`orchestration.serving_copy`), never from the file
+- **DuckDB is read from the serving copy** (`crm_core.serving_copy`), never from the file
   the pipeline writes, so pages answer while a run is in progress.
 """
 
@@ -31,10 +31,10 @@ import polars as pl
 import psycopg
 import streamlit as st
 
+from crm_core.errors import CrmError, first_line
+from crm_core.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
+from crm_core.settings import Settings
 from dashboards.access import Scope
-from ingestion.errors import CrmError, first_line
-from orchestration.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
-from orchestration.settings import Settings
 
 # --------------------------------------------------------------------------------------------
 # Reading the warehouse
@@ -240,7 +240,7 @@ def data_as_of(src: Source) -> dict[str, Any] | None:
 
 
 def _rollup(src: Source, name: str) -> str:
-    """A roll-up of the contact summary (orchestration.serving_copy.ROLLUPS) to select from:
+    """A roll-up of the contact summary (crm_core.serving_copy.ROLLUPS) to select from:
     its table in the DuckDB serving copy, its SQL inline over PostgreSQL."""
     if src.settings.warehouse.is_duckdb:
         return f"rollups.{name}"
@@ -494,7 +494,7 @@ def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.Data
 
 # --------------------------------------------------------------------------------------------
 # Customers (v_crm_contact_summary: one row per live contact, a snapshot). Read through its
-# small roll-ups (orchestration.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
+# small roll-ups (crm_core.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
 # same SQL inline over PostgreSQL. Sums of the roll-up's sums are the sums over contacts.
 
 

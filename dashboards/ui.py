@@ -16,11 +16,11 @@ import plotly.io as pio
 import polars as pl
 import streamlit as st
 
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import Scope, Viewer, resolve_viewer
 from dashboards.data import Filters, Source
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
 
 #: Default length of the date range: the last quarter up to the as-of date.
 DEFAULT_RANGE_DAYS = 90

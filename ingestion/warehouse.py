@@ -17,8 +17,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ingestion.errors import CrmError, first_line
-from ingestion.urls import WarehouseTarget
+from crm_core.errors import CrmError, first_line
+from crm_core.urls import WarehouseTarget
 
 
 class Warehouse(Protocol):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dagster import DailyPartitionsDefinition
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
 
 #: First possible landing date. Folders dated earlier are not loaded.
 EVENTS_START_DATE = date(2020, 1, 1)

@@ -43,7 +43,7 @@ class DashboardWarehouse:
 
 def run_cli(work: Path, env: dict[str, str], *args: str,
             timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=work,
+    return subprocess.run([sys.executable, "-m", "crm_cli.cli", *args], cwd=work,
                           env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=timeout, check=False)
 

@@ -27,7 +27,7 @@ import duckdb
 import psycopg
 import pytest
 
-from ingestion.erp_schema import SOURCE_TABLES
+from ingestion.erp.schema import SOURCE_TABLES
 from tests.test_cli import CLI, crm
 
 #: The last landing day of the generated data: the day the fault runs are for.

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from ingestion.erp_schema import build_metadata
+from ingestion.erp.schema import build_metadata
 from tests.conftest import pg_url
 from tests.test_cli import crm
 from tests.test_e2e import AS_OF, check_all_marts, read_mart

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingestion.event_files import EVENT_TYPES, REJECT_REASONS, load_events
-from ingestion.urls import parse_warehouse_url
+from crm_core.urls import parse_warehouse_url
+from ingestion.events.files import EVENT_TYPES, REJECT_REASONS, load_events
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 

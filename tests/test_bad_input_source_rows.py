@@ -4,7 +4,7 @@ right-to-left text, timestamps with any offset — a sync never crashes and `raw
 source row for row, column for column. Then the same rows are changed and some deleted, and the
 incremental sync must converge to the source again.
 
-Rows come from strategies derived from the ERD's column types (`ingestion/erp_schema.py`) and are
+Rows come from strategies derived from the ERD's column types (`ingestion/erp/schema.py`) and are
 written to a real source (SQLite for the fast case; PostgreSQL through its own sync paths). The
 expected `raw` content is the generated Python rows, not anything read back through the
 pipeline.
@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingestion.erp_schema import SOURCE_TABLES, build_metadata
-from ingestion.sync import sync_erp
-from ingestion.urls import parse_warehouse_url
+from crm_core.urls import parse_warehouse_url
+from ingestion.erp.schema import SOURCE_TABLES, build_metadata
+from ingestion.erp.sync import sync_erp
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import AssetCheckSeverity
 
-from ingestion.event_files import load_events
-from ingestion.urls import parse_warehouse_url
+from crm_core.urls import parse_warehouse_url
+from ingestion.events.files import load_events
 from ingestion.warehouse import open_warehouse
 from orchestration.checks import landing_freshness, reject_rate
 from orchestration.resources import CrmSettingsResource

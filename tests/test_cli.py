@@ -10,9 +10,9 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from ingestion.erp_schema import REQUIRED_TABLES, build_metadata
+from ingestion.erp.schema import REQUIRED_TABLES, build_metadata
 
-CLI = [sys.executable, "-m", "orchestration.cli"]
+CLI = [sys.executable, "-m", "crm_cli.cli"]
 PASSWORD = "Sup3r-s3cret-pw"
 
 
@@ -115,7 +115,7 @@ def test_required_tables_match_the_contract() -> None:
 
 
 def test_a_second_writer_is_refused_while_a_run_holds_the_warehouse(tmp_path: Path) -> None:
-    from ingestion.urls import parse_warehouse_url
+    from crm_core.urls import parse_warehouse_url
     from orchestration.run_lock import warehouse_write_lock
 
     src = _sqlite_source(tmp_path / "erp.sqlite")

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from crm_core.settings import Settings
 from dashboards import data, ui
 from dashboards.access import EVERYTHING, Scope
-from orchestration.settings import Settings
 from tests import oracle
 from tests.conftest import REPO_ROOT
 from tests.dashboard_fixture import AS_OF, DashboardWarehouse

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from dashboards import data, ui
 from dashboards.access import EVERYTHING, NOTHING, Scope, load_access_file, resolve_viewer
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
 from tests import test_dashboard
 from tests.conftest import REPO_ROOT
 from tests.dashboard_fixture import DashboardWarehouse

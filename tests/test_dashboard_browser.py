@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import EVERYTHING, Scope
 from dashboards.ui import money
-from orchestration.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.dashboard_fixture import DashboardWarehouse
 

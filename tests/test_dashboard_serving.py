@@ -16,12 +16,12 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from crm_core.serving_copy import publish_serving_copy, serving_path
+from crm_core.settings import Settings
 from dashboards import data, ui
 from dashboards.access import EVERYTHING
 from ingestion.warehouse import open_warehouse
 from orchestration.run_log import record_successful_run
-from orchestration.serving_copy import publish_serving_copy, serving_path
-from orchestration.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.dashboard_fixture import AS_OF, DashboardWarehouse
 
@@ -108,7 +108,7 @@ def test_pages_keep_answering_while_a_run_rewrites_the_warehouse(
     expected = ui.money(data.pipeline_totals(data.Source(settings, "", cached=False),
                                              EVERYTHING, data.Filters())["open_amount"])
     run = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.cli", "run", "--date", AS_OF.isoformat()],
+        [sys.executable, "-m", "crm_cli.cli", "run", "--date", AS_OF.isoformat()],
         cwd=dashboard_warehouse.work, env={**os.environ, **dashboard_warehouse.env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     page_runs = 0

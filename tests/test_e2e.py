@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def crm(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=cwd,
+    proc = subprocess.run([sys.executable, "-m", "crm_cli.cli", *args], cwd=cwd,
                           env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

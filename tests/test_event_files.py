@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.errors import CrmError
-from ingestion.event_files import REJECT_REASONS, load_events
-from ingestion.urls import parse_warehouse_url
+from crm_core.errors import CrmError
+from crm_core.urls import parse_warehouse_url
+from ingestion.events.files import REJECT_REASONS, load_events
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 
@@ -174,7 +174,7 @@ def test_an_unreadable_file_fails_naming_it_and_changes_nothing(warehouse,
 def test_batches_across_folders_load_the_same_as_one_pass(warehouse, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Several landing folders per parse, or one file per parse: the same rows either way."""
-    import ingestion.event_files as event_files
+    import ingestion.events.files as event_files
 
     events = tmp_path / "ev"
     expected = set()

@@ -26,9 +26,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingestion.urls import parse_warehouse_url
+from crm_core.serving_copy import serving_path
+from crm_core.urls import parse_warehouse_url
 from ingestion.warehouse import open_warehouse
-from orchestration.serving_copy import serving_path
 from tests.conftest import pg_url
 from tests.faults_fixture import (
     DAY,
@@ -283,7 +283,7 @@ def test_postgres_killed_between_event_rows_and_manifest_then_two_runs_at_once(
     run blocks exactly where it records the day's files, after inserting their events; it is
     SIGKILLed there. The event tables are as they were. Two runs are then started at once: one
     is refused, the other builds a warehouse equal to the clean (DuckDB) run's."""
-    from ingestion.event_files import load_events
+    from ingestion.events.files import load_events
 
     world = fault_world
     wh_db = make_pg_database("crm_faults_wh")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ingestion.demo_data import generate
-from ingestion.erp_schema import SOURCE_TABLES
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
+from crm_demo.generator import generate
+from ingestion.erp.schema import SOURCE_TABLES
 from tests import oracle
 from tests.conftest import pg_url
 

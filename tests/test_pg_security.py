@@ -298,8 +298,8 @@ def test_reader_reads_marts_and_meta_and_writes_nothing(secured: Secured) -> Non
 
 def test_dashboards_work_as_the_reader(secured: Secured) -> None:
     """The dashboards' own queries, connected as the reader, give the superuser's numbers."""
+    from crm_core.settings import Settings
     from dashboards import data
-    from orchestration.settings import Settings
 
     def kpis(user: str) -> dict:
         env = {**secured.env, "CRM_WAREHOUSE_URL": secured.url(user)}

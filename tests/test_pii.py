@@ -27,10 +27,10 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
+from crm_core.serving_copy import serving_path
+from crm_core.settings import PROJECT_ROOT, Settings
 from orchestration.pii import key_pads
-from orchestration.serving_copy import serving_path
-from orchestration.settings import PROJECT_ROOT, Settings
 from tests import test_dashboard
 from tests.conftest import REPO_ROOT, pg_url
 from tests.dashboard_fixture import DashboardWarehouse, run_cli
@@ -41,7 +41,7 @@ app = test_dashboard.app
 AS_OF = "2026-11-01"
 #: A key with non-ASCII characters: the digest must be of its UTF-8 bytes on both warehouses.
 KEY = "pii-test-key-Ünïcødé-0123456789"
-#: What `ingestion/demo_data.py` writes: phone "+1555" + 7 digits, tax number "TX" + 9 digits.
+#: What `crm_demo/generator.py` writes: phone "+1555" + 7 digits, tax number "TX" + 9 digits.
 #: The leading "+" is optional so that a digits-only copy is caught too; the digits must stand
 #: alone (not inside a longer number such as the rate 0.15555555555555556).
 PHONE = re.compile(r"(?<![\d.])\+?1555\d{7}(?!\d)")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.errors import CrmError
-from ingestion.urls import parse_warehouse_url, redact_url
-from orchestration.settings import Settings
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
+from crm_core.urls import parse_warehouse_url, redact_url
 
 
 def test_defaults_are_relative_to_the_working_directory(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from ingestion.erp_schema import REQUIRED_TABLES, SOURCE_TABLES, build_metadata
-from ingestion.errors import CrmError
-from ingestion.sync import sync_erp
-from ingestion.urls import parse_warehouse_url
+from crm_core.errors import CrmError
+from crm_core.urls import parse_warehouse_url
+from ingestion.erp.schema import REQUIRED_TABLES, SOURCE_TABLES, build_metadata
+from ingestion.erp.sync import sync_erp
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 
@@ -170,7 +170,7 @@ def test_postgres_source_into_postgres_and_duckdb_warehouses(make_pg_database) -
 def test_postgres_source_is_read_only_and_named(make_pg_database) -> None:
     source_db = make_pg_database("crm_src")
     _write_source(pg_url(source_db))
-    from ingestion.source import APPLICATION_NAME, ErpSource
+    from ingestion.erp.source import APPLICATION_NAME, ErpSource
 
     source = ErpSource(pg_url(source_db), "public")
     with source.snapshot() as conn:

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from ingestion.erp_schema import SOURCE_TABLES, build_metadata
-from ingestion.staging_columns import staging_columns
+from ingestion.erp.schema import SOURCE_TABLES, build_metadata
+from ingestion.erp.staging_columns import staging_columns
 from tests.conftest import pg_url
 from tests.test_cli import CLI, assert_one_line_error, crm
 from tests.test_sync import _write_source
@@ -108,8 +108,8 @@ def _sqlite_digest(path: Path, table: str) -> tuple:
 
 def test_generic_path_merges_inserts_updates_and_deletes(tmp_path: Path) -> None:
     """SQLite → DuckDB through SQLAlchemy and Arrow: the same incremental merge."""
-    from ingestion.sync import sync_erp
-    from ingestion.urls import parse_warehouse_url
+    from crm_core.urls import parse_warehouse_url
+    from ingestion.erp.sync import sync_erp
     from ingestion.warehouse import open_warehouse
 
     src_path = tmp_path / "erp.sqlite"

@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingestion.erp_schema import SOURCE_TABLES
-from ingestion.errors import CrmError
-from ingestion.sync import SyncReport, sync_erp
-from ingestion.urls import parse_warehouse_url
+from crm_core.errors import CrmError
+from crm_core.urls import parse_warehouse_url
+from ingestion.erp.schema import SOURCE_TABLES
+from ingestion.erp.sync import SyncReport, sync_erp
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 from tests.test_sync import _write_source

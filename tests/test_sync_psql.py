@@ -1,4 +1,4 @@
-"""PostgreSQL → PostgreSQL full loads through a `psql` child (`ingestion/postgres_copy.py`).
+"""PostgreSQL → PostgreSQL full loads through a `psql` child (`ingestion/erp/postgres_copy.py`).
 
 The test tables are small, so the size threshold is lowered to 0 here to send every whole-table
 copy through the child; each test then checks what the child must keep from the in-process
@@ -15,10 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingestion import postgres_copy
-from ingestion.erp_schema import SOURCE_TABLES
-from ingestion.errors import CrmError
-from ingestion.urls import parse_warehouse_url
+from crm_core.errors import CrmError
+from crm_core.urls import parse_warehouse_url
+from ingestion.erp import postgres_copy
+from ingestion.erp.schema import SOURCE_TABLES
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 from tests.test_sync import _write_source
@@ -159,7 +159,7 @@ def test_child_errors_are_one_line_without_the_password(via_psql: list[list[str]
     try:
         url = f"postgresql+psycopg://{role}:{password}@127.0.0.1:5432/{source_db}"
         wh = open_warehouse(parse_warehouse_url(wh_url, Path(".")))
-        from ingestion.sync import sync_erp
+        from ingestion.erp.sync import sync_erp
 
         try:
             with pytest.raises(CrmError) as caught:

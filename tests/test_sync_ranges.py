@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from ingestion.sync import SyncReport, sync_erp
-from ingestion.urls import parse_warehouse_url
+from crm_core.urls import parse_warehouse_url
+from ingestion.erp.sync import SyncReport, sync_erp
 from ingestion.warehouse import open_warehouse
 from tests.conftest import pg_url
 from tests.test_sync import _write_source

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
-from ingestion.erp_schema import SOURCE_TABLES
-from ingestion.sync import sync_erp
+from ingestion.erp.schema import SOURCE_TABLES
+from ingestion.erp.sync import sync_erp
 from orchestration.resources import CrmSettingsResource
 
 ERP_ASSET_KEYS = [AssetKey(["raw", name]) for name in SOURCE_TABLES]

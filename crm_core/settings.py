@@ -12,8 +12,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ingestion.errors import CrmError
-from ingestion.urls import WarehouseTarget, parse_warehouse_url, redact_url
+from crm_core.errors import CrmError
+from crm_core.urls import WarehouseTarget, parse_warehouse_url, redact_url
 
 #: The repository root: the dbt project, profiles.yml and the Dagster code live here.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from ingestion.erp_schema import OPTIONAL_TABLES, REQUIRED_TABLES
-from ingestion.errors import CrmError, first_line
-from ingestion.urls import redact_url
+from crm_core.errors import CrmError, first_line
+from crm_core.urls import redact_url
+from ingestion.erp.schema import OPTIONAL_TABLES, REQUIRED_TABLES
 
 #: Rows per Arrow batch: bounded memory whatever the table size.
 BATCH_ROWS = 50_000

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from ingestion.errors import CrmError, first_line
-from orchestration.settings import PROJECT_ROOT, Settings
+from crm_core.errors import CrmError, first_line
+from crm_core.settings import PROJECT_ROOT, Settings
 
 
 def _parse_date(text: str) -> date:
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
-    from ingestion.demo_data import generate
+    from crm_demo.generator import generate
 
     report = generate(
         settings.source_url, settings.events_path, scale=args.scale, days=args.days,
@@ -129,7 +129,7 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
-    from ingestion.sync import sync_erp
+    from ingestion.erp.sync import sync_erp
     from ingestion.warehouse import open_warehouse
     from orchestration.run_lock import warehouse_write_lock
 
@@ -164,8 +164,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     # The headline numbers reuse the dashboards' cached queries; outside a Streamlit server the
     # cache warns that it has no runtime, which means nothing on the command line.
     get_logger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
+    from crm_demo.generator import generate
     from dashboards.data import headline_numbers
-    from ingestion.demo_data import generate
     from orchestration.runner import run_pipeline
 
     source_file = settings.source_url.removeprefix("sqlite:///")
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # last resort: still one line, still no secrets
-        from ingestion.urls import redact_url
+        from crm_core.urls import redact_url
 
         message = first_line(exc)
         for url in (os.environ.get("CRM_SOURCE_URL", ""), os.environ.get("CRM_WAREHOUSE_URL", "")):

@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import sqlalchemy as sa
 
-from ingestion.errors import CrmError, redacted_line
-from ingestion.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS, session_options
+from crm_core.errors import CrmError, redacted_line
+from ingestion.erp.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS, session_options
 from ingestion.warehouse import qualified, quote_ident
 
 ATTACHED = "erp_source"

@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ingestion.errors import CrmError, first_line
-from ingestion.urls import WarehouseTarget
+from crm_core.errors import CrmError, first_line
+from crm_core.urls import WarehouseTarget
 
 #: The schemas the dashboards (and the demo's headline) read.
 SERVED_SCHEMAS = ("marts", "meta")

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion.errors import CrmError, first_line
+from crm_core.errors import CrmError, first_line
 from ingestion.faults import fault_point
 from ingestion.warehouse import Warehouse, duckdb_landing
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
 
 SCALES: dict[str, dict[str, int]] = {
     "small": {"contacts": 3_000, "leads": 4_000, "deals": 2_500, "campaigns": 40,
@@ -481,8 +481,8 @@ def write_tables(source_url: str, schema: str | None, tables: dict[str, pl.DataF
     import sqlalchemy as sa
     from tqdm import tqdm
 
-    from ingestion.erp_schema import build_metadata, erd_indexes
-    from ingestion.urls import redact_url
+    from crm_core.urls import redact_url
+    from ingestion.erp.schema import build_metadata, erd_indexes
 
     try:
         url = sa.make_url(source_url)

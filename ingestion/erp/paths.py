@@ -1,6 +1,6 @@
 """The three ways ERP rows reach the warehouse, behind one small interface.
 
-A `Loader` does what `ingestion.sync` needs from the source: replace `raw.<table>` with the
+A `Loader` does what `ingestion.erp.sync` needs from the source: replace `raw.<table>` with the
 whole source table (`full`); stage the rows matching a filter (changed since the cursor, or in
 some key ranges) into the temporary table `crm_stage_<table>__delta` (`stage_delta`), or every
 primary key into `crm_stage_<table>__keys` (`stage_keys`; session-private, so no reader ever
@@ -28,10 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from ingestion import postgres_copy, postgres_scan
-from ingestion.errors import CrmError, first_line
-from ingestion.source import ErpSource, SourceTable
-from ingestion.sync_fingerprint import (
+from crm_core.errors import CrmError, first_line
+from ingestion.erp import postgres_copy, postgres_scan
+from ingestion.erp.fingerprint import (
     Fingerprints,
     Totals,
     as_fingerprints,
@@ -39,6 +38,7 @@ from ingestion.sync_fingerprint import (
     fingerprint_sql,
     totals_sql,
 )
+from ingestion.erp.source import ErpSource, SourceTable
 from ingestion.warehouse import (
     DuckDBWarehouse,
     PostgresWarehouse,

@@ -2,7 +2,7 @@
 
 One row per ERP table: the column signature the table was last landed with, the cursor (the
 largest `updated_at` landed so far), for a PostgreSQL table without `updated_at` the source's
-snapshot xmin and the table's identity (`ingestion/sync_xmin.py`), how it was loaded and how
+snapshot xmin and the table's identity (`ingestion/erp/xmin.py`), how it was loaded and how
 many rows it holds. It is written
 in the same transaction as the data, so the state can never claim rows that did not commit — a
 failed sync leaves both as they were, and the next one starts from the last good state.

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingestion.errors import CrmError, first_line, redacted_line
-from ingestion.postgres_scan import source_conninfo
-from ingestion.source import STATEMENT_TIMEOUT_MS
+from crm_core.errors import CrmError, first_line, redacted_line
+from ingestion.erp.postgres_scan import source_conninfo
+from ingestion.erp.source import STATEMENT_TIMEOUT_MS
 from ingestion.warehouse import PostgresWarehouse, pg_columns, qualified, quote_ident
 
 #: Bytes forwarded per write from the `psql` child to the warehouse.

@@ -4,7 +4,7 @@
 class CrmError(Exception):
     """A failure the user can act on. `str(err)` is shown as-is, prefixed by `error: `.
 
-    Never put a password in the message: format URLs with `ingestion.urls.redact_url`.
+    Never put a password in the message: format URLs with `crm_core.urls.redact_url`.
     """
 
 

@@ -17,7 +17,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-STAGING_DIR = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "staging"
+STAGING_DIR = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "staging"
 
 _RENAMED = re.compile(r"renamed\s+as\s*\((?P<body>.*?)\bfrom\s+source\b", re.S | re.I)
 _COLUMN = re.compile(

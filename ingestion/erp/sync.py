@@ -1,7 +1,7 @@
 """`crm-analytics sync`: bring the warehouse schema `raw` up to date with the ERP tables.
 
 One entry point, `sync_erp`, whatever the source and warehouse are; the path is chosen from the
-URLs (`ingestion/sync_paths.py`): PostgreSQL into DuckDB through DuckDB's postgres extension,
+URLs (`ingestion/erp/paths.py`): PostgreSQL into DuckDB through DuckDB's postgres extension,
 PostgreSQL into PostgreSQL through binary COPY piped between the servers (neither makes a Python
 object per row), every other pair through the generic SQLAlchemy → Arrow path, in batches.
 
@@ -10,10 +10,10 @@ Per table:
   the same columns, and the table has a change cursor: `updated_at` (rows stamped at or after
   `cursor - overlap`; the overlap catches rows that tie the cursor and transactions that
   committed after a later-stamped one), or, on a PostgreSQL source, the system column `xmin`
-  (`ingestion/sync_xmin.py`: contacts and contact_accounts have no `updated_at`). The changed
+  (`ingestion/erp/xmin.py`: contacts and contact_accounts have no `updated_at`). The changed
   rows are staged in the warehouse with the path's own bulk mechanism and merged on the key
   (one `delete`, one `insert`). Hard deletes are then found by key-range fingerprints compared
-  on both sides (`ingestion/sync_fingerprint.py`): only differing id ranges are copied again.
+  on both sides (`ingestion/erp/fingerprint.py`): only differing id ranges are copied again.
   A key that is not an integer is compared key by key instead.
 - **Full** otherwise (first sync, no cursor, changed column set, missing state or table, a
   source table rewritten, vacuumed or restored since — see `sync_xmin`). The generic path
@@ -32,11 +32,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ingestion.erp_schema import OPTIONAL_TABLES, build_metadata
-from ingestion.errors import CrmError
-from ingestion.source import STATEMENT_TIMEOUT_MS, ErpSource, SourceTable, arrow_type
-from ingestion.staging_columns import staging_columns
-from ingestion.sync_fingerprint import (
+from crm_core.errors import CrmError
+from ingestion.erp.fingerprint import (
     as_fingerprints,
     as_totals,
     differing_ranges,
@@ -44,7 +41,7 @@ from ingestion.sync_fingerprint import (
     ranges_sql,
     totals_sql,
 )
-from ingestion.sync_paths import (
+from ingestion.erp.paths import (
     RAW_SCHEMA,
     Loader,
     RowFilter,
@@ -53,8 +50,11 @@ from ingestion.sync_paths import (
     sql_filter,
     stage_tables,
 )
-from ingestion.sync_state import TableState, ensure_state_table, read_states, signature, write_state
-from ingestion.sync_xmin import SourcePosition, changed_since, read_position
+from ingestion.erp.schema import OPTIONAL_TABLES, build_metadata
+from ingestion.erp.source import STATEMENT_TIMEOUT_MS, ErpSource, SourceTable, arrow_type
+from ingestion.erp.staging_columns import staging_columns
+from ingestion.erp.state import TableState, ensure_state_table, read_states, signature, write_state
+from ingestion.erp.xmin import SourcePosition, changed_since, read_position
 from ingestion.warehouse import (
     PostgresWarehouse,
     Warehouse,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
 
 
 def redact_url(url: str) -> str:
