@@ -117,7 +117,7 @@ def pg_database(make_pg_database: Callable[[str], str]) -> str:
 
 
 # The dashboards' shared, pipeline-built warehouse (session scope, built on first use).
-from tests.dashboard_fixture import dashboard_warehouse  # noqa: E402, F401
+from tests.helpers.dashboard import dashboard_warehouse  # noqa: E402, F401
 
 # The fault tests' generated ERP, reference warehouse and last good state (session scope).
-from tests.faults_fixture import fault_world  # noqa: E402, F401
+from tests.helpers.faults import fault_world  # noqa: E402, F401

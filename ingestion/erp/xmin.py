@@ -19,7 +19,8 @@ Why the comparison is safe:
   in that snapshot or a newer one, so it holds every row below X; reading X earlier than the data
   can only over-select next time, which the merge absorbs.
 - Freezing does not hide a row: since PostgreSQL 9.4 a frozen row keeps its raw xmin, and the
-  `xmin` column shows it (tests/test_sync_ranges.py checks the frozen bit with pageinspect).
+  `xmin` column shows it (tests/ingestion/erp/test_sync_ranges.py checks the frozen bit with
+  pageinspect).
   An xmin from more than 2^31 ids ago reads with a negative age and is left out
   (`age(xmin) >= 0`), so old frozen rows are not re-read after the counter wraps.
 - Each table's identity (its oid and file node, the database oid, the cluster's system
