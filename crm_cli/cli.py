@@ -129,16 +129,14 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
-    from ingestion.erp.sync import sync_erp
+    from ingestion.erp.sync import sync_configured
     from ingestion.warehouse import open_warehouse
     from orchestration.run_lock import warehouse_write_lock
 
     with warehouse_write_lock(settings.warehouse):
         wh = open_warehouse(settings.warehouse)
         try:
-            report = sync_erp(settings.source_url, settings.source_schema, wh,
-                              overlap=settings.sync_overlap,
-                              statement_timeout=settings.source_statement_timeout)
+            report = sync_configured(settings, wh)
         finally:
             wh.close()
     print(f"synced {len(report.rows)} tables, {sum(report.rows.values()):,} rows "

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from crm_core.errors import CrmError, first_line
+from crm_core.sql import qualified, quote_ident
 from crm_core.urls import WarehouseTarget
 
 #: The schemas the dashboards (and the demo's headline) read.
@@ -85,7 +86,6 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
         return None
     import duckdb
 
-    from ingestion.warehouse import qualified, quote_ident
 
     assert target.duckdb_path is not None
     link = serving_path(target.duckdb_path)

@@ -34,6 +34,7 @@ import streamlit as st
 from crm_core.errors import CrmError, first_line
 from crm_core.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
 from crm_core.settings import Settings
+from crm_core.sql import pg_placeholders
 from dashboards.access import Scope
 
 # --------------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
     try:
         with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
             conn.read_only = True
-            cur = conn.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+            cur = conn.execute(pg_placeholders(sql), list(params))
             columns = [d.name for d in cur.description or []]
             rows = cur.fetchall()
     except psycopg.Error as exc:
@@ -574,13 +575,14 @@ def headline_numbers(settings: Settings) -> list[tuple[str, str]]:
     return [
         ("Open pipeline", f"{k['open_pipeline']:,.2f}"),
         ("Won revenue", f"{k['won_revenue']:,.2f}"),
-        ("Win rate (count)", _pct(k["win_rate"])),
-        ("Lead qualification rate", _pct(k["qualification_rate"])),
+        ("Win rate (count)", pct(k["win_rate"])),
+        ("Lead qualification rate", pct(k["qualification_rate"])),
         ("Campaign revenue", f"{k['campaign_revenue']:,.2f}"),
         ("Campaign spend", f"{k['spend']:,.2f}"),
-        ("Campaign ROI", _pct(k["roi"])),
+        ("Campaign ROI", pct(k["roi"])),
     ]
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A rate as a percentage with one decimal; "n/a" when it is undefined."""
     return "n/a" if value is None else f"{value:.1%}"

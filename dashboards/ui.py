@@ -220,8 +220,7 @@ def money(value: Any) -> str:
     return f"{number:,.0f}"
 
 
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+pct = data.pct
 
 
 def tenant_label(business_id: Any, branch_id: Any) -> str:

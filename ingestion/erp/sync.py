@@ -33,6 +33,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from ingestion.erp.fingerprint import (
     as_fingerprints,
     as_totals,
@@ -50,9 +51,8 @@ from ingestion.erp.paths import (
     sql_filter,
     stage_tables,
 )
-from ingestion.erp.schema import OPTIONAL_TABLES, build_metadata
+from ingestion.erp.schema import OPTIONAL_TABLES, build_metadata, erp_tables
 from ingestion.erp.source import STATEMENT_TIMEOUT_MS, ErpSource, SourceTable, arrow_type
-from ingestion.erp.staging_columns import staging_columns
 from ingestion.erp.state import TableState, ensure_state_table, read_states, signature, write_state
 from ingestion.erp.xmin import SourcePosition, changed_since, read_position
 from ingestion.warehouse import (
@@ -63,8 +63,6 @@ from ingestion.warehouse import (
     table_names,
 )
 
-#: The cursor column (crm-erd.md: every table has `updated_at`, DEFAULT NOW()).
-CURSOR_COLUMN = "updated_at"
 #: How far before the cursor an incremental sync looks again (CRM_SYNC_OVERLAP).
 DEFAULT_OVERLAP = dt.timedelta(minutes=10)
 #: PostgreSQL warehouse: memory per hash for the merge (SET LOCAL, this transaction only).
@@ -94,13 +92,24 @@ def _empty_optional_schema(name: str) -> pa.Schema:
 
 
 def check_staging_columns(tables: list[SourceTable]) -> None:
-    """Stop before writing anything when the source lost a column the staging models read."""
+    """Stop before writing anything when the source lost a column the staging models read:
+    every declared column (tests/dbt/test_staging_reads.py proves from the compiled dbt
+    project that staging reads exactly those)."""
+    declared = erp_tables()
     for table in tables:
-        missing = sorted(staging_columns(table.name) - set(table.schema.names))
+        missing = sorted(declared[table.name].column_names - set(table.schema.names))
         if missing:
             raise CrmError(
                 f"source table {table.name}: column(s) {', '.join(missing)} used by the staging "
                 f"model stg_erp__{table.name} no longer exist in the source")
+
+
+def sync_configured(settings: Settings, warehouse: Warehouse) -> SyncReport:
+    """`sync_erp` with the source, overlap and timeout of the settings (the command line and
+    the Dagster asset both sync this way)."""
+    return sync_erp(settings.source_url, settings.source_schema, warehouse,
+                    overlap=settings.sync_overlap,
+                    statement_timeout=settings.source_statement_timeout)
 
 
 def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
@@ -173,7 +182,8 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
     in `raw` now). `state` is None when there is none or `raw` lacks the table."""
     sig = signature(loader.path, table.columns())
     key = table.key
-    has_cursor = CURSOR_COLUMN in table.schema.names
+    cursor_column = erp_tables()[table.name].cursor  # declared; `updated_at` in the ERD
+    has_cursor = cursor_column is not None and cursor_column in table.schema.names
     int_key = key is not None and pa.types.is_integer(table.schema.field(key).type)
     # The xmin cursor: PostgreSQL source, no `updated_at`, an integer key (deletes are then
     # found by fingerprints), and a table whose identity the source could tell.
@@ -183,7 +193,7 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
     changes: RowFilter | None = None
     if key is not None and state is not None and state.signature == sig:
         if has_cursor and state.cursor is not None:
-            changes = since_filter(CURSOR_COLUMN, state.cursor - overlap)
+            changes = since_filter(cursor_column, state.cursor - overlap)
         elif (position is not None and identity is not None
               and state.source_xmin is not None and state.source_identity == identity):
             predicate = changed_since(state.source_xmin, position)
@@ -192,7 +202,7 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
         read = loader.full(table)
         cursor = None
         if has_cursor:
-            cursor = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from "
+            cursor = wh.fetchall(f"select max({quote_ident(cursor_column)}) from "
                                  f"{qualified(RAW_SCHEMA, table.name)}")[0][0]
         # A full load holds what it copied.
         return "full", TableState(sig, cursor, source_xmin, identity), read, read
@@ -211,7 +221,7 @@ def _sync_table(wh: Warehouse, loader: Loader, table: SourceTable, state: TableS
     _merge(wh, table, key)
     cursor = state.cursor
     if has_cursor:
-        newest = wh.fetchall(f"select max({quote_ident(CURSOR_COLUMN)}) from {delta}")[0][0]
+        newest = wh.fetchall(f"select max({quote_ident(cursor_column)}) from {delta}")[0][0]
         cursor = max(state.cursor, newest) if newest is not None else state.cursor
     rows = None
     if int_key:

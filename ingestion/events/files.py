@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_core.errors import CrmError, first_line
-from ingestion.faults import fault_point
+from crm_core.landing import is_event_file, landing_folders
 from ingestion.warehouse import Warehouse, duckdb_landing
 
 RAW = "raw"
@@ -138,13 +138,11 @@ def discover(events_path: Path, as_of: date,
     wanted = set(landing_dates) if landing_dates is not None else None
     found = []
     try:
-        folders = sorted(p for p in events_path.iterdir() if p.is_dir())
-        for folder in folders:
-            landing = _iso_date(folder.name)
-            if landing is None or landing > as_of or (wanted is not None and landing not in wanted):
+        for landing, folder in landing_folders(events_path):
+            if landing > as_of or (wanted is not None and landing not in wanted):
                 continue
             for path in sorted(folder.iterdir()):
-                if not path.name.endswith((".jsonl", ".jsonl.gz")):
+                if not is_event_file(path):
                     continue  # _SUCCESS markers, notes
                 if not path.is_file():
                     raise CrmError(f"event file {path} is not a readable file")
@@ -272,7 +270,6 @@ def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[Re
         "rejected": per_file.get(f.file.rel_path, (0, 0))[1],
         "replaced": f.file.rel_path in replaced}
         for f in files], schema=MANIFEST_SCHEMA)
-    fault_point("events_loaded")  # tests only: the events are in, the manifest is not
     wh.append(RAW, "event_files", manifest)
     report.files_loaded += len(files)
     for n_valid, n_bad in per_file.values():
@@ -289,15 +286,6 @@ def _without_nul(table: pa.Table) -> pa.Table:
             table = table.set_column(i, name, pc.replace_substring(table.column(i), "\x00",
                                                                   "\ufffd"))
     return table
-
-
-def _iso_date(name: str) -> date | None:
-    if len(name) != 10:
-        return None
-    try:
-        return date.fromisoformat(name)
-    except ValueError:
-        return None
 
 
 def _decompress(data: bytes) -> tuple[bytes, bool]:

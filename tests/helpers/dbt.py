@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ingestion.erp.schema import erp_tables
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: The as-of date and reporting zone the tests build with.
@@ -44,60 +46,20 @@ def _m(text: str) -> Decimal:
     return Decimal(text)
 
 
-# --- table layouts (ERD columns and types; `email` on contacts is an extra column) ----------
+# --- table layouts (the ERP's from its declaration; `email` on contacts is an extra column) ---
+
+def _raw_type(data_type: str) -> str:
+    """How the sync lands a declared ERP type in `raw`, near enough for the fixture (lengths
+    dropped, integers widened)."""
+    base = data_type.split("(")[0]
+    return {"integer": "bigint", "varchar": "varchar", "text": "varchar",
+            "numeric": "decimal" + data_type[len(base):]}.get(base, data_type)
+
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "businesses": [("id", "bigint"), ("name", "varchar")],
-    "branches": [("id", "bigint"), ("business_id", "bigint"), ("name", "varchar")],
-    "customer_groups": [
-        ("id", "bigint"), ("group_name", "varchar"), ("dicount_calculation", "varchar"),
-        ("amount", "decimal(14,2)"),
-    ],
-    "contacts": [
-        ("id", "bigint"), ("contact_id", "varchar"), ("contact_type", "varchar"),
-        ("user_id", "bigint"), ("business_id", "bigint"), ("branch_id", "bigint"),
-        ("designation", "varchar"), ("customer_group_id", "bigint"),
-        ("account_type", "varchar"), ("tax_number", "varchar"), ("business_name", "varchar"),
-        ("business_address", "varchar"), ("alternative_contact", "varchar"),
-        ("phone", "varchar"), ("credit_limit", "decimal(14,2)"), ("added_on", "date"),
-        ("is_deleted", "boolean"), ("created_by_id", "bigint"), ("email", "varchar"),
-    ],
-    "contact_accounts": [
-        ("id", "bigint"), ("contact_id", "bigint"), ("account_balance", "decimal(14,2)"),
-        ("advance_balance", "decimal(14,2)"), ("total_sale_due", "decimal(14,2)"),
-        ("total_sale_return_due", "decimal(14,2)"),
-    ],
-    "crm_leads": [
-        ("id", "bigint"), ("contact_id", "bigint"), ("source", "varchar"),
-        ("status", "varchar"), ("value", "decimal(15,2)"), ("owner_id", "bigint"),
-        ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
-    ],
-    "crm_pipeline_stages": [
-        ("id", "bigint"), ("name", "varchar"), ("order", "bigint"), ("is_won", "boolean"),
-        ("is_lost", "boolean"),
-    ],
-    "crm_deals": [
-        ("id", "bigint"), ("title", "varchar"), ("contact_id", "bigint"), ("lead_id", "bigint"),
-        ("stage_id", "bigint"), ("amount", "decimal(15,2)"), ("close_date", "date"),
-        ("owner_id", "bigint"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
-    ],
-    "crm_campaigns": [
-        ("id", "bigint"), ("name", "varchar"), ("campaign_type", "varchar"),
-        ("status", "varchar"), ("priority", "bigint"), ("title", "varchar"),
-        ("description", "varchar"), ("image", "varchar"), ("badge", "varchar"),
-        ("seller_id", "bigint"), ("branch_id", "bigint"), ("start_date", "timestamptz"),
-        ("end_date", "timestamptz"), ("is_active", "boolean"), ("is_default", "boolean"),
-        ("impressions", "bigint"), ("clicks", "bigint"), ("conversions", "bigint"),
-        ("revenue_generated", "decimal(15,2)"), ("budget", "decimal(15,2)"),
-        ("max_impressions", "bigint"), ("max_clicks", "bigint"),
-        ("landing_page_url", "varchar"), ("cta_text", "varchar"), ("created_by_id", "bigint"),
-        ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
-    ],
-    "crm_campaign_performance": [
-        ("id", "bigint"), ("campaign_id", "bigint"), ("date", "date"),
-        ("impressions", "bigint"), ("clicks", "bigint"), ("conversions", "bigint"),
-        ("revenue", "decimal(15,2)"), ("created_at", "timestamptz"),
-    ],
+    **{table.name: [(c.name, _raw_type(c.data_type)) for c in table.columns]
+       + ([("email", "varchar")] if table.name == "contacts" else [])
+       for table in erp_tables().values()},
     "campaign_events": [
         ("event_source", "varchar"), ("event_id", "varchar"), ("event_type", "varchar"),
         ("event_time", "timestamptz"), ("campaign_id", "bigint"), ("contact_id", "bigint"),

@@ -190,16 +190,20 @@ def env_for(extra: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def start(args: list[str], cwd: Path, env: dict[str, str],
-          prefix: list[str] | None = None) -> subprocess.Popen[str]:
-    """The real `crm-analytics` as a child process (stdout and stderr piped)."""
-    return subprocess.Popen((prefix or []) + CLI + args, cwd=cwd, env=env_for(env),
+#: `crm-analytics` that SIGKILLs itself between a batch's event rows and its manifest.
+KILLED_BEFORE_MANIFEST = [sys.executable, str(Path(__file__).with_name("killed_cli.py"))]
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str], prefix: list[str] | None = None,
+          cli: list[str] | None = None) -> subprocess.Popen[str]:
+    """The real `crm-analytics` (or `cli`) as a child process (stdout and stderr piped)."""
+    return subprocess.Popen((prefix or []) + (cli or CLI) + args, cwd=cwd, env=env_for(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str], prefix: list[str] | None = None,
-        timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    proc = start(args, cwd, env, prefix)
+        timeout: int = 600, cli: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = start(args, cwd, env, prefix, cli)
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ingestion.erp.schema import SOURCE_TABLES
+
 Row = dict[str, Any]
 EVENT_TYPES = {"erp.campaign.impression", "erp.campaign.click", "erp.campaign.conversion",
                "erp.campaign.sent", "erp.lead.qualified", "erp.opportunity.won"}
@@ -48,10 +50,8 @@ def read_source(url: str, schema: str | None = None) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     with engine.connect() as conn:
         md = sa.MetaData(schema=schema)
-        names = ["customer_groups", "contacts", "contact_accounts", "crm_leads",
-                 "crm_pipeline_stages", "crm_deals", "crm_campaigns", "crm_campaign_performance",
-                 "branches"]
-        for name in names:
+        present = set(sa.inspect(conn).get_table_names(schema=schema))
+        for name in (n for n in SOURCE_TABLES if n in present):
             table = sa.Table(name, md, autoload_with=conn)
             out[name] = [dict(r._mapping) for r in conn.execute(sa.select(table))]
     engine.dispose()

@@ -33,6 +33,7 @@ from tests.conftest import pg_url
 from tests.crm_cli.test_cli import PASSWORD, assert_one_line_error
 from tests.helpers.faults import (
     DAY,
+    KILLED_BEFORE_MANIFEST,
     PREVIOUS_DAY,
     FaultWorld,
     assert_no_duplicate_events,
@@ -178,8 +179,8 @@ def test_faults_before_commit_leave_the_last_good_state_and_the_next_run_converg
     unchanged("disk full")  # the file on the full disk opens and holds the last good state
 
     # 5. SIGKILL between loading the day's events and recording them in the manifest (the
-    #    process kills itself there: CRM_FAULT_AT, ingestion/faults.py).
-    proc = run(RUN, tmp_path, {**env, "CRM_FAULT_AT": "events_loaded"})
+    #    process kills itself there: tests/helpers/killed_cli.py).
+    proc = run(RUN, tmp_path, env, cli=KILLED_BEFORE_MANIFEST)
     assert proc.returncode == -9, proc.stderr
     unchanged("killed between event rows and manifest")
 
