@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from crm_core.errors import CrmError
 from crm_demo.generator import generate
 from ingestion.erp.schema import SOURCE_TABLES
-from tests.conftest import pg_url
 from tests.helpers import oracle
+from tests.helpers.postgres import pg_url
 
 END = date(2026, 2, 28)
 

@@ -19,15 +19,15 @@ from crm_core.errors import CrmError
 from crm_core.settings import Settings
 from dashboards import data, ui
 from dashboards.access import EVERYTHING, NOTHING, Scope, load_access_file, resolve_viewer
-from tests.conftest import REPO_ROOT
-from tests.dashboards import test_dashboard
-from tests.dashboards.test_dashboard import campaign_truth, metrics, pipeline_truth
-from tests.helpers.dashboard import DashboardWarehouse
-
-#: The page runner and the oracle's truth of tests/dashboards/test_dashboard.py, shared (not
-#: copied).
-app = test_dashboard.app
-truth = test_dashboard.truth
+from tests.helpers.dashboard import (
+    ACCESS,
+    RANGE,
+    DashboardWarehouse,
+    campaign_truth,
+    metrics,
+    pipeline_truth,
+)
+from tests.helpers.paths import REPO_ROOT
 
 
 def settings(tmp_path: Path, **env: str) -> Settings:
@@ -268,7 +268,7 @@ def test_crafted_widget_values_are_dropped(app: Callable[..., AppTest],
     for key, value in dashboard_warehouse.env.items():
         monkeypatch.setenv(key, value)
     access = tmp_path / "access.yml"
-    access.write_text(test_dashboard.ACCESS)
+    access.write_text(ACCESS)
     monkeypatch.setenv("CRM_AUTH", "oidc")
     monkeypatch.setenv("CRM_ACCESS_FILE", str(access))
     at = AppTest.from_file(str(REPO_ROOT / "dashboards" / "pages" / "campaigns.py"),
@@ -281,7 +281,7 @@ def test_crafted_widget_values_are_dropped(app: Callable[..., AppTest],
     assert not at.exception
     revenue: dict[int, Decimal] = {}
     for (cid, day), row in truth["campaigns"].items():
-        if row["business_id"] == 1 and test_dashboard.RANGE[0] <= day <= test_dashboard.RANGE[1]:
+        if row["business_id"] == 1 and RANGE[0] <= day <= RANGE[1]:
             revenue[cid] = revenue.get(cid, Decimal(0)) + row["revenue"]
     first = min(revenue, key=lambda cid: (-revenue[cid], cid))
     drill = {m.label: m.value for m in list(at.metric)[-5:]}

@@ -9,14 +9,12 @@ Skips when chromium or Playwright is missing, unless `CRM_REQUIRE_BROWSER=1` (CI
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,12 +22,11 @@ from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import EVERYTHING, Scope
 from dashboards.ui import money
-from tests.conftest import REPO_ROOT
-from tests.helpers.dashboard import DashboardWarehouse
+from tests.helpers.dashboard import CHROMIUM, DashboardWarehouse, _require_browser
+from tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPO_ROOT / "screenshots"
@@ -41,21 +38,6 @@ users:
   ana@example.com:
     businesses: [1]
 """
-
-
-def _require_browser() -> None:
-    missing = []
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        missing.append("Debian's chromium (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package (pip install -e '.[dev]')")
-    if missing:
-        reason = "browser test needs " + " and ".join(missing)
-        if os.environ.get("CRM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"CRM_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
 
 
 def _free_port() -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.dashboards.test_dashboard_browser import _require_browser
+from tests.helpers.dashboard import _require_browser
+from tests.helpers.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.soak, pytest.mark.browser]
 

@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import EVERYTHING, Scope
-from tests.conftest import REPO_ROOT, pg_url
 from tests.helpers.dashboard import AS_OF, DashboardWarehouse, run_cli
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.postgres import pg_url
 
 pytestmark = pytest.mark.postgres
 

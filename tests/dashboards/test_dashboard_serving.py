@@ -22,8 +22,8 @@ from dashboards import data, ui
 from dashboards.access import EVERYTHING
 from ingestion.warehouse import open_warehouse
 from orchestration.run_log import record_successful_run
-from tests.conftest import REPO_ROOT
 from tests.helpers.dashboard import AS_OF, DashboardWarehouse
+from tests.helpers.paths import REPO_ROOT
 
 OVERVIEW = str(REPO_ROOT / "dashboards" / "pages" / "overview.py")
 

@@ -19,8 +19,8 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.conftest import dbt_postgres_env, pg_conninfo
 from tests.helpers.dbt import AS_OF_DATE, REPORTING_TZ, STAGES, run_dbt, write_raw_fixture
+from tests.helpers.postgres import dbt_postgres_env, pg_conninfo
 
 Row = dict[str, Any]
 Marts = dict[str, list[Row]]

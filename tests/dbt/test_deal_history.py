@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, dbt_postgres_env, pg_url
-from tests.pipeline.test_e2e import crm, query_warehouse
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.pipeline import crm, query_warehouse
+from tests.helpers.postgres import dbt_postgres_env, pg_url
 
 pytestmark = pytest.mark.slow
 

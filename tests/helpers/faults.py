@@ -28,7 +28,7 @@ import psycopg
 import pytest
 
 from ingestion.erp.schema import SOURCE_TABLES
-from tests.crm_cli.test_cli import CLI, crm
+from tests.helpers.cli import CLI, crm
 
 #: The last landing day of the generated data: the day the fault runs are for.
 DAY = dt.date(2026, 3, 14)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.conftest import REPO_ROOT, pg_url
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.postgres import pg_url
 
 pytestmark = pytest.mark.postgres
 

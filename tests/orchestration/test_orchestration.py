@@ -12,8 +12,9 @@ from dagster import AssetKey, build_schedule_context
 
 from orchestration.dbt_project import ensure_manifest
 from orchestration.schedules import build_daily_rollup
-from tests.conftest import REPO_ROOT, pg_url
-from tests.pipeline.test_e2e import query_warehouse
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.pipeline import query_warehouse
+from tests.helpers.postgres import pg_url
 
 
 def test_dagster_definitions_validate() -> None:

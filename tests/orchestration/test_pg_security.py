@@ -33,9 +33,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import PG_HOST, PG_PORT, REPO_ROOT
-from tests.crm_cli.test_cli import CLI, assert_one_line_error
 from tests.helpers import oracle
+from tests.helpers.cli import CLI, assert_one_line_error
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.postgres import PG_HOST, PG_PORT
 
 pytestmark = pytest.mark.postgres
 

@@ -31,12 +31,9 @@ from crm_core.errors import CrmError
 from crm_core.serving_copy import serving_path
 from crm_core.settings import PROJECT_ROOT, Settings
 from orchestration.pii import key_pads
-from tests.conftest import REPO_ROOT, pg_url
-from tests.dashboards import test_dashboard
 from tests.helpers.dashboard import DashboardWarehouse, run_cli
-
-#: The page runner of tests/dashboards/test_dashboard.py, shared (not copied).
-app = test_dashboard.app
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.postgres import pg_url
 
 AS_OF = "2026-11-01"
 #: A key with non-ASCII characters: the digest must be of its UTF-8 bytes on both warehouses.

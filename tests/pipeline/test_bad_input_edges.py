@@ -28,9 +28,9 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion.erp.schema import build_metadata
-from tests.conftest import pg_url
-from tests.crm_cli.test_cli import crm
-from tests.pipeline.test_e2e import AS_OF, check_all_marts, read_mart
+from tests.helpers.cli import crm
+from tests.helpers.pipeline import AS_OF, check_all_marts, read_mart
+from tests.helpers.postgres import pg_url
 
 TZ = "Europe/Berlin"
 MAX15 = Decimal("9999999999999.99")  # DECIMAL(15,2): deal amounts, lead values, revenue, budget

@@ -29,8 +29,7 @@ import pytest
 from crm_core.serving_copy import serving_path
 from crm_core.urls import parse_warehouse_url
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
-from tests.crm_cli.test_cli import PASSWORD, assert_one_line_error
+from tests.helpers.cli import PASSWORD, assert_one_line_error
 from tests.helpers.faults import (
     DAY,
     KILLED_BEFORE_MANIFEST,
@@ -47,8 +46,8 @@ from tests.helpers.faults import (
     wait_gone,
     warehouse_state,
 )
-from tests.ingestion.erp.test_sync import _write_source
-from tests.ingestion.erp.test_sync_incremental import all_raw, assert_raw_equals_source, source_exec
+from tests.helpers.postgres import pg_url
+from tests.helpers.sync import all_raw, assert_raw_equals_source, source_exec, write_source
 
 RUN = ["run", "--date", DAY.isoformat()]
 
@@ -352,7 +351,7 @@ def test_statement_timeout_names_the_table_and_the_timeout(
     the table and the timeout, non-zero exit, `raw` untouched; released, the next sync
     converges to the source."""
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
               else pg_url(make_pg_database("crm_wh"), driver="postgresql"))
     env = {"CRM_SOURCE_URL": pg_url(source_db), "CRM_WAREHOUSE_URL": wh_url}

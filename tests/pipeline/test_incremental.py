@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.helpers import oracle
-from tests.pipeline.test_e2e import compare, crm, query_warehouse, read_mart
+from tests.helpers.pipeline import compare, crm, query_warehouse, read_mart
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from crm_core.urls import parse_warehouse_url
 from ingestion.erp.schema import SOURCE_TABLES, build_metadata
 from ingestion.erp.sync import sync_erp
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
+from tests.helpers.postgres import pg_url
 
 #: The tables whose rows are generated (the rest exist, empty): every column type the ERD uses.
 GENERATED = ("contacts", "contact_accounts", "crm_leads", "crm_pipeline_stages", "crm_deals",

@@ -2,7 +2,6 @@
 tables land empty when absent, and a failed sync leaves `raw` exactly as it was."""
 
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -14,60 +13,10 @@ from crm_core.urls import parse_warehouse_url
 from ingestion.erp.schema import REQUIRED_TABLES, SOURCE_TABLES, build_metadata
 from ingestion.erp.sync import sync_erp
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
+from tests.helpers.postgres import pg_url
+from tests.helpers.sync import ROWS, write_source
 
 UTC = dt.UTC
-
-ROWS: dict[str, list[dict]] = {
-    "businesses": [{"id": 1, "name": "Acme"}],
-    "branches": [{"id": 10, "business_id": 1, "name": "Main street"}],
-    "customer_groups": [{"id": 1, "group_name": "VIP", "dicount_calculation": "Percentage",
-                         "amount": Decimal("5.00")}],
-    "contacts": [
-        {"id": 1, "contact_id": "C-1", "contact_type": "Customers", "business_id": 1,
-         "branch_id": 10, "customer_group_id": 1, "credit_limit": Decimal("1000.00"),
-         "added_on": dt.date(2026, 1, 2), "is_deleted": False, "phone": "+1 555 0100"},
-        {"id": 2, "contact_id": "C-2", "contact_type": "  SUPPLIERS", "business_id": 1,
-         "branch_id": None, "is_deleted": True, "business_name": "Ünïcødé ש"},
-    ],
-    "contact_accounts": [{"id": 1, "contact_id": 1, "account_balance": Decimal("12.34"),
-                          "advance_balance": Decimal("0.00"),
-                          "total_sale_due": Decimal("-1.50"), "total_sale_return_due": None}],
-    "crm_leads": [{"id": 1, "contact_id": 1, "source": " Web ", "status": " Won",
-                   "value": Decimal("99999.99"),
-                   "created_at": dt.datetime(2026, 1, 31, 23, 30, tzinfo=UTC),
-                   "updated_at": dt.datetime(2026, 2, 1, 4, 0, tzinfo=UTC)}],
-    "crm_pipeline_stages": [{"id": 1, "name": "New", "order": 1, "is_won": False,
-                             "is_lost": False}],
-    "crm_deals": [{"id": 1, "title": "Deal", "contact_id": 1, "lead_id": 1, "stage_id": None,
-                   "amount": Decimal("10.00"), "close_date": dt.date(2026, 3, 1),
-                   "created_at": dt.datetime(2026, 2, 1, tzinfo=UTC)}],
-    "crm_campaigns": [{"id": 1, "name": "Spring", "campaign_type": "email", "status": "active",
-                       "branch_id": 10, "budget": Decimal("300.00"),
-                       "start_date": dt.datetime(2026, 3, 1, tzinfo=UTC),
-                       "end_date": dt.datetime(2026, 3, 3, tzinfo=UTC)}],
-    "crm_campaign_performance": [{"id": 1, "campaign_id": 1, "date": dt.date(2026, 3, 1),
-                                  "impressions": 100, "clicks": 5, "conversions": 1,
-                                  "revenue": Decimal("20.00")}],
-}
-
-
-def _write_source(url: str, schema: str | None = None, skip: tuple[str, ...] = ()) -> None:
-    engine = sa.create_engine(url)
-    md = build_metadata(schema)
-    contacts = md.tables[f"{schema}.contacts" if schema else "contacts"]
-    contacts.append_column(sa.Column("loyalty_tier", sa.String(20)))  # an extra column
-    with engine.begin() as conn:
-        if schema:
-            conn.execute(sa.text(f'create schema if not exists "{schema}"'))
-        for name in SOURCE_TABLES:
-            if name in skip:
-                continue
-            table = md.tables[f"{schema}.{name}" if schema else name]
-            table.create(conn)
-            conn.execute(table.insert(),
-                         [{c.name: row.get(c.name) for c in table.columns} for row in ROWS[name]])
-    engine.dispose()
 
 
 def _raw_rows(wh_url: str, table: str) -> list[tuple]:
@@ -95,7 +44,7 @@ def _sync(source_url: str, wh_url: str, schema: str = "public") -> dict[str, int
 
 def test_sqlite_to_duckdb_lands_every_table_row_for_row(tmp_path: Path) -> None:
     src = f"sqlite:///{tmp_path}/erp.sqlite"
-    _write_source(src)
+    write_source(src)
     wh = f"duckdb:///{tmp_path}/wh.duckdb"
     rows = _sync(src, wh)
     assert rows == {name: len(ROWS[name]) for name in SOURCE_TABLES}
@@ -105,7 +54,7 @@ def test_sqlite_to_duckdb_lands_every_table_row_for_row(tmp_path: Path) -> None:
 
 def test_optional_tables_land_empty_when_the_source_lacks_them(tmp_path: Path) -> None:
     src = f"sqlite:///{tmp_path}/erp.sqlite"
-    _write_source(src, skip=("businesses", "branches"))
+    write_source(src, skip=("businesses", "branches"))
     wh = f"duckdb:///{tmp_path}/wh.duckdb"
     rows = _sync(src, wh)
     assert rows["businesses"] == 0 and rows["branches"] == 0
@@ -116,7 +65,7 @@ def test_optional_tables_land_empty_when_the_source_lacks_them(tmp_path: Path) -
 
 def test_missing_required_table_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     src = f"sqlite:///{tmp_path}/erp.sqlite"
-    _write_source(src, skip=("crm_deals",))
+    write_source(src, skip=("crm_deals",))
     wh = f"duckdb:///{tmp_path}/wh.duckdb"
     with pytest.raises(CrmError, match=r"missing required table\(s\): crm_deals$"):
         _sync(src, wh)
@@ -127,7 +76,7 @@ def test_missing_required_table_is_one_line_and_writes_nothing(tmp_path: Path) -
 
 def test_failed_sync_leaves_raw_exactly_as_it_was(tmp_path: Path) -> None:
     src = f"sqlite:///{tmp_path}/erp.sqlite"
-    _write_source(src)
+    write_source(src)
     wh = f"duckdb:///{tmp_path}/wh.duckdb"
     _sync(src, wh)
     before = {name: _raw_rows(wh, name) for name in SOURCE_TABLES}
@@ -144,7 +93,7 @@ def test_failed_sync_leaves_raw_exactly_as_it_was(tmp_path: Path) -> None:
 
 def test_the_sync_never_writes_to_a_sqlite_source(tmp_path: Path) -> None:
     src_path = tmp_path / "erp.sqlite"
-    _write_source(f"sqlite:///{src_path}")
+    write_source(f"sqlite:///{src_path}")
     before = src_path.read_bytes()
     _sync(f"sqlite:///{src_path}", f"duckdb:///{tmp_path}/wh.duckdb")
     assert src_path.read_bytes() == before
@@ -154,7 +103,7 @@ def test_the_sync_never_writes_to_a_sqlite_source(tmp_path: Path) -> None:
 def test_postgres_source_into_postgres_and_duckdb_warehouses(make_pg_database) -> None:
     source_db, wh_db = make_pg_database("crm_src"), make_pg_database("crm_wh")
     src = pg_url(source_db)
-    _write_source(src, schema="erp")
+    write_source(src, schema="erp")
     for wh in (pg_url(wh_db, driver="postgresql"), None):
         wh = wh or f"duckdb:////tmp/{wh_db}.duckdb"
         try:
@@ -169,7 +118,7 @@ def test_postgres_source_into_postgres_and_duckdb_warehouses(make_pg_database) -
 @pytest.mark.postgres
 def test_postgres_source_is_read_only_and_named(make_pg_database) -> None:
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     from ingestion.erp.source import APPLICATION_NAME, ErpSource
 
     source = ErpSource(pg_url(source_db), "public")
@@ -184,7 +133,7 @@ def test_postgres_source_is_read_only_and_named(make_pg_database) -> None:
 @pytest.mark.postgres
 def test_required_tables_are_checked_in_the_configured_schema(make_pg_database) -> None:
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db), schema="erp")
+    write_source(pg_url(source_db), schema="erp")
     wh_path = Path(f"/tmp/{source_db}.duckdb")
     try:
         with pytest.raises(CrmError, match="schema 'public'.*missing required table"):
@@ -205,7 +154,7 @@ def test_postgres_into_duckdb_takes_the_wire_speed_path(make_pg_database, tmp_pa
     own column types (int4 stays INTEGER; the generic Arrow path widens every integer to
     BIGINT), and still lands every row."""
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     wh = f"duckdb:///{tmp_path}/wh.duckdb"
     assert _sync(pg_url(source_db), wh)["crm_deals"] == len(ROWS["crm_deals"])
     con = duckdb.connect(f"{tmp_path}/wh.duckdb", read_only=True)
@@ -221,7 +170,7 @@ def test_the_syncs_duckdb_settings_end_with_it(make_pg_database, tmp_path: Path)
     """The sync lands `raw` under its own DuckDB settings (no FSST, a memory cap) and restores
     them: the event files loaded next on the same connection get DuckDB's defaults."""
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     wh = open_warehouse(parse_warehouse_url(f"duckdb:///{tmp_path}/wh.duckdb", Path(".")))
     settings = ("select current_setting('memory_limit'), "
                 "current_setting('disabled_compression_methods')")
@@ -241,7 +190,7 @@ def test_postgres_into_postgres_pipes_binary_copy(make_pg_database) -> None:
     import psycopg
 
     source_db, wh_db = make_pg_database("crm_src"), make_pg_database("crm_wh")
-    _write_source(pg_url(source_db), schema="erp")
+    write_source(pg_url(source_db), schema="erp")
     wh = pg_url(wh_db, driver="postgresql")
     rows = _sync(pg_url(source_db), wh, schema="erp")
     assert rows["crm_deals"] == len(ROWS["crm_deals"])

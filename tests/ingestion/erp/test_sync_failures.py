@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -14,16 +13,16 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion.erp.schema import SOURCE_TABLES, build_metadata
-from tests.conftest import pg_url
-from tests.crm_cli.test_cli import CLI, assert_one_line_error, crm
-from tests.ingestion.erp.test_sync import _write_source
-from tests.ingestion.erp.test_sync_incremental import (
+from tests.helpers.cli import CLI, assert_one_line_error, crm
+from tests.helpers.postgres import pg_url
+from tests.helpers.sync import (
     _digest,
     all_raw,
     assert_raw_equals_source,
     raw_digest,
     source_exec,
-    sync,
+    sync_past_an_idle_timeout,
+    write_source,
 )
 
 
@@ -39,7 +38,7 @@ def test_sync_killed_mid_copy(warehouse: str, how: str, command: str, make_pg_da
     (`pg_terminate_backend`: one-line error naming the table, non-zero exit) or is itself
     killed (SIGKILL). Either way `raw` is unchanged and the next sync converges."""
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
               else pg_url(make_pg_database("crm_wh"), driver="postgresql"))
     (tmp_path / "events").mkdir()
@@ -147,7 +146,7 @@ def test_generic_path_merges_inserts_updates_and_deletes(tmp_path: Path) -> None
 @pytest.mark.postgres
 def test_dropped_staging_column_from_the_cli(make_pg_database, tmp_path: Path) -> None:
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     source_exec(source_db, 'alter table crm_pipeline_stages drop column "order"')
     proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=pg_url(source_db),
                CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
@@ -162,24 +161,10 @@ def test_a_source_idle_in_transaction_timeout_is_survived(warehouse: str, make_p
     for 1.5 s: the sync's snapshot session waits idle meanwhile (its options turn that timeout
     off for it), and the sync still lands every table."""
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     wh_url = (f"duckdb:///{tmp_path}/wh.duckdb" if warehouse == "duckdb"
               else pg_url(make_pg_database("crm_wh"), driver="postgresql"))
     sync_past_an_idle_timeout(source_db, wh_url)
     assert_raw_equals_source(source_db, wh_url)
 
 
-def sync_past_an_idle_timeout(source_db: str, wh_url: str) -> None:
-    """Sync while the source ends sessions idle in a transaction after 200 ms and a lock holds
-    `crm_deals` for 1.5 s (the copy of that table waits; the sync's other sessions idle)."""
-    source_exec(source_db, f"alter database {source_db} "
-                           "set idle_in_transaction_session_timeout = '200ms'")
-    with psycopg.connect(pg_url(source_db, driver="postgresql")) as locker:
-        locker.execute("set idle_in_transaction_session_timeout = 0")  # this one stays
-        locker.execute("lock table crm_deals in access exclusive mode")
-        release = threading.Timer(1.5, locker.rollback)
-        release.start()
-        try:
-            sync(source_db, wh_url)
-        finally:
-            release.join()

@@ -6,7 +6,6 @@ must equal the source row for row, compared through digests computed here in Pyt
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,75 +15,28 @@ import pytest
 from crm_core.errors import CrmError
 from crm_core.urls import parse_warehouse_url
 from ingestion.erp.schema import SOURCE_TABLES
-from ingestion.erp.sync import SyncReport, sync_erp
+from ingestion.erp.sync import SyncReport
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
-from tests.ingestion.erp.test_sync import _write_source
+from tests.helpers.postgres import pg_url
+from tests.helpers.sync import (
+    all_raw,
+    assert_raw_equals_source,
+    raw_digest,
+    source_digest,
+    source_exec,
+    sync,
+    write_source,
+)
 
 pytestmark = pytest.mark.postgres
 
 UTC = dt.UTC
 
 
-def _normalise(value: object) -> object:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-def _digest(columns: list[str], rows: list[tuple]) -> tuple[list[str], int, str]:
-    """Columns, row count and a SHA-256 over the rows sorted in Python."""
-    lines = sorted(repr(tuple(_normalise(v) for v in row)) for row in rows)
-    return columns, len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def source_digest(source_db: str, table: str) -> tuple[list[str], int, str]:
-    with psycopg.connect(pg_url(source_db, driver="postgresql")) as conn:
-        cur = conn.execute(f'select * from public."{table}"')
-        return _digest([d.name for d in cur.description], cur.fetchall())
-
-
-def raw_digest(wh_url: str, table: str) -> tuple[list[str], int, str]:
-    wh = open_warehouse(parse_warehouse_url(wh_url, Path(".")))
-    try:
-        columns = [r[0] for r in wh.fetchall(
-            "select column_name from information_schema.columns where table_schema = 'raw' "
-            "and table_name = ? order by ordinal_position", (table,))]
-        return _digest(columns, wh.fetchall(f'select * from raw."{table}"'))
-    finally:
-        wh.close()
-
-
-def assert_raw_equals_source(source_db: str, wh_url: str) -> None:
-    for table in SOURCE_TABLES:
-        assert raw_digest(wh_url, table) == source_digest(source_db, table), table
-
-
-def all_raw(wh_url: str) -> dict[str, tuple]:
-    return {t: raw_digest(wh_url, t) for t in SOURCE_TABLES}
-
-
-def sync(source_db: str, wh_url: str, overlap: dt.timedelta = dt.timedelta(minutes=10)
-         ) -> SyncReport:
-    wh = open_warehouse(parse_warehouse_url(wh_url, Path(".")))
-    try:
-        return sync_erp(pg_url(source_db), "public", wh, overlap=overlap)
-    finally:
-        wh.close()
-
-
-def source_exec(source_db: str, *statements: str) -> None:
-    with psycopg.connect(pg_url(source_db, driver="postgresql"), autocommit=True) as conn:
-        for sql in statements:
-            conn.execute(sql)
-
-
 @pytest.fixture
 def source_db(make_pg_database) -> str:
     name = make_pg_database("crm_src")
-    _write_source(pg_url(name))
+    write_source(pg_url(name))
     source_exec(name, "update crm_deals set updated_at = created_at")
     return name
 

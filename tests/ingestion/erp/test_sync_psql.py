@@ -20,14 +20,14 @@ from crm_core.urls import parse_warehouse_url
 from ingestion.erp import postgres_copy
 from ingestion.erp.schema import SOURCE_TABLES
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
-from tests.ingestion.erp.test_sync import _write_source
-from tests.ingestion.erp.test_sync_failures import sync_past_an_idle_timeout
-from tests.ingestion.erp.test_sync_incremental import (
+from tests.helpers.postgres import pg_url
+from tests.helpers.sync import (
     all_raw,
     assert_raw_equals_source,
     source_exec,
     sync,
+    sync_past_an_idle_timeout,
+    write_source,
 )
 
 pytestmark = pytest.mark.postgres
@@ -56,7 +56,7 @@ def via_psql(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 @pytest.fixture
 def dbs(make_pg_database) -> tuple[str, str]:
     source_db = make_pg_database("crm_src")
-    _write_source(pg_url(source_db))
+    write_source(pg_url(source_db))
     return source_db, pg_url(make_pg_database("crm_wh"), driver="postgresql")
 
 

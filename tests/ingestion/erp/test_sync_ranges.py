@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from crm_core.urls import parse_warehouse_url
 from ingestion.erp.sync import SyncReport, sync_erp
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
-from tests.ingestion.erp.test_sync import _write_source
-from tests.ingestion.erp.test_sync_incremental import (
+from tests.helpers.postgres import pg_url
+from tests.helpers.sync import (
     assert_raw_equals_source,
     raw_digest,
     source_digest,
     source_exec,
     sync,
+    write_source,
 )
 
 pytestmark = pytest.mark.postgres
@@ -41,7 +41,7 @@ def source_db(make_pg_database) -> str:
     """The small ERP of `tests/ingestion/erp/test_sync.py` plus 10,000 old deals, 9,000
     contacts and as many contact accounts, spread over several buckets."""
     name = make_pg_database("crm_src")
-    _write_source(pg_url(name))
+    write_source(pg_url(name))
     source_exec(
         name,
         "update crm_deals set updated_at = created_at",
@@ -185,7 +185,7 @@ def test_generic_path_finds_deletes_by_key_range(tmp_path: Path) -> None:
     """SQLite source (the generic path): deletes and an old-stamped insert by fingerprints;
     contacts, without `updated_at` and without xmin there, reload in full."""
     src = f"sqlite:///{tmp_path}/erp.sqlite"
-    _write_source(src)
+    write_source(src)
     engine = sa.create_engine(src)
     old = "2020-01-01 00:00:00.000000"  # how SQLAlchemy stores a datetime in SQLite
     with engine.begin() as conn:

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from crm_core.urls import parse_warehouse_url
 from ingestion.events.files import EVENT_TYPES, REJECT_REASONS, load_events
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
+from tests.helpers.postgres import pg_url
 
 LANDING = date(2026, 3, 10)
 INT64 = (-(2**63), 2**63 - 1)

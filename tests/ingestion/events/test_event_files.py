@@ -14,7 +14,7 @@ from crm_core.errors import CrmError
 from crm_core.urls import parse_warehouse_url
 from ingestion.events.files import REJECT_REASONS, load_events
 from ingestion.warehouse import open_warehouse
-from tests.conftest import pg_url
+from tests.helpers.postgres import pg_url
 
 
 def ev(eid: str, etype: str = "erp.campaign.click", time: str = "2026-03-01T10:00:00+02:00",
