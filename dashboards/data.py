@@ -17,7 +17,7 @@ Pages call these functions and only lay out what they return. Rules kept here, o
   encode the filters and the scope) and by the warehouse's data version (the serving copy's
   versioned file name for DuckDB, the last successful run for PostgreSQL), so a finished
   pipeline run shows up on the next page run without a restart.
-- **DuckDB is read from the serving copy** (`orchestration.serving_copy`), never from the file
+- **DuckDB is read from the serving copy** (`crm_core.serving_copy`), never from the file
   the pipeline writes, so pages answer while a run is in progress.
 """
 
@@ -36,10 +36,11 @@ import polars as pl
 import psycopg
 import streamlit as st
 
+from crm_core.errors import CrmError, first_line
+from crm_core.serving_copy import serving_path
+from crm_core.settings import Settings
+from crm_core.sql import pg_placeholders
 from dashboards.access import Scope
-from ingestion.errors import CrmError, first_line
-from orchestration.serving_copy import serving_path
-from orchestration.settings import Settings
 
 # --------------------------------------------------------------------------------------------
 # Reading the warehouse
@@ -95,7 +96,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
     try:
         with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
             conn.read_only = True
-            cur = conn.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+            cur = conn.execute(pg_placeholders(sql), list(params))
             columns = [d.name for d in cur.description or []]
             rows = cur.fetchall()
     except psycopg.Error as exc:
@@ -583,13 +584,14 @@ def headline_numbers(settings: Settings) -> list[tuple[str, str]]:
     return [
         ("Open pipeline", f"{k['open_pipeline']:,.2f}"),
         ("Won revenue", f"{k['won_revenue']:,.2f}"),
-        ("Win rate (count)", _pct(k["win_rate"])),
-        ("Lead qualification rate", _pct(k["qualification_rate"])),
+        ("Win rate (count)", pct(k["win_rate"])),
+        ("Lead qualification rate", pct(k["qualification_rate"])),
         ("Campaign revenue", f"{k['campaign_revenue']:,.2f}"),
         ("Campaign spend", f"{k['spend']:,.2f}"),
-        ("Campaign ROI", _pct(k["roi"])),
+        ("Campaign ROI", pct(k["roi"])),
     ]
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A rate as a percentage with one decimal; "n/a" when it is undefined."""
     return "n/a" if value is None else f"{value:.1%}"
