@@ -194,8 +194,8 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
 
 #: Bytes of event lines parsed in one vectorised pass: several landing folders at
 #: once keeps the per-statement overheads small, and the bound keeps memory flat however long
-#: the history is. 512 MiB: a `large` history (2.5 GB) loaded 10% faster than with 128 MiB
-#: batches, at the same peak memory (the load's one transaction dominates it).
+#: the history is. Peak memory is dominated by the load's one transaction, not by the batch,
+#: so batches this large cost no memory and save per-batch work (BENCHMARKS.md).
 BATCH_BYTES = 512 << 20
 #: What a compressed file is taken to expand to, for that bound (JSON lines compress ~8x).
 GZIP_EXPANSION = 8
@@ -365,9 +365,8 @@ def _utf8_lines(data: bytes) -> pa.StringArray | None:
     empty) as one Arrow string array, or None when `data` is not valid UTF-8.
 
     Built from buffers, not by a split kernel: numpy finds the newlines, the bytes without them
-    become the array's data and the newline positions its offsets — about 5x faster than
-    Arrow's `split_pattern` and a cast (which this replaced), no Python object per line, one
-    copy of the file."""
+    become the array's data and the newline positions its offsets: no Python object per
+    line, no split kernel and cast, one copy of the file."""
     if len(data) >= 2**31:  # beyond 32-bit offsets: Arrow's kernels split it
         pieces = pc.split_pattern(pa.array([data], pa.large_binary()), b"\n").flatten()
         try:
