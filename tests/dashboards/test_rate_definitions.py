@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from crm_core.settings import Settings
 from dashboards import data
-from orchestration.settings import Settings
 from tests.helpers.dashboard import DashboardWarehouse
 from tests.helpers.paths import REPO_ROOT
 
