@@ -50,7 +50,6 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
         return None
     import duckdb
 
-
     assert target.duckdb_path is not None
     link = serving_path(target.duckdb_path)
     existing = _versions(link)
