@@ -247,3 +247,44 @@ def advance(conn: psycopg.Connection, slot: str, lsn: int) -> None:
                      [slot, lsn_text(lsn)])
     except psycopg.Error as exc:
         raise CrmError(f"cdc: advancing slot {slot} failed: {first_line(exc)}") from None
+
+
+def describe(status: SlotStatus) -> list[str]:
+    """`crm-analytics cdc status`: one line per fact."""
+    lines = [f"publication {status.slot}: "
+             + (f"{len(status.tables)} tables ({', '.join(status.tables)})"
+                if status.publication else "absent")]
+    if not status.exists:
+        lines.append(f"replication slot {status.slot}: absent (the next CDC sync creates it "
+                     "and copies every table in full)")
+    elif status.lost:
+        lines.append(f"replication slot {status.slot}: INVALIDATED (the next CDC sync drops "
+                     "it, recreates it and copies every table in full)")
+    else:
+        retained = status.retained_bytes or 0
+        lines.append(f"replication slot {status.slot}: confirmed up to "
+                     f"{lsn_text(status.confirmed_lsn or 0)}, retains "
+                     f"{retained / (1 << 20):,.1f} MiB of WAL"
+                     + (", in use by a sync" if status.active else ""))
+    return lines
+
+
+def run_command(action: str, source_url: str, schema: str, slot: str, timeout_ms: int,
+                tables: list[str]) -> list[str]:
+    """`crm-analytics cdc setup|status|drop` on the source; returns the lines to print."""
+    with cdc_connection(source_url, timeout_ms) as conn:
+        if action == "setup":
+            done = setup(conn, slot, schema, tables)
+            return (done or [f"publication and replication slot {slot} already set up"]) \
+                + describe(slot_status(conn, slot, schema))
+        if action == "drop":
+            return drop(conn, slot, schema) or [f"nothing to drop: no slot or publication "
+                                                f"{slot}"]
+        return describe(slot_status(conn, slot, schema))
+
+
+def retained_wal(source_url: str, schema: str, slot: str, timeout_ms: int) -> int | None:
+    """Bytes of WAL the slot keeps on the source, None when there is no usable slot."""
+    with cdc_connection(source_url, timeout_ms) as conn:
+        status = slot_status(conn, slot, schema)
+    return status.retained_bytes if status.exists and not status.lost else None

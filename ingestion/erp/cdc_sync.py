@@ -46,8 +46,10 @@ from ingestion.erp.sync import SyncReport, check_staging_columns, land_absent_op
 from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident, table_names
 
 CDC_STATE_TABLE = "_cdc_state"
-#: A table with more changed keys than this share of its rows is copied in full instead.
+#: A table with more changed keys than this share of its rows (and than `FULL_COPY_MIN_KEYS`)
+#: is copied in full instead: past that, one bulk copy costs less than reading by key.
 FULL_COPY_SHARE = 0.3
+FULL_COPY_MIN_KEYS = 1000
 
 
 def read_position(wh: Warehouse, slot: str) -> int | None:
@@ -167,7 +169,7 @@ def _apply(wh: Warehouse, loader: Loader, tables: list[SourceTable],
         started = time.monotonic()
         if kind == "keys":
             total = _count(wh, table.name)
-            if len(keys) > FULL_COPY_SHARE * max(total, 1):
+            if len(keys) > max(FULL_COPY_SHARE * total, FULL_COPY_MIN_KEYS):
                 kind = "full"
         if kind == "full":
             read = loader.full(table)

@@ -87,7 +87,12 @@ def _digest(columns: list[str], rows: list[tuple]) -> tuple[list[str], int, str]
 
 
 def source_digest(source_db: str, table: str) -> tuple[list[str], int, str]:
-    with psycopg.connect(pg_url(source_db, driver="postgresql")) as conn:
+    return conninfo_digest(pg_url(source_db, driver="postgresql"), table)
+
+
+def conninfo_digest(conninfo: str, table: str) -> tuple[list[str], int, str]:
+    """The digest of `public.<table>` in the PostgreSQL database at `conninfo` (or URL)."""
+    with psycopg.connect(conninfo) as conn:
         cur = conn.execute(f'select * from public."{table}"')
         return _digest([d.name for d in cur.description], cur.fetchall())
 
