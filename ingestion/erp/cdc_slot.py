@@ -79,9 +79,14 @@ def cdc_connection(source_url: str, timeout_ms: int = STATEMENT_TIMEOUT_MS
 def slot_status(conn: psycopg.Connection, slot: str, schema: str) -> SlotStatus:
     row = conn.execute(
         "select confirmed_flush_lsn::text, coalesce(wal_status, ''), active, "
-        "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
-        "from pg_replication_slots where slot_name = %s and database = current_database()",
-        [slot]).fetchone()
+        "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, "
+        "coalesce(database, ''), current_database(), plugin "
+        "from pg_replication_slots where slot_name = %s", [slot]).fetchone()
+    if row is not None and (row[4], row[6]) != (row[5], "pgoutput"):
+        # Slot names are per server, not per database.
+        raise CrmError(f"replication slot {slot} already exists on the source for another "
+                       f"database or plugin ({row[4] or 'physical'}, {row[6]}): set "
+                       "CRM_CDC_SLOT to another name")
     tables = tuple(f"{s}.{t}" for s, t in conn.execute(
         "select schemaname, tablename from pg_publication_tables where pubname = %s "
         "order by 1, 2", [slot]).fetchall())
@@ -89,7 +94,7 @@ def slot_status(conn: psycopg.Connection, slot: str, schema: str) -> SlotStatus:
                                [slot]).fetchone() is not None
     if row is None:
         return SlotStatus(slot, False, False, None, None, publication, tables)
-    confirmed, wal_status, active, retained = row
+    confirmed, wal_status, active, retained = row[:4]
     return SlotStatus(slot, True, wal_status == "lost" or confirmed is None,
                       lsn_int(confirmed) if confirmed else None,
                       None if retained is None else int(retained), publication, tables,

@@ -24,14 +24,15 @@ import psycopg
 import pytest
 
 #: postgresql.conf lines of the private cluster: logical decoding on, small and unsafe (a
-#: throw-away cluster: no fsync).
+#: throw-away cluster: no fsync). Commits stay synchronous, as on a real ERP: an asynchronous
+#: commit is visible before its WAL is flushed, and only flushed WAL can be decoded, so a
+#: sync right after a write would not see it yet (it would the next time).
 CLUSTER_CONF = """
 listen_addresses = '127.0.0.1'
 wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 128MB
 max_connections = 50

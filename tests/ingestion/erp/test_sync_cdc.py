@@ -216,3 +216,26 @@ def test_cdc_mode_needs_a_postgresql_source(tmp_path: Path) -> None:
 def test_cdc_mode_is_validated(tmp_path: Path) -> None:
     proc = crm(["sync"], tmp_path, CRM_SYNC_MODE="stream")
     assert_one_line_error(proc, "CRM_SYNC_MODE must be one of readonly, cdc")
+
+
+def test_cdc_retained_wal_check_warns_above_the_threshold(
+        cdc_source: CdcSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.checks import cdc_retained_wal
+    from orchestration.resources import CrmSettingsResource
+
+    for name, value in cdc_source.env(f"duckdb:///{tmp_path}/wh.duckdb").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    result = cdc_retained_wal(crm=CrmSettingsResource())
+    assert not result.passed and result.metadata["slot_usable"].value is False  # no slot yet
+    assert crm(["cdc", "setup"], tmp_path, **cdc_source.env("duckdb:///x.duckdb")
+               ).returncode == 0
+    _changes(cdc_source, 1)
+    monkeypatch.setenv("CRM_CDC_RETAINED_WAL_WARN", "1K")
+    result = cdc_retained_wal(crm=CrmSettingsResource())
+    assert not result.passed
+    assert result.metadata["retained_wal_bytes"].value > 1024
+    monkeypatch.setenv("CRM_CDC_RETAINED_WAL_WARN", "1GB")
+    assert cdc_retained_wal(crm=CrmSettingsResource()).passed
+    monkeypatch.setenv("CRM_SYNC_MODE", "readonly")
+    assert cdc_retained_wal(crm=CrmSettingsResource()).passed
