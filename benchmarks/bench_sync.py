@@ -45,10 +45,11 @@ def source_url(db: str) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 
 
-def child_wire(db: str) -> dict:
+def child_wire(db: str, server: str = PG) -> dict:
+    """Every ERP table as binary COPY to nowhere, from `db` on `server` (a libpq conninfo)."""
     rows = 0
     started = time.monotonic()
-    with psycopg.connect(f"{PG} dbname={db}") as conn:
+    with psycopg.connect(f"{server} dbname={db}") as conn:
         for table in TABLES:
             with conn.cursor() as cur:
                 with cur.copy(f'copy (select * from "{table}") to stdout (format binary)') as cp:

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 
+import psycopg
 import pyarrow as pa
+import sqlalchemy as sa
 
 from crm_core.errors import CrmError
+from crm_core.urls import redact_url
 from ingestion.erp.cdc_slot import (
     advance,
     cdc_connection,
@@ -37,9 +41,9 @@ from ingestion.erp.cdc_slot import (
     slot_status,
     wait_visible,
 )
-from ingestion.erp.paths import RAW_SCHEMA, Loader, open_loader, sql_filter, stage_tables
+from ingestion.erp.paths import RAW_SCHEMA, Loader, open_postgres_loader, sql_filter, stage_tables
 from ingestion.erp.pgoutput import Changes
-from ingestion.erp.schema import OPTIONAL_TABLES
+from ingestion.erp.schema import OPTIONAL_TABLES, REQUIRED_TABLES, SOURCE_TABLES
 from ingestion.erp.source import ErpSource, SourceTable
 from ingestion.erp.state import TableState, ensure_state_table, read_states, signature, write_state
 from ingestion.erp.sync import SyncReport, check_staging_columns, land_absent_optional
@@ -70,14 +74,65 @@ def write_position(wh: Warehouse, slot: str, lsn: int, synced_at: dt.datetime) -
     wh.execute(f"insert into {target} values (?, ?, ?)", (slot, lsn, synced_at))
 
 
+@dataclass(frozen=True)
+class CatalogTable:
+    """An ERP table as the source's catalog lists it: (column, type) in order, and its
+    one-column primary key (None otherwise)."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: str | None
+
+    @property
+    def signature(self) -> str:
+        # One signature whatever the warehouse path: a change of columns is what matters.
+        return signature("cdc", [list(c) for c in self.columns])
+
+    def source_table(self, schema: str) -> SourceTable:
+        """What the by-key path needs of a `SourceTable` — the column names, the key and
+        whether it is an integer — without reflecting the source through SQLAlchemy (its
+        PostgreSQL dialect and reflection are most of a small sync's fixed cost)."""
+        md = sa.MetaData(schema=schema)
+        table = sa.Table(self.name, md, *(
+            sa.Column(name, sa.types.NullType(), primary_key=name == self.key)
+            for name, _ in self.columns))
+        arrow = pa.schema([pa.field(name, pa.int64() if sql_type in INTEGER_TYPES
+                                    else pa.string()) for name, sql_type in self.columns])
+        return SourceTable(self.name, table, arrow)
+
+
+INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+def source_catalog(conn: psycopg.Connection, schema: str) -> dict[str, CatalogTable]:
+    """The ERP tables present in `schema`, from one catalog query."""
+    rows = conn.execute(
+        "select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
+        "coalesce(a.attnum = any(i.indkey), false) "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "left join pg_index i on i.indrelid = c.oid and i.indisprimary "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p') "
+        "order by c.relname, a.attnum", [schema, list(SOURCE_TABLES)]).fetchall()
+    columns: dict[str, list[tuple[str, str]]] = {}
+    keys: dict[str, list[str]] = {}
+    for table, column, sql_type, is_key in rows:
+        columns.setdefault(table, []).append((column, sql_type))
+        if is_key:
+            keys.setdefault(table, []).append(column)
+    return {name: CatalogTable(name, tuple(columns[name]),
+                               keys[name][0] if len(keys.get(name, [])) == 1 else None)
+            for name in SOURCE_TABLES if name in columns}
+
+
 def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: str,
              timeout_ms: int) -> SyncReport:
     started = time.monotonic()
     schema = source_schema or "public"
-    source = ErpSource(source_url, schema, timeout_ms)
-    if source.backend != "postgresql":
-        raise CrmError("CRM_SYNC_MODE=cdc needs a PostgreSQL source (CRM_SOURCE_URL is "
-                       f"{source.backend})")
+    backend = _backend(source_url)
+    if backend != "postgresql":
+        raise CrmError(f"CRM_SYNC_MODE=cdc needs a PostgreSQL source (CRM_SOURCE_URL is "
+                       f"{backend})")
     report = SyncReport()
     with cdc_connection(source_url, timeout_ms) as cdc:
         applied = read_position(warehouse, slot)
@@ -94,8 +149,19 @@ def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: st
                 f"replication slot {slot} moved past the warehouse's position "
                 f"({lsn_text(status.confirmed_lsn)} > {lsn_text(applied)}): full resync")
             full = True
-        with source.snapshot() as conn:
-            tables = source.tables(conn)
+        catalog = source_catalog(cdc, schema)
+        states = read_states(warehouse, RAW_SCHEMA)
+        landed = table_names(warehouse, RAW_SCHEMA)
+        # A full load, or a table missing: reflect it as the read-only mode does (its errors
+        # name what is missing); otherwise the catalog is all the by-key path needs.
+        reflect = full or any(name not in catalog for name in REQUIRED_TABLES) or any(
+            _needs_full(t, states, landed) for t in catalog.values())
+        if reflect:
+            source = ErpSource(source_url, schema, timeout_ms)
+            with source.snapshot() as conn:
+                tables = source.tables(conn)
+        else:
+            tables = [t.source_table(schema) for t in catalog.values()]
         check_staging_columns(tables)
         setup(cdc, slot, schema, [t.name for t in tables])
         status = slot_status(cdc, slot, schema)
@@ -106,17 +172,13 @@ def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: st
             changes = peek(cdc, slot, applied)
             position = max(changes.end_lsn or 0, applied or 0, position)
             wait_visible(cdc, changes.xids)
-        report.absent_optional = [t for t in OPTIONAL_TABLES
-                                  if t not in {t.name for t in tables}]
-        states = read_states(warehouse, RAW_SCHEMA)
-        landed = table_names(warehouse, RAW_SCHEMA)
-        plan = _plan(tables, states, landed, changes, full)
+        report.absent_optional = [t for t in OPTIONAL_TABLES if t not in catalog]
+        plan = _plan(tables, catalog, states, landed, changes, full, schema)
         synced_at = dt.datetime.now(dt.UTC)
         if any(kind != "unchanged" for kind, _ in plan.values()):
-            with source.snapshot() as conn, \
-                    open_loader(source, conn, source_url, warehouse) as loader, \
+            with open_postgres_loader(source_url, schema, timeout_ms, warehouse) as loader, \
                     warehouse.transaction():
-                _apply(warehouse, loader, tables, plan, report, synced_at)
+                _apply(warehouse, loader, tables, catalog, plan, report, synced_at)
                 write_position(warehouse, slot, position, synced_at)
         elif position != applied:
             with warehouse.transaction():
@@ -132,16 +194,29 @@ def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: st
     return report
 
 
-def _plan(tables: list[SourceTable], states: dict[str, TableState], landed: set[str],
-          changes: Changes | None, full: bool) -> dict[str, tuple[str, set[str]]]:
+def _backend(source_url: str) -> str:
+    try:
+        return sa.make_url(source_url).get_backend_name()
+    except sa.exc.ArgumentError:
+        raise CrmError(f"CRM_SOURCE_URL: malformed URL {redact_url(source_url)!r}") from None
+
+
+def _needs_full(table: CatalogTable, states: dict[str, TableState], landed: set[str]) -> bool:
+    """Whether the table must be copied in full whatever changed: never landed, landed with
+    other columns, or without a one-column key to apply changes by."""
+    state = states.get(table.name) if table.name in landed else None
+    return state is None or state.signature != table.signature or table.key is None
+
+
+def _plan(tables: list[SourceTable], catalog: dict[str, CatalogTable],
+          states: dict[str, TableState], landed: set[str], changes: Changes | None,
+          full: bool, schema: str) -> dict[str, tuple[str, set[str]]]:
     """table -> ("full" | "keys" | "unchanged", changed keys)."""
     plan: dict[str, tuple[str, set[str]]] = {}
     for table in tables:
-        state = states.get(table.name) if table.name in landed else None
-        qualified_name = f"{table.table.schema}.{table.name}"
+        qualified_name = f"{schema}.{table.name}"
         keys = changes.keys.get(qualified_name, set()) if changes is not None else set()
-        same = state is not None and state.signature == _signature(table)
-        if full or not same or table.key is None or (
+        if full or _needs_full(catalog[table.name], states, landed) or (
                 changes is not None and qualified_name in changes.truncated):
             plan[table.name] = ("full", set())
         elif keys:
@@ -151,14 +226,9 @@ def _plan(tables: list[SourceTable], states: dict[str, TableState], landed: set[
     return plan
 
 
-def _signature(table: SourceTable) -> str:
-    # One signature whatever the warehouse path: a change of columns is what matters here.
-    return signature("cdc", table.columns())
-
-
 def _apply(wh: Warehouse, loader: Loader, tables: list[SourceTable],
-           plan: dict[str, tuple[str, set[str]]], report: SyncReport,
-           synced_at: dt.datetime) -> None:
+           catalog: dict[str, CatalogTable], plan: dict[str, tuple[str, set[str]]],
+           report: SyncReport, synced_at: dt.datetime) -> None:
     if isinstance(wh, PostgresWarehouse):
         wh.execute("set local work_mem = '256MB'")
     ensure_state_table(wh, RAW_SCHEMA)
@@ -178,8 +248,8 @@ def _apply(wh: Warehouse, loader: Loader, tables: list[SourceTable],
             read = _apply_keys(wh, loader, table, keys)
             rows = _count(wh, table.name)
             kind = "cdc"
-        write_state(wh, RAW_SCHEMA, table.name, TableState(_signature(table), None), kind,
-                    rows, synced_at)
+        write_state(wh, RAW_SCHEMA, table.name, TableState(catalog[table.name].signature, None),
+                    kind, rows, synced_at)
         report.rows[table.name], report.load_kind[table.name] = rows, kind
         report.rows_read[table.name] = read
         report.table_seconds[table.name] = time.monotonic() - started
@@ -205,8 +275,18 @@ def _apply_keys(wh: Warehouse, loader: Loader, table: SourceTable, keys: set[str
         literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values.to_pylist())
         predicate = f"{k}::text = any(array[{literals}]::text[])"
         match = f"k.{k} = cast(r.{k} as varchar)"
-    wh.create_table(wh.temp_schema, keys_name, pa.schema([pa.field(key, values.type)]))
-    wh.append(wh.temp_schema, keys_name, pa.table({key: values}))
+    if is_int:
+        # The keys as one list literal (integers we parsed: nothing to escape), unnested by
+        # the warehouse: no Arrow hand-over for a few thousand numbers.
+        listed = ",".join(str(v) for v in values.to_pylist())
+        array = (f"'{{{listed}}}'::bigint[]" if isinstance(wh, PostgresWarehouse)
+                 else f"cast([{listed}] as bigint[])")
+        wh.execute(f"drop table if exists {keys_table}")
+        wh.execute(f"create temporary table {quote_ident(keys_name)} as "
+                   f"select unnest({array}) as {k}")
+    else:
+        wh.create_table(wh.temp_schema, keys_name, pa.schema([pa.field(key, values.type)]))
+        wh.append(wh.temp_schema, keys_name, pa.table({key: values}))
     wh.execute(f"delete from {target} as r where exists (select 1 from {keys_table} as k "
                f"where {match})")
     read = loader.stage_delta(table, sql_filter(predicate, portable=False))

@@ -85,9 +85,9 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def logical_cluster() -> Iterator[LogicalCluster]:
-    """Start a private cluster with `wal_level=logical`; stop and remove it afterwards.
-    Raises RuntimeError with the reason when it cannot."""
+def logical_cluster(extra_conf: str = "") -> Iterator[LogicalCluster]:
+    """Start a private cluster with `wal_level=logical` (plus `extra_conf` lines); stop and
+    remove it afterwards. Raises RuntimeError with the reason when it cannot."""
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise RuntimeError("initdb/pg_ctl not found (install Debian's postgresql package)")
@@ -103,7 +103,8 @@ def logical_cluster() -> Iterator[LogicalCluster]:
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"initdb failed: {proc.stderr.strip()[-500:]}")
-        conf = CLUSTER_CONF + f"port = {port}\nunix_socket_directories = '{folder}'\n"
+        conf = (CLUSTER_CONF + f"port = {port}\nunix_socket_directories = '{folder}'\n"
+                + extra_conf)
         subprocess.run(_as_postgres(["sh", "-c", f"cat >> {data}/postgresql.conf"]),
                        input=conf, text=True, check=True)
         proc = subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-l",
