@@ -96,8 +96,8 @@ def change_one_percent(conninfo: str, remainder: int) -> int:
                 "and column_name <> 'id' order by ordinal_position", [table]).fetchall()]
             names = ", ".join(f'"{c}"' for c in cols)
             inserted = conn.execute(
-                f"insert into {table} (id, {names}) select id + {top} + {remainder} * "
-                f"{top + 1}, {names} from {table} where id % 1000 = {(remainder + 5) % 1000}"
+                f"insert into {table} (id, {names}) select id + {top}, {names} from {table} "
+                f"where id % 1000 = {(remainder + 5) % 1000} and id <= {top}"
             ).rowcount
             rows += inserted
     return rows

@@ -280,7 +280,7 @@ def _apply_keys(wh: Warehouse, loader: Loader, table: SourceTable, keys: set[str
         # the warehouse: no Arrow hand-over for a few thousand numbers.
         listed = ",".join(str(v) for v in values.to_pylist())
         array = (f"'{{{listed}}}'::bigint[]" if isinstance(wh, PostgresWarehouse)
-                 else f"cast([{listed}] as bigint[])")
+                 else f"cast(string_split('{listed}', ',') as bigint[])")
         wh.execute(f"drop table if exists {keys_table}")
         wh.execute(f"create temporary table {quote_ident(keys_name)} as "
                    f"select unnest({array}) as {k}")
