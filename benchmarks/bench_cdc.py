@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_sync  # noqa: E402
 from bench_sync import TABLES, child_wire  # noqa: E402
 
 WAREHOUSE_PG = "host=127.0.0.1 port=5432 user=postgres"
@@ -68,11 +68,7 @@ def child_sync(port: str, mode: str, warehouse_url: str, slot: str) -> dict:
 
 
 def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"child {args} failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return bench_sync.run_child(*args, script=__file__)
 
 
 def change_one_percent(conninfo: str, remainder: int) -> int:

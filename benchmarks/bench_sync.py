@@ -80,8 +80,9 @@ def child_sync(db: str, warehouse_url: str) -> dict:
             "table_seconds": {t: round(s, 2) for t, s in report.table_seconds.items()}}
 
 
-def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
+def run_child(*args: str, script: str = __file__) -> dict:
+    """The last JSON line of `script --child <args>` run in a fresh process."""
+    proc = subprocess.run([sys.executable, script, "--child", *args], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child {args} failed: {proc.stderr.strip()[-2000:]}")
