@@ -473,15 +473,22 @@ def campaign_daily(src: Source, scope: Scope, filters: Filters,
 
 
 def campaigns_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts)."""
+    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts); and its target
+    audience with the share of it that converted (lifetime, from campaign_lifetime)."""
     where, params = _campaign_where(scope, filters)
     return src.run(f"""
-        select campaign_id, min(campaign_name) as campaign_name,
-               min(coalesce(campaign_type, 'unknown')) as campaign_type,
-               min(status) as status, min(business_id) as business_id,
-               min(branch_id) as branch_id, {CAMPAIGN_SUMS}
-        from marts.v_crm_campaign_performance {where}
-        group by campaign_id order by sum(revenue) desc nulls last, campaign_id""", params)
+        select in_range.*, lifetime.audience_size, lifetime.audience_conversion_rate
+        from (
+            select campaign_id, min(campaign_name) as campaign_name,
+                   min(coalesce(campaign_type, 'unknown')) as campaign_type,
+                   min(status) as status, min(business_id) as business_id,
+                   min(branch_id) as branch_id, {CAMPAIGN_SUMS}
+            from marts.v_crm_campaign_performance {where}
+            group by campaign_id
+        ) as in_range
+        left join marts.campaign_lifetime as lifetime
+            on lifetime.campaign_id = in_range.campaign_id
+        order by in_range.revenue desc nulls last, in_range.campaign_id""", params)
 
 
 def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:

@@ -102,11 +102,11 @@ class Loader(Protocol):
         ...
 
     def fingerprints(self, table: SourceTable, key: str) -> Fingerprints:
-        """The source table's key-range fingerprints (`sync_fingerprint`), computed there."""
+        """The source table's key-range fingerprints (`fingerprint`), computed there."""
         ...
 
     def totals(self, table: SourceTable, key: str) -> Totals | None:
-        """The source's whole-table key totals (`sync_fingerprint.totals_sql`), or None when
+        """The source's whole-table key totals (`fingerprint.totals_sql`), or None when
         this path does not screen with them (the generic path: SQLite's sums overflow)."""
         ...
 

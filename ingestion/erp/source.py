@@ -167,7 +167,7 @@ class ErpSource:
                 batch_rows: int = BATCH_ROWS, columns: list[str] | None = None,
                 where: sa.ColumnElement[bool] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream the table as Arrow batches of at most `batch_rows` rows: only `columns` when
-        given, only rows matching `where` when given (the sync's filters, `sync_paths`)."""
+        given, only rows matching `where` when given (the sync's filters, `paths`)."""
         table, schema = source_table.table, source_table.schema
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])

@@ -16,7 +16,7 @@ Per table:
   on both sides (`ingestion/erp/fingerprint.py`): only differing id ranges are copied again.
   A key that is not an integer is compared key by key instead.
 - **Full** otherwise (first sync, no cursor, changed column set, missing state or table, a
-  source table rewritten, vacuumed or restored since — see `sync_xmin`). The generic path
+  source table rewritten, vacuumed or restored since — see `xmin`). The generic path
   (SQLite, MySQL) has no xmin: tables without `updated_at` reload in full there.
 
 Everything — data and `raw._sync_state` — is written in ONE warehouse transaction: readers see
@@ -164,7 +164,7 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         check_staging_columns(tables)
         present = {t.name for t in tables}
         report.absent_optional = [t for t in OPTIONAL_TABLES if t not in present]
-        # Read in the first snapshot, before any table is copied (see `sync_xmin`).
+        # Read in the first snapshot, before any table is copied (see `xmin`).
         position = (read_position(conn, source_schema or "public", [t.name for t in tables])
                     if source.backend == "postgresql" else None)
         # Read before the source is attached: once it is, DuckDB's information_schema lists
@@ -265,7 +265,7 @@ def _merge(wh: Warehouse, table: SourceTable, key: str) -> None:
 
 def _repair_ranges(wh: Warehouse, loader: Loader, table: SourceTable, key: str
                    ) -> tuple[int, int | None]:
-    """Compare key-range fingerprints of the source and of `raw` (`sync_fingerprint`) and
+    """Compare key-range fingerprints of the source and of `raw` (`fingerprint`) and
     replace every differing id range from the source: this is how hard deletes leave `raw`.
     Returns the source rows read for it, and the rows `raw` holds when that is known already
     (the totals' count, when nothing needed repair)."""

@@ -6,7 +6,7 @@ Each sync records its source snapshot's xmin X, 64-bit
 that snapshot was taken, so every row version they wrote that is still alive was visible to the
 sync and is already in `raw`. The next sync
 therefore copies only the rows whose xmin is X or newer, and merges them on the primary key
-(deletes are found by `sync_fingerprint`).
+(deletes are found by `fingerprint`).
 
 Why the comparison is safe:
 - Row xmins are 32-bit and wrap around; the comparison is done by the server in one statement,

@@ -90,6 +90,7 @@ _COLUMN_TYPES_SQL = """
 
 def _read_marts(cursor: Any) -> Marts:
     marts = {name: _fetch(cursor, f"select * from marts.{name}") for name in MARTS}
+    marts["campaign_lifetime"] = _fetch(cursor, "select * from marts.campaign_lifetime")
     marts["_columns"] = _fetch(cursor, _COLUMN_TYPES_SQL)
     marts["_guide"] = _run_guide_queries(cursor)
     return marts
@@ -374,6 +375,17 @@ def _expected_campaign_days() -> list[Row]:
 def test_campaign_performance(marts: Marts) -> None:
     _assert_rows(marts["v_crm_campaign_performance"], _expected_campaign_days(),
                  key=lambda row: (row["campaign_id"], row["date"]))
+
+
+def test_campaign_audience(marts: Marts) -> None:
+    """Campaign 1 targets contacts 1 and 2; the fixture's conversion events name no contact, so
+    none of them converted (the unit tests of campaign_lifetime cover conversions). Every other
+    campaign has no audience: size 0 and no rate."""
+    audience = {r["campaign_id"]: (r["audience_size"], r["audience_converted"],
+                                   r["audience_conversion_rate"])
+                for r in marts["campaign_lifetime"]}
+    assert audience.pop(1) == (2, 0, 0.0)
+    assert audience and set(audience.values()) == {(0, 0, None)}
 
 
 def test_campaign_spend_is_exact(marts: Marts) -> None:

@@ -106,7 +106,7 @@ def _valid_event(obj: Any, landing: date) -> Row | None:
             return None
     return {"source": str(obj["source"]), "id": str(obj["id"]), "type": etype, "time": when,
             "campaign_id": as_int("campaign_id"), "lead_id": as_int("lead_id"),
-            "revenue": revenue}
+            "contact_id": as_int("contact_id"), "revenue": revenue}
 
 
 def read_events(events_path: Path, as_of: date) -> list[Row]:
@@ -335,4 +335,24 @@ def lead_conversion(src: dict[str, list[Row]], events: list[Row], tz: str) -> di
     for row in out.values():
         row["qualification_rate"] = rate(row["reached_qualified"], row["leads"])
         row["lead_win_rate"] = rate(row["won_leads"], row["leads"])
+    return out
+
+
+def campaign_audience(src: dict[str, list[Row]], events: list[Row],
+                      campaigns: set[int]) -> dict[tuple, Row]:
+    """campaign_lifetime's audience columns. Key: (campaign_id,). The audience is the distinct
+    non-NULL contacts of crm_campaigns_target_audience; converted are those a conversion event
+    of the same campaign names."""
+    audience: dict[int, set[int]] = defaultdict(set)
+    for row in src.get("crm_campaigns_target_audience", []):
+        if row["contact_id"] is not None:
+            audience[row["campaign_id"]].add(row["contact_id"])
+    converted = {(e["campaign_id"], e["contact_id"]) for e in events
+                 if e["type"] == "erp.campaign.conversion"}
+    out = {}
+    for campaign in campaigns:
+        size = len(audience[campaign])
+        hits = sum(1 for contact in audience[campaign] if (campaign, contact) in converted)
+        out[(campaign,)] = {"audience_size": size, "audience_converted": hits,
+                            "audience_conversion_rate": hits / size if size else None}
     return out
