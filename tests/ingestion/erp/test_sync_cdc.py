@@ -239,3 +239,18 @@ def test_cdc_retained_wal_check_warns_above_the_threshold(
     assert cdc_retained_wal(crm=CrmSettingsResource()).passed
     monkeypatch.setenv("CRM_SYNC_MODE", "readonly")
     assert cdc_retained_wal(crm=CrmSettingsResource()).passed
+
+
+def test_cdc_settings_are_parsed(tmp_path: Path) -> None:
+    from crm_core.errors import CrmError
+    from crm_core.settings import Settings
+
+    settings = Settings.from_env({"CRM_SYNC_MODE": "CDC", "CRM_CDC_SLOT": "erp_one",
+                                  "CRM_CDC_RETAINED_WAL_WARN": "512MB"}, cwd=tmp_path)
+    assert (settings.sync_mode, settings.cdc_slot, settings.cdc_retained_wal_warn) == (
+        "cdc", "erp_one", 512 * 1024 * 1024)
+    assert Settings.from_env({}, cwd=tmp_path).sync_mode == "readonly"
+    for bad in ({"CRM_CDC_SLOT": "Bad-Name"}, {"CRM_CDC_RETAINED_WAL_WARN": "lots"},
+                {"CRM_CDC_RETAINED_WAL_WARN": "0"}):
+        with pytest.raises(CrmError, match=next(iter(bad))):
+            Settings.from_env(bad, cwd=tmp_path)
