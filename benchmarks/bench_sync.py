@@ -45,10 +45,11 @@ def source_url(db: str) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 
 
-def child_wire(db: str) -> dict:
+def child_wire(db: str, server: str = PG) -> dict:
+    """Every ERP table as binary COPY to nowhere, from `db` on `server` (a libpq conninfo)."""
     rows = 0
     started = time.monotonic()
-    with psycopg.connect(f"{PG} dbname={db}") as conn:
+    with psycopg.connect(f"{server} dbname={db}") as conn:
         for table in TABLES:
             with conn.cursor() as cur:
                 with cur.copy(f'copy (select * from "{table}") to stdout (format binary)') as cp:
@@ -79,8 +80,9 @@ def child_sync(db: str, warehouse_url: str) -> dict:
             "table_seconds": {t: round(s, 2) for t, s in report.table_seconds.items()}}
 
 
-def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
+def run_child(*args: str, script: str = __file__) -> dict:
+    """The last JSON line of `script --child <args>` run in a fresh process."""
+    proc = subprocess.run([sys.executable, script, "--child", *args], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child {args} failed: {proc.stderr.strip()[-2000:]}")

@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an analyst role and the businesses whose rows it may read; "
                             "repeat for more analysts")
 
+    cdc = sub.add_parser(
+        "cdc", help="PostgreSQL source: set up, inspect or drop change data capture",
+        description="Manage the publication and logical replication slot (named "
+                    "CRM_CDC_SLOT) that CRM_SYNC_MODE=cdc reads on the ERP's PostgreSQL "
+                    "database. setup needs the REPLICATION attribute, CREATE on the database "
+                    "and ownership of the ERP tables; drop releases the WAL the slot keeps.")
+    cdc.add_argument("action", choices=["setup", "status", "drop"])
+
     dash = sub.add_parser("dashboard", help="serve the Streamlit dashboards",
                           description="Serve the Streamlit dashboards over CRM_WAREHOUSE_URL.")
     dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
@@ -141,6 +149,26 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
             wh.close()
     print(f"synced {len(report.rows)} tables, {sum(report.rows.values()):,} rows "
           f"into {settings.warehouse.describe()} in {report.seconds:.1f}s")
+    for line in report.warnings:
+        print(f"warning: {line}")
+
+
+def cmd_cdc(settings: Settings, args: argparse.Namespace) -> None:
+    from ingestion.erp.cdc_slot import run_command
+    from ingestion.erp.source import ErpSource
+    from ingestion.erp.sync import timeout_ms
+
+    timeout = timeout_ms(settings.source_statement_timeout)
+    source = ErpSource(settings.source_url, settings.source_schema, timeout)
+    if source.backend != "postgresql":
+        raise CrmError(f"cdc needs a PostgreSQL source (CRM_SOURCE_URL is {source.backend})")
+    tables: list[str] = []
+    if args.action == "setup":
+        with source.snapshot() as conn:
+            tables = [t.name for t in source.tables(conn)]
+    for line in run_command(args.action, settings.source_url, settings.source_schema,
+                            settings.cdc_slot, timeout, tables):
+        print(line)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
@@ -216,6 +244,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "roles": cmd_roles,
     "dashboard": cmd_dashboard,
+    "cdc": cmd_cdc,
 }
 
 

@@ -7,6 +7,7 @@ and the dashboards agree on what the configuration is. Stdlib only: it is import
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,11 @@ DEFAULTS: dict[str, str] = {
     "CRM_SYNC_OVERLAP": "10m",
     # Sync (beyond the contract): the longest a statement on the ERP database may run.
     "CRM_SOURCE_STATEMENT_TIMEOUT": "15m",
+    # Sync (beyond the contract): `readonly` (queries) or `cdc` (logical decoding), its slot,
+    # and the retained WAL above which the slot's asset check warns.
+    "CRM_SYNC_MODE": "readonly",
+    "CRM_CDC_SLOT": "crm_analytics",
+    "CRM_CDC_RETAINED_WAL_WARN": "1GB",
     # Dashboards (beyond the contract): who may see which tenant.
     "CRM_ACCESS_FILE": "",
     "CRM_AUTH": "auto",
@@ -38,6 +44,11 @@ DEFAULTS: dict[str, str] = {
     # Security (beyond the contract): the key of the keyed hashes of phones and tax numbers.
     "CRM_PII_KEY": "",
 }
+
+#: How the ERP is synced: `readonly` reads the tables with queries only (cursors, xmin,
+#: fingerprints; nothing is written to the ERP); `cdc` reads a logical replication slot the
+#: pipeline owns on a PostgreSQL ERP (docs/cdc.md).
+SYNC_MODES = ("readonly", "cdc")
 
 #: Shortest accepted CRM_PII_KEY (characters): a random secret, not a word.
 MIN_PII_KEY_LENGTH = 16
@@ -62,6 +73,20 @@ def parse_duration(text: str, name: str) -> timedelta:
         raise CrmError(f"{name} must be a duration such as 600, 600s, 10m or 1h "
                        f"(got {text!r})")
     return timedelta(seconds=seconds)
+
+
+def parse_bytes(text: str, name: str) -> int:
+    """`1073741824`, `512MB` or `1GB` (binary units) as a number of bytes."""
+    value = text.strip().upper().removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    factor = units.get(value[-1:], 1)
+    try:
+        number = float(value[:-1] if value[-1:] in units else value) * factor
+    except ValueError:
+        number = -1
+    if not 0 < number < 1 << 60:
+        raise CrmError(f"{name} must be a size such as 512MB or 1GB (got {text!r})")
+    return int(number)
 
 
 def _positive(value: timedelta, name: str) -> timedelta:
@@ -118,6 +143,12 @@ class Settings:
     #: The statement timeout every source connection sets: a sync never holds the ERP's
     #: database (or waits on one of its locks) for longer.
     source_statement_timeout: timedelta = timedelta(minutes=15)
+    #: `readonly` or `cdc` (`SYNC_MODES`).
+    sync_mode: str = "readonly"
+    #: Name of the replication slot and publication the `cdc` mode owns on the source.
+    cdc_slot: str = "crm_analytics"
+    #: WAL the slot may keep on the source (bytes) before its asset check warns.
+    cdc_retained_wal_warn: int = 1 << 30
     #: YAML file: user -> the business and branch ids they may see (dashboards).
     access_file: Path | None = None
     #: One of `AUTH_MODES`.
@@ -158,6 +189,14 @@ class Settings:
         if auth not in AUTH_MODES:
             raise CrmError(f"CRM_AUTH must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         access_file = env["CRM_ACCESS_FILE"].strip()
+        sync_mode = env["CRM_SYNC_MODE"].strip().lower() or "readonly"
+        if sync_mode not in SYNC_MODES:
+            raise CrmError(f"CRM_SYNC_MODE must be one of {', '.join(SYNC_MODES)}, "
+                           f"not {sync_mode!r}")
+        cdc_slot = env["CRM_CDC_SLOT"].strip()
+        if not re.fullmatch(r"[a-z0-9_]{1,63}", cdc_slot):
+            raise CrmError("CRM_CDC_SLOT must be 1-63 lower-case letters, digits or "
+                           f"underscores (a replication slot name), not {cdc_slot!r}")
         pii_key = env["CRM_PII_KEY"].strip()
         if pii_key and len(pii_key) < MIN_PII_KEY_LENGTH:
             raise CrmError(f"CRM_PII_KEY must be at least {MIN_PII_KEY_LENGTH} characters (a "
@@ -175,6 +214,10 @@ class Settings:
             source_statement_timeout=_positive(parse_duration(
                 env["CRM_SOURCE_STATEMENT_TIMEOUT"], "CRM_SOURCE_STATEMENT_TIMEOUT"),
                 "CRM_SOURCE_STATEMENT_TIMEOUT"),
+            sync_mode=sync_mode,
+            cdc_slot=cdc_slot,
+            cdc_retained_wal_warn=parse_bytes(env["CRM_CDC_RETAINED_WAL_WARN"],
+                                              "CRM_CDC_RETAINED_WAL_WARN"),
             access_file=(cwd / access_file).resolve() if access_file else None,
             auth=auth,
             auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",

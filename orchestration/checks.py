@@ -1,5 +1,6 @@
-"""Asset checks on the event files: too many rejected lines, and a missing landing folder.
-Both warn (they never fail a run): the data that did load is still good."""
+"""Asset checks on the event files (too many rejected lines, a missing landing folder) and on
+the CDC slot (too much WAL kept on the ERP). All warn (they never fail a run): the data that
+did load is still good."""
 # No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
 from datetime import datetime, timedelta
@@ -44,4 +45,27 @@ def landing_freshness(crm: CrmSettingsResource) -> AssetCheckResult:
     return AssetCheckResult(
         passed=present or not due, severity=AssetCheckSeverity.WARN,
         metadata={"expected_folder": str(folder), "present": present, "deadline_passed": due},
+    )
+
+
+@asset_check(asset=AssetKey(["raw", "crm_deals"]), name="cdc_retained_wal",
+             description="CRM_SYNC_MODE=cdc: warns when the replication slot keeps more WAL "
+                         "on the ERP's disk than CRM_CDC_RETAINED_WAL_WARN (default 1GB): "
+                         "syncs are not keeping up, or have stopped.")
+def cdc_retained_wal(crm: CrmSettingsResource) -> AssetCheckResult:
+    settings = crm.settings()
+    if settings.sync_mode != "cdc":
+        return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
+                                metadata={"sync_mode": settings.sync_mode})
+    from ingestion.erp.cdc_slot import retained_wal
+    from ingestion.erp.sync import timeout_ms
+
+    retained = retained_wal(settings.source_url, settings.source_schema, settings.cdc_slot,
+                            timeout_ms(settings.source_statement_timeout))
+    return AssetCheckResult(
+        passed=retained is not None and retained <= settings.cdc_retained_wal_warn,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"slot": settings.cdc_slot, "slot_usable": retained is not None,
+                  "retained_wal_bytes": retained or 0,
+                  "threshold_bytes": settings.cdc_retained_wal_warn},
     )

@@ -10,6 +10,8 @@ pytest_plugins = [
     "tests.helpers.postgres",   # the PostgreSQL server, scratch databases, `warehouse_url`
     "tests.helpers.dashboard",  # the dashboards' pipeline-built warehouse, page runner, truth
     "tests.helpers.faults",     # the fault tests' generated ERP and reference warehouse
+    "tests.helpers.logical_pg",  # a private wal_level=logical cluster (CDC tests)
+    "tests.helpers.cdc",        # an ERP database on it, for the CDC sync
 ]
 
 # Hypothesis profiles for the property-based bad-input cases: a modest one for `make test`, a

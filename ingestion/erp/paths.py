@@ -236,13 +236,24 @@ def open_loader(source: ErpSource, conn: Connection, source_url: str,
                 wh: Warehouse) -> Iterator[Loader]:
     """The loader for this source and warehouse, with whatever source connection it needs
     (opened read-only, named, with a statement timeout) for the duration of the block."""
-    schema = source.schema or "public"
-    if source.backend == "postgresql" and isinstance(wh, DuckDBWarehouse):
-        with postgres_scan.attached_source(wh.con, source_url, source.statement_timeout_ms), \
-                duckdb_landing(wh.con, SYNC_MEMORY_LIMIT):
-            yield DuckDBScanLoader(wh, source_url, schema)
-    elif source.backend == "postgresql" and isinstance(wh, PostgresWarehouse):
-        with postgres_copy.source_snapshot(source_url, source.statement_timeout_ms) as pg:
-            yield PostgresCopyLoader(pg, wh, schema)
+    if source.backend == "postgresql":
+        with open_postgres_loader(source_url, source.schema or "public",
+                                  source.statement_timeout_ms, wh) as loader:
+            yield loader
     else:
         yield GenericLoader(source, conn, wh)
+
+
+@contextmanager
+def open_postgres_loader(source_url: str, schema: str, timeout_ms: int,
+                         wh: Warehouse) -> Iterator[Loader]:
+    """The wire-speed loader from a PostgreSQL source into this warehouse (no SQLAlchemy
+    needed: the CDC sync's by-key path uses it without reflecting the source)."""
+    if isinstance(wh, DuckDBWarehouse):
+        with postgres_scan.attached_source(wh.con, source_url, timeout_ms), \
+                duckdb_landing(wh.con, SYNC_MEMORY_LIMIT):
+            yield DuckDBScanLoader(wh, source_url, schema)
+    else:
+        assert isinstance(wh, PostgresWarehouse)
+        with postgres_copy.source_snapshot(source_url, timeout_ms) as pg:
+            yield PostgresCopyLoader(pg, wh, schema)

@@ -82,6 +82,8 @@ class SyncReport:
     rows_read: dict[str, int] = field(default_factory=dict)
     #: table -> seconds spent on it (where the time goes)
     table_seconds: dict[str, float] = field(default_factory=dict)
+    #: things an operator should know although the sync succeeded (one line each)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _empty_optional_schema(name: str) -> pa.Schema:
@@ -106,7 +108,13 @@ def check_staging_columns(tables: list[SourceTable]) -> None:
 
 def sync_configured(settings: Settings, warehouse: Warehouse) -> SyncReport:
     """`sync_erp` with the source, overlap and timeout of the settings (the command line and
-    the Dagster asset both sync this way)."""
+    the Dagster asset both sync this way); `CRM_SYNC_MODE=cdc` syncs from the source's
+    logical decoding instead (`ingestion/erp/cdc_sync.py`)."""
+    if settings.sync_mode == "cdc":
+        from ingestion.erp.cdc_sync import sync_cdc
+
+        return sync_cdc(settings.source_url, settings.source_schema, warehouse,
+                        settings.cdc_slot, timeout_ms(settings.source_statement_timeout))
     return sync_erp(settings.source_url, settings.source_schema, warehouse,
                     overlap=settings.sync_overlap,
                     statement_timeout=settings.source_statement_timeout)
@@ -119,15 +127,31 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
 
     `statement_timeout` bounds every statement on the source (default `STATEMENT_TIMEOUT_MS`);
     a statement that hits it fails the sync with a line saying which timeout it was."""
-    timeout_ms = (STATEMENT_TIMEOUT_MS if statement_timeout is None
-                  else max(1, int(statement_timeout.total_seconds() * 1000)))
+    timeout = timeout_ms(statement_timeout)
     try:
-        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout_ms)
+        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout)
     except CrmError as exc:
         if "statement timeout" not in str(exc):
             raise
         raise CrmError(f"{exc} (the source statement timeout, CRM_SOURCE_STATEMENT_TIMEOUT, "
-                       f"is {timeout_ms / 1000:g}s)") from None
+                       f"is {timeout / 1000:g}s)") from None
+
+
+def timeout_ms(statement_timeout: dt.timedelta | None) -> int:
+    """The source statement timeout in milliseconds (`STATEMENT_TIMEOUT_MS` when unset)."""
+    return (STATEMENT_TIMEOUT_MS if statement_timeout is None
+            else max(1, int(statement_timeout.total_seconds() * 1000)))
+
+
+def land_absent_optional(wh: Warehouse, report: SyncReport, synced_at: dt.datetime) -> None:
+    """Land each optional table the source lacks empty, with the ERD's columns (inside the
+    sync's transaction)."""
+    for name in report.absent_optional:
+        schema = _empty_optional_schema(name)
+        wh.create_table(RAW_SCHEMA, name, schema)
+        state = TableState(signature("absent", [(f.name, str(f.type)) for f in schema]), None)
+        write_state(wh, RAW_SCHEMA, name, state, "full", 0, synced_at)
+        report.rows[name], report.load_kind[name], report.rows_read[name] = 0, "full", 0
 
 
 def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
@@ -164,13 +188,7 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
                 report.rows[table.name], report.load_kind[table.name] = rows, kind
                 report.rows_read[table.name] = read
                 report.table_seconds[table.name] = time.monotonic() - table_started
-            for name in report.absent_optional:
-                schema = _empty_optional_schema(name)
-                warehouse.create_table(RAW_SCHEMA, name, schema)
-                state = TableState(signature("absent", [(f.name, str(f.type)) for f in schema]),
-                                   None)
-                write_state(warehouse, RAW_SCHEMA, name, state, "full", 0, synced_at)
-                report.rows[name], report.load_kind[name], report.rows_read[name] = 0, "full", 0
+            land_absent_optional(warehouse, report, synced_at)
     report.seconds = time.monotonic() - started
     return report
 

@@ -28,6 +28,8 @@ def erp_tables(context: AssetExecutionContext, crm: CrmSettingsResource
     with crm.warehouse() as wh:
         report = sync_configured(crm.settings(), wh)
     context.log.info(f"synced {sum(report.rows.values())} rows in {report.seconds:.1f}s")
+    for line in report.warnings:
+        context.log.warning(line)
     for name, rows in report.rows.items():
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),
                                 metadata={"rows": rows,

@@ -51,6 +51,7 @@ ROWS: dict[str, list[dict]] = {
     "crm_campaign_performance": [{"id": 1, "campaign_id": 1, "date": dt.date(2026, 3, 1),
                                   "impressions": 100, "clicks": 5, "conversions": 1,
                                   "revenue": Decimal("20.00")}],
+    "crm_campaigns_target_audience": [{"id": 1, "campaign_id": 1, "contact_id": 1}],
 }
 
 
@@ -87,7 +88,12 @@ def _digest(columns: list[str], rows: list[tuple]) -> tuple[list[str], int, str]
 
 
 def source_digest(source_db: str, table: str) -> tuple[list[str], int, str]:
-    with psycopg.connect(pg_url(source_db, driver="postgresql")) as conn:
+    return conninfo_digest(pg_url(source_db, driver="postgresql"), table)
+
+
+def conninfo_digest(conninfo: str, table: str) -> tuple[list[str], int, str]:
+    """The digest of `public.<table>` in the PostgreSQL database at `conninfo` (or URL)."""
+    with psycopg.connect(conninfo) as conn:
         cur = conn.execute(f'select * from public."{table}"')
         return _digest([d.name for d in cur.description], cur.fetchall())
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from crm_core.errors import CrmError
 from crm_core.urls import parse_warehouse_url
-from ingestion.erp.schema import REQUIRED_TABLES, SOURCE_TABLES, build_metadata
+from ingestion.erp.schema import SOURCE_TABLES, build_metadata
 from ingestion.erp.sync import sync_erp
 from ingestion.warehouse import open_warehouse
 from tests.helpers.postgres import pg_url
@@ -143,7 +143,7 @@ def test_required_tables_are_checked_in_the_configured_schema(make_pg_database) 
                            "where table_schema = 'raw'").fetchone() == (0,)
         con.close()
         assert len(_sync(pg_url(source_db), f"duckdb:///{wh_path}", schema="erp")) == len(
-            REQUIRED_TABLES) + 2
+            SOURCE_TABLES)
     finally:
         wh_path.unlink(missing_ok=True)
 

@@ -1,0 +1,308 @@
+"""`CRM_SYNC_MODE=cdc`: the sync driven by the ERP's logical decoding (`ingestion/erp/cdc_slot`).
+
+- **First sync** (no position in the warehouse, or the slot was dropped, lost or moved past
+  the warehouse): the slot is created if needed, then every table is copied in full by the
+  same wire-speed paths as the default mode (`ingestion/erp/paths.py`). The copy's snapshot is
+  taken after the slot exists, so every change after the slot's position is either in the copy
+  or still in the slot; the position recorded is the slot's, and the changes in between are
+  applied again, harmlessly, by key.
+- **Later syncs** peek the slot's changes and keep, per table, the keys that changed (inserted,
+  updated or deleted). In the warehouse, those keys leave `raw.<table>` and the rows the
+  source has for them now come back in — read by key with the bulk paths, so a deleted row
+  simply does not come back, an unchanged TOASTed value or a new column needs no decoding, and
+  the rows read from the ERP are the changed ones. A table whose columns changed, or that was
+  truncated, is copied in full. Nothing changed: no ERP table is read at all.
+
+The data, `raw._sync_state` and the applied position (`raw._cdc_state`) are written in one
+warehouse transaction; the slot is advanced only after it commits. A crash before the commit
+leaves the slot where it was (the next peek reads the same changes); a crash after the commit
+and before the advance is recognised by the recorded position, and those transactions are
+skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+import psycopg
+import pyarrow as pa
+import sqlalchemy as sa
+
+from crm_core.errors import CrmError
+from crm_core.urls import redact_url
+from ingestion.erp.cdc_slot import (
+    advance,
+    cdc_connection,
+    lsn_text,
+    peek,
+    setup,
+    slot_status,
+    wait_visible,
+)
+from ingestion.erp.paths import RAW_SCHEMA, Loader, open_postgres_loader, sql_filter, stage_tables
+from ingestion.erp.pgoutput import Changes
+from ingestion.erp.schema import OPTIONAL_TABLES, REQUIRED_TABLES, SOURCE_TABLES
+from ingestion.erp.source import ErpSource, SourceTable
+from ingestion.erp.state import TableState, ensure_state_table, read_states, signature, write_state
+from ingestion.erp.sync import SyncReport, check_staging_columns, land_absent_optional
+from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident, table_names
+
+CDC_STATE_TABLE = "_cdc_state"
+#: A table with more changed keys than this share of its rows (and than `FULL_COPY_MIN_KEYS`)
+#: is copied in full instead: past that, one bulk copy costs less than reading by key.
+FULL_COPY_SHARE = 0.3
+FULL_COPY_MIN_KEYS = 1000
+
+
+def read_position(wh: Warehouse, slot: str) -> int | None:
+    """The last position the warehouse applied from `slot`, or None."""
+    if not wh.table_exists(RAW_SCHEMA, CDC_STATE_TABLE):
+        return None
+    rows = wh.fetchall(f"select applied_lsn from {qualified(RAW_SCHEMA, CDC_STATE_TABLE)} "
+                       "where slot_name = ?", (slot,))
+    return int(rows[0][0]) if rows else None
+
+
+def write_position(wh: Warehouse, slot: str, lsn: int, synced_at: dt.datetime) -> None:
+    """Record the applied position (inside the sync's transaction)."""
+    target = qualified(RAW_SCHEMA, CDC_STATE_TABLE)
+    wh.execute(f"create table if not exists {target} (slot_name varchar primary key, "
+               "applied_lsn bigint not null, synced_at timestamp with time zone not null)")
+    wh.execute(f"delete from {target} where slot_name = ?", (slot,))
+    wh.execute(f"insert into {target} values (?, ?, ?)", (slot, lsn, synced_at))
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """An ERP table as the source's catalog lists it: (column, type) in order, and its
+    one-column primary key (None otherwise)."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: str | None
+
+    @property
+    def signature(self) -> str:
+        # One signature whatever the warehouse path: a change of columns is what matters.
+        return signature("cdc", [list(c) for c in self.columns])
+
+    def source_table(self, schema: str) -> SourceTable:
+        """What the by-key path needs of a `SourceTable` — the column names, the key and
+        whether it is an integer — without reflecting the source through SQLAlchemy (its
+        PostgreSQL dialect and reflection are most of a small sync's fixed cost)."""
+        md = sa.MetaData(schema=schema)
+        table = sa.Table(self.name, md, *(
+            sa.Column(name, sa.types.NullType(), primary_key=name == self.key)
+            for name, _ in self.columns))
+        arrow = pa.schema([pa.field(name, pa.int64() if sql_type in INTEGER_TYPES
+                                    else pa.string()) for name, sql_type in self.columns])
+        return SourceTable(self.name, table, arrow)
+
+
+INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+def source_catalog(conn: psycopg.Connection, schema: str) -> dict[str, CatalogTable]:
+    """The ERP tables present in `schema`, from one catalog query."""
+    rows = conn.execute(
+        "select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
+        "coalesce(a.attnum = any(i.indkey), false) "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "left join pg_index i on i.indrelid = c.oid and i.indisprimary "
+        "where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p') "
+        "order by c.relname, a.attnum", [schema, list(SOURCE_TABLES)]).fetchall()
+    columns: dict[str, list[tuple[str, str]]] = {}
+    keys: dict[str, list[str]] = {}
+    for table, column, sql_type, is_key in rows:
+        columns.setdefault(table, []).append((column, sql_type))
+        if is_key:
+            keys.setdefault(table, []).append(column)
+    return {name: CatalogTable(name, tuple(columns[name]),
+                               keys[name][0] if len(keys.get(name, [])) == 1 else None)
+            for name in SOURCE_TABLES if name in columns}
+
+
+def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: str,
+             timeout_ms: int) -> SyncReport:
+    started = time.monotonic()
+    schema = source_schema or "public"
+    backend = _backend(source_url)
+    if backend != "postgresql":
+        raise CrmError(f"CRM_SYNC_MODE=cdc needs a PostgreSQL source (CRM_SOURCE_URL is "
+                       f"{backend})")
+    report = SyncReport()
+    with cdc_connection(source_url, timeout_ms) as cdc:
+        applied = read_position(warehouse, slot)
+        status = slot_status(cdc, slot, schema)
+        full = applied is None
+        if applied is not None and (not status.exists or status.lost):
+            report.warnings.append(
+                f"replication slot {slot} was {'invalidated' if status.lost else 'dropped'} "
+                "on the source: changes since the last sync are unknown, full resync")
+            full = True
+        elif (applied is not None and status.confirmed_lsn is not None
+              and status.confirmed_lsn > applied):
+            report.warnings.append(
+                f"replication slot {slot} moved past the warehouse's position "
+                f"({lsn_text(status.confirmed_lsn)} > {lsn_text(applied)}): full resync")
+            full = True
+        catalog = source_catalog(cdc, schema)
+        states = read_states(warehouse, RAW_SCHEMA)
+        landed = table_names(warehouse, RAW_SCHEMA)
+        # A full load, or a table missing: reflect it as the read-only mode does (its errors
+        # name what is missing); otherwise the catalog is all the by-key path needs.
+        reflect = full or any(name not in catalog for name in REQUIRED_TABLES) or any(
+            _needs_full(t, states, landed) for t in catalog.values())
+        if reflect:
+            source = ErpSource(source_url, schema, timeout_ms)
+            with source.snapshot() as conn:
+                tables = source.tables(conn)
+        else:
+            tables = [t.source_table(schema) for t in catalog.values()]
+        check_staging_columns(tables)
+        setup(cdc, slot, schema, [t.name for t in tables])
+        status = slot_status(cdc, slot, schema)
+        assert status.confirmed_lsn is not None
+        position = status.confirmed_lsn
+        changes = None
+        if not full:
+            changes = peek(cdc, slot, applied)
+            position = max(changes.end_lsn or 0, applied or 0, position)
+            wait_visible(cdc, changes.xids)
+        report.absent_optional = [t for t in OPTIONAL_TABLES if t not in catalog]
+        plan = _plan(tables, catalog, states, landed, changes, full, schema)
+        synced_at = dt.datetime.now(dt.UTC)
+        if any(kind != "unchanged" for kind, _ in plan.values()):
+            with open_postgres_loader(source_url, schema, timeout_ms, warehouse) as loader, \
+                    warehouse.transaction():
+                _apply(warehouse, loader, tables, catalog, plan, report, synced_at)
+                write_position(warehouse, slot, position, synced_at)
+        elif position != applied:
+            with warehouse.transaction():
+                write_position(warehouse, slot, position, synced_at)
+        counts = _landed_counts(warehouse)
+        for name in [t.name for t in tables] + report.absent_optional:
+            report.rows.setdefault(name, counts.get(name, 0))
+            report.load_kind.setdefault(name, "unchanged")
+            report.rows_read.setdefault(name, 0)
+        if not full and changes is not None and position > (status.confirmed_lsn or 0):
+            advance(cdc, slot, position)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _backend(source_url: str) -> str:
+    try:
+        return sa.make_url(source_url).get_backend_name()
+    except sa.exc.ArgumentError:
+        raise CrmError(f"CRM_SOURCE_URL: malformed URL {redact_url(source_url)!r}") from None
+
+
+def _needs_full(table: CatalogTable, states: dict[str, TableState], landed: set[str]) -> bool:
+    """Whether the table must be copied in full whatever changed: never landed, landed with
+    other columns, or without a one-column key to apply changes by."""
+    state = states.get(table.name) if table.name in landed else None
+    return state is None or state.signature != table.signature or table.key is None
+
+
+def _plan(tables: list[SourceTable], catalog: dict[str, CatalogTable],
+          states: dict[str, TableState], landed: set[str], changes: Changes | None,
+          full: bool, schema: str) -> dict[str, tuple[str, set[str]]]:
+    """table -> ("full" | "keys" | "unchanged", changed keys)."""
+    plan: dict[str, tuple[str, set[str]]] = {}
+    for table in tables:
+        qualified_name = f"{schema}.{table.name}"
+        keys = changes.keys.get(qualified_name, set()) if changes is not None else set()
+        if full or _needs_full(catalog[table.name], states, landed) or (
+                changes is not None and qualified_name in changes.truncated):
+            plan[table.name] = ("full", set())
+        elif keys:
+            plan[table.name] = ("keys", keys)
+        else:
+            plan[table.name] = ("unchanged", set())
+    return plan
+
+
+def _apply(wh: Warehouse, loader: Loader, tables: list[SourceTable],
+           catalog: dict[str, CatalogTable], plan: dict[str, tuple[str, set[str]]],
+           report: SyncReport, synced_at: dt.datetime) -> None:
+    if isinstance(wh, PostgresWarehouse):
+        wh.execute("set local work_mem = '256MB'")
+    ensure_state_table(wh, RAW_SCHEMA)
+    for table in tables:
+        kind, keys = plan[table.name]
+        if kind == "unchanged":
+            continue
+        started = time.monotonic()
+        if kind == "keys":
+            total = _count(wh, table.name)
+            if len(keys) > max(FULL_COPY_SHARE * total, FULL_COPY_MIN_KEYS):
+                kind = "full"
+        if kind == "full":
+            read = loader.full(table)
+            rows = read
+        else:
+            read = _apply_keys(wh, loader, table, keys)
+            rows = _count(wh, table.name)
+            kind = "cdc"
+        write_state(wh, RAW_SCHEMA, table.name, TableState(catalog[table.name].signature, None),
+                    kind, rows, synced_at)
+        report.rows[table.name], report.load_kind[table.name] = rows, kind
+        report.rows_read[table.name] = read
+        report.table_seconds[table.name] = time.monotonic() - started
+    land_absent_optional(wh, report, synced_at)
+
+
+def _apply_keys(wh: Warehouse, loader: Loader, table: SourceTable, keys: set[str]) -> int:
+    """Replace the rows of `keys` in `raw` by what the source holds for them now (nothing, for
+    a deleted row). Returns the rows read from the source."""
+    key = table.key
+    assert key is not None
+    target = qualified(RAW_SCHEMA, table.name)
+    keys_name, delta_name = stage_tables(table.name)
+    keys_table = qualified(wh.temp_schema, keys_name)
+    k = quote_ident(key)
+    is_int = pa.types.is_integer(table.schema.field(key).type)
+    if is_int:
+        values = pa.array(sorted(int(v) for v in keys), pa.int64())
+        predicate = f"{k} = any('{{{','.join(str(v) for v in values.to_pylist())}}}'::bigint[])"
+        match = f"k.{k} = r.{k}"
+    else:
+        values = pa.array(sorted(keys), pa.string())
+        literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values.to_pylist())
+        predicate = f"{k}::text = any(array[{literals}]::text[])"
+        match = f"k.{k} = cast(r.{k} as varchar)"
+    if is_int:
+        # The keys as one list literal (integers we parsed: nothing to escape), unnested by
+        # the warehouse: no Arrow hand-over for a few thousand numbers.
+        listed = ",".join(str(v) for v in values.to_pylist())
+        array = (f"'{{{listed}}}'::bigint[]" if isinstance(wh, PostgresWarehouse)
+                 else f"cast(string_split('{listed}', ',') as bigint[])")
+        wh.execute(f"drop table if exists {keys_table}")
+        wh.execute(f"create temporary table {quote_ident(keys_name)} as "
+                   f"select unnest({array}) as {k}")
+    else:
+        wh.create_table(wh.temp_schema, keys_name, pa.schema([pa.field(key, values.type)]))
+        wh.append(wh.temp_schema, keys_name, pa.table({key: values}))
+    wh.execute(f"delete from {target} as r where exists (select 1 from {keys_table} as k "
+               f"where {match})")
+    read = loader.stage_delta(table, sql_filter(predicate, portable=False))
+    cols = ", ".join(quote_ident(n) for n in table.schema.names)
+    delta = qualified(wh.temp_schema, delta_name)
+    wh.execute(f"insert into {target} ({cols}) select {cols} from {delta}")
+    wh.execute(f"drop table {delta}")
+    wh.execute(f"drop table {keys_table}")
+    return read
+
+
+def _landed_counts(wh: Warehouse) -> dict[str, int]:
+    """Rows in each `raw` table, as the sync state recorded them (written with the data)."""
+    return {name: int(rows) for name, rows in wh.fetchall(
+        f"select table_name, row_count from {qualified(RAW_SCHEMA, '_sync_state')}")}
+
+
+def _count(wh: Warehouse, table: str) -> int:
+    return int(wh.fetchall(f"select count(*) from {qualified(RAW_SCHEMA, table)}")[0][0])
