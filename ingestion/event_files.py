@@ -38,7 +38,13 @@ import pyarrow.compute as pc
 
 from ingestion.errors import CrmError, first_line
 from ingestion.faults import fault_point
-from ingestion.landing import OUTSIDE_REASON, LandingEntry, landing_entries, scan_landing
+from ingestion.landing import (
+    MAX_LINE_BYTES,
+    OUTSIDE_REASON,
+    LandingEntry,
+    landing_entries,
+    scan_landing,
+)
 from ingestion.warehouse import Warehouse, duckdb_landing
 
 RAW = "raw"
@@ -136,9 +142,6 @@ class ReadFile:
     checksum: str = ""
 
 
-#: Default longest event line, in bytes (`CRM_MAX_EVENT_LINE_BYTES`); a longer one is
-#: rejected as `line_too_long` and never held whole in memory.
-MAX_LINE_BYTES = 1 << 20
 #: Characters of a rejected line kept in `raw.rejected_events.raw_text`: enough to see what
 #: the line was, never a whole hostile payload.
 REJECTED_TEXT_CHARS = 4096
@@ -360,20 +363,6 @@ def _without_nul(table: pa.Table) -> pa.Table:
             table = table.set_column(i, name, pc.replace_substring(table.column(i), "\x00",
                                                                   "\ufffd"))
     return table
-
-
-def max_line_bytes_from(text: str | None) -> int:
-    """`CRM_MAX_EVENT_LINE_BYTES` as a number of bytes: 1 KiB up to 256 MiB."""
-    if not text:
-        return MAX_LINE_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1024 <= value <= 256 << 20:
-        raise CrmError("CRM_MAX_EVENT_LINE_BYTES must be a whole number of bytes from 1024 to "
-                       f"268435456 (default {MAX_LINE_BYTES}), not {text!r}")
-    return value
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: The names an event file may have; anything else in a landing folder (`_SUCCESS`, notes) is
 #: not an event file and is passed over without a word.
 EVENT_SUFFIXES = (".jsonl", ".jsonl.gz")
+#: Default longest event line, in bytes (`CRM_MAX_EVENT_LINE_BYTES`); a longer one is
+#: rejected as `line_too_long` and never held whole in memory.
+MAX_LINE_BYTES = 1 << 20
 #: The reason a manifest row gives for an entry that was never read.
 OUTSIDE_REASON = "outside_landing_folder"
 
@@ -116,3 +119,17 @@ def landing_entries(events_path: Path, folders: dict[date, Path]) -> Iterator[La
                 continue
             rel = f"{folder.name}/{path.name}"
             yield LandingEntry(path, rel, day, outside=not _inside(path, root))
+
+
+def max_line_bytes_from(text: str | None) -> int:
+    """`CRM_MAX_EVENT_LINE_BYTES` as a number of bytes: 1 KiB up to 256 MiB."""
+    if not text:
+        return MAX_LINE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1024 <= value <= 256 << 20:
+        raise CrmError("CRM_MAX_EVENT_LINE_BYTES must be a whole number of bytes from 1024 to "
+                       f"268435456 (default {MAX_LINE_BYTES}), not {text!r}")
+    return value
