@@ -1,5 +1,6 @@
-"""Asset checks on the event files: too many rejected lines, and a missing landing folder.
-Both warn (they never fail a run): the data that did load is still good."""
+"""Asset checks on the event files: too many rejected lines, a missing landing folder, and
+landing entries that are not loaded (a folder name that is not a date, a symlink out of the
+landing folder). All warn (they never fail a run): the data that did load is still good."""
 # No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
 from datetime import datetime, timedelta
@@ -7,7 +8,11 @@ from zoneinfo import ZoneInfo
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
+from ingestion.landing import scan_landing
 from orchestration.resources import CrmSettingsResource
+
+#: Metadata key whose text the command line prints after a check's warning line.
+SUMMARY_KEY = "summary"
 
 
 @asset_check(asset=AssetKey(["raw", "rejected_events"]), name="reject_rate",
@@ -44,4 +49,18 @@ def landing_freshness(crm: CrmSettingsResource) -> AssetCheckResult:
     return AssetCheckResult(
         passed=present or not due, severity=AssetCheckSeverity.WARN,
         metadata={"expected_folder": str(folder), "present": present, "deadline_passed": due},
+    )
+
+
+@asset_check(asset=AssetKey(["raw", "campaign_events"]), name="landing_folders",
+             description="Warns when CRM_EVENTS_PATH holds entries that are not loaded: a "
+                         "sub-folder whose name is not a real YYYY-MM-DD date, or a symlink "
+                         "leading outside the landing folder.")
+def landing_folders(crm: CrmSettingsResource) -> AssetCheckResult:
+    scan = scan_landing(crm.settings().events_path)
+    lines = scan.warnings()
+    return AssetCheckResult(
+        passed=not lines, severity=AssetCheckSeverity.WARN,
+        metadata={"not_dates": scan.ignored, "outside": scan.outside,
+                  SUMMARY_KEY: "; ".join(lines)},
     )

@@ -11,21 +11,21 @@ from pathlib import Path
 
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from ingestion.landing import landing_entries, scan_landing
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
 from orchestration.partitions import landing_range_tags
 from orchestration.settings import Settings
 
 
 def landing_fingerprint(events_path: Path) -> str:
-    """A digest of every event file's path, size and mtime in dated landing folders."""
+    """A digest of every event file's path, size and mtime in landing folders (the ones the
+    loader reads: real YYYY-MM-DD names, nothing that leads outside the landing folder)."""
     digest = hashlib.sha256()
     if events_path.is_dir():
-        for folder in sorted(p for p in events_path.iterdir() if p.is_dir()):
-            for path in sorted(folder.glob("*.jsonl*")):
-                if path.name.endswith((".jsonl", ".jsonl.gz")) and path.is_file():
-                    stat = path.stat()
-                    digest.update(f"{folder.name}/{path.name}|{stat.st_size}|"
-                                  f"{stat.st_mtime_ns}\n".encode())
+        for entry in landing_entries(events_path, scan_landing(events_path).folders):
+            if not entry.outside and entry.path.is_file():
+                stat = entry.path.stat()
+                digest.update(f"{entry.rel_path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
