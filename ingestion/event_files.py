@@ -414,23 +414,21 @@ class _Inflated:
         for data in self.raw:
             if self.broken:
                 continue  # hashing the rest
-            while data and not self.broken:
+            while data or started:
                 started = True
                 try:
                     out = d.decompress(data, READ_BLOCK)
-                    while out:
-                        yield out
-                        # a full block may leave output inside zlib: drain it
-                        out = d.decompress(b"", READ_BLOCK) if len(out) == READ_BLOCK else b""
                 except zlib.error:
                     self.broken = True
                     break
+                if out:
+                    yield out
                 if d.eof:  # a further gzip member may follow
-                    data = d.unused_data
-                    d = zlib.decompressobj(wbits=47)
-                    started = False
-                else:
-                    data = d.unconsumed_tail
+                    data, d, started = d.unused_data, zlib.decompressobj(wbits=47), False
+                    continue
+                data = d.unconsumed_tail
+                if not data and len(out) < READ_BLOCK:
+                    break  # input used up and no output left inside zlib: read more
         if started and not self.broken:
             try:
                 tail = d.flush()
@@ -608,7 +606,7 @@ fields as (
         -- RFC 3339 to the letter: four-digit year, `T` (or a space), an offset within ±23:59
         -- (a time without one, read as UTC by a bare cast, could land on the wrong date)
         case when regexp_full_match(v.time, '{rfc3339}')
-             then try_cast(v.time as timestamptz) end as event_time,
+             then try_cast(upper(v.time) as timestamptz) end as event_time,
         {int:v.data.campaign_id} as campaign_id,
         {int:v.data.contact_id} as contact_id,
         {int:v.data.lead_id} as lead_id,
