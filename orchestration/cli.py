@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from ingestion.errors import CrmError, first_line, redact
 from orchestration.settings import PROJECT_ROOT, Settings
@@ -75,8 +76,15 @@ def _analyst(text: str) -> tuple[str, tuple[int, ...]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line too (`error: ...`, exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crm-analytics",
         description="CRM analytics pipeline: ERP tables and campaign events -> dbt marts -> "
                     "dashboards. Configured by CRM_* environment variables (or ./.env).",
