@@ -159,7 +159,7 @@ class Filters:
         if self.start is None or self.end is None:
             return replace(self, start=date.max, end=date.min)
         days = (self.end - self.start).days + 1
-        if self.start <= date.min + timedelta(days=days):  # nothing before the first day
+        if (self.start - date.min).days < days:  # the calendar has no such period before
             return replace(self, start=date.max, end=date.min)
         return replace(self, start=shift_days(self.start, -days),
                        end=shift_days(self.start, -1))
