@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests import oracle
-from tests.test_e2e import compare, crm, query_warehouse, read_mart
+from tests.cli_helpers import run_cli
+from tests.test_e2e import compare, query_warehouse, read_mart
 
 pytestmark = pytest.mark.slow
 
@@ -18,12 +19,16 @@ END = date(2026, 3, 20)
 TZ = "UTC"
 
 
+def crm(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    proc = run_cli(args, cwd, **env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_events_landing_after_a_run_without_any_are_all_counted(tmp_path: Path,
                                                                warehouse_url: str) -> None:
-    env = {"CRM_SOURCE_URL": f"sqlite:///{tmp_path}/erp.sqlite",
-           "CRM_EVENTS_PATH": str(tmp_path / "events"),
-           "CRM_WAREHOUSE_URL": warehouse_url, "CRM_REPORTING_TZ": TZ}
-    crm(["generate", "--days", "45", "--seed", "5", "--end-date", END.isoformat(), "--quiet"],
+    env = dict(CRM_SOURCE_URL=f"sqlite:///{tmp_path}/erp.sqlite", CRM_REPORTING_TZ=TZ,
+               CRM_EVENTS_PATH=str(tmp_path / "events"), CRM_WAREHOUSE_URL=warehouse_url)
+    crm(["generate", "--quiet", "--seed", "5", "--days", "45", "--end-date", END.isoformat()],
         tmp_path, env)
     shutil.move(tmp_path / "events", tmp_path / "held_back")
     (tmp_path / "events").mkdir()
