@@ -159,6 +159,14 @@ def _parse_time(text: str) -> datetime | None:
     if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
                         r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])", text):
         return None
+    if text.startswith("0000"):
+        # Year 0 is a valid RFC 3339 year Python cannot hold: a real time before 1970 when the
+        # rest is valid (checked in year 4, a leap year like year 0).
+        try:
+            datetime.fromisoformat("0004" + text[4:].replace("z", "Z").replace("t", "T"))
+        except ValueError:
+            return None
+        return datetime(1, 1, 1, tzinfo=UTC)
     try:
         when = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
