@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
-from ingestion.landing import scan_landing
+from crm_core.landing import scan_landing
 from orchestration.resources import CrmSettingsResource
 
 #: Metadata key whose text the command line prints after a check's warning line.

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from dagster import DailyPartitionsDefinition
 
-from ingestion.errors import CrmError
-from ingestion.landing import scan_landing
+from crm_core.errors import CrmError
+from crm_core.landing import scan_landing
 
 #: First possible landing date. Folders dated earlier are not loaded.
 EVENTS_START_DATE = date(2020, 1, 1)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from ingestion.landing import landing_entries, scan_landing
+from crm_core.landing import landing_entries, scan_landing
+from crm_core.settings import Settings
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
 from orchestration.partitions import landing_range_tags
-from orchestration.settings import Settings
 
 
 def landing_fingerprint(events_path: Path) -> str:
