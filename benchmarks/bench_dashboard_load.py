@@ -1,4 +1,4 @@
-"""The dashboards under load (issue 7, "Load"): N concurrent browser sessions for a few minutes
+"""The dashboards under load: N concurrent browser sessions for a few minutes
 while the pipeline runs the next day.
 
     .venv/bin/python benchmarks/bench_dashboard_load.py [--sessions 20] [--duration 180]

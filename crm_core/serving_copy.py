@@ -3,9 +3,8 @@
 DuckDB lets one process write a database file and then no other process may open it, so
 dashboards reading `warehouse.duckdb` would fail for the whole length of a pipeline run. After
 each successful run the pipeline therefore copies the schemas the dashboards read (`marts`,
-`meta`), plus a few small roll-ups of the per-contact mart (`rollups`), into a new, versioned
-file `<name>.serving.<n>.duckdb`, flushes it to disk, and then points the symlink
-`<name>.serving.duckdb` at it with `os.replace` (atomic on POSIX). A reader
+`meta`) into a new, versioned file `<name>.serving.<n>.duckdb`, flushes it to disk, and then
+points the symlink `<name>.serving.duckdb` at it with `os.replace` (atomic on POSIX). A reader
 resolves the link once and sees the old complete copy or the new complete copy, never a
 half-built one, and is never blocked by the writer.
 
@@ -29,41 +28,6 @@ from crm_core.urls import WarehouseTarget
 #: The schemas the dashboards (and the demo's headline) read.
 SERVED_SCHEMAS = ("marts", "meta")
 
-#: How many contacts per (business, branch) `rollups.top_contacts` keeps. Any filter or scope
-#: selects whole (business, branch) pairs, so the top N of a selection is always among the
-#: top N of its pairs: the Customers page's "top contacts" list can ask for up to this many.
-TOP_CONTACTS_PER_TENANT = 20
-
-#: Small tables the Customers page reads instead of the contact summary (one row per contact,
-#: a million at `large`), so its cost follows aggregated rows. They are built into the serving
-#: copy's schema `rollups`; over PostgreSQL the dashboards run the same SQL inline.
-ROLLUPS = {
-    # per tenant pair, contact type and customer group: counts and summed money
-    "contact_rollup": """
-        select business_id, branch_id, contact_type, customer_group_name,
-               count(*) as contacts, sum(won_revenue) as won_revenue,
-               sum(won_deal_count) as won_deal_count,
-               sum(open_pipeline_value) as open_pipeline_value,
-               sum(account_balance) as account_balance,
-               sum(advance_balance) as advance_balance, sum(total_sale_due) as total_sale_due,
-               sum(total_sale_return_due) as total_sale_return_due,
-               sum(credit_limit) as credit_limit
-        from marts.v_crm_contact_summary
-        group by business_id, branch_id, contact_type, customer_group_name""",
-    # per tenant pair, the contacts with the most won revenue
-    "top_contacts": f"""
-        select contact_pk, contact_code, business_id, branch_id, contact_type,
-               customer_group_name, won_revenue, won_deal_count, open_pipeline_value,
-               total_sale_due, account_balance
-        from (
-            select *, row_number() over (partition by business_id, branch_id
-                                         order by won_revenue desc, contact_pk) as tenant_rank
-            from marts.v_crm_contact_summary
-            where won_revenue > 0
-        ) as ranked
-        where tenant_rank <= {TOP_CONTACTS_PER_TENANT}""",
-}
-
 
 def serving_path(warehouse_file: Path) -> Path:
     """`data/warehouse.duckdb` -> `data/warehouse.serving.duckdb` (the symlink readers use)."""
@@ -85,7 +49,6 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
     if not target.is_duckdb:
         return None
     import duckdb
-
 
     assert target.duckdb_path is not None
     link = serving_path(target.duckdb_path)
@@ -120,10 +83,6 @@ def publish_serving_copy(target: WarehouseTarget) -> Path | None:
                          if {"business_id", "branch_id"} <= columns else "")
                 con.execute(f"create table serving_copy.{qualified(schema, table)} as "
                             f"select * from {qualified(schema, table)}{order}")
-            con.execute("create schema serving_copy.rollups")
-            for name, sql in ROLLUPS.items():
-                con.execute(f"create table serving_copy.rollups.{quote_ident(name)} as "
-                            f"select * from ({sql}) as r order by business_id, branch_id")
             con.execute("detach serving_copy")
         finally:
             con.close()

@@ -31,8 +31,8 @@ PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#d
 REVENUE, SPEND = PALETTE[1], PALETTE[3]
 
 # One small chart template, registered once as Plotly's default. Naming a built-in template
-# such as "plotly_white" on every figure deep-copies and re-validates it each time: that was
-# about 50 ms per chart, most of a cached page run.
+# such as "plotly_white" on every figure deep-copies and re-validates it each time, which
+# would dominate a cached page run.
 _AXIS = {"gridcolor": "#e5e7eb", "linecolor": "#d1d5db", "zerolinecolor": "#e5e7eb",
          "automargin": True}
 pio.templates["crm"] = go.layout.Template(layout={

@@ -137,9 +137,8 @@ def duckdb_landing(con: duckdb.DuckDBPyConnection,
     afterwards.
 
     - No FSST, DuckDB's string compression: it is the costliest step of writing many strings
-      (~0.5 s of a ~4 s full sync at `large`, ~1.6 s of a 25 s history of events) and saves
-      ~30% of `raw`'s size. `raw` is a landing zone that staging reads once per run; the marts
-      are written by dbt's own connection, with every method on.
+      (BENCHMARKS.md) and only saves space. `raw` is a landing zone that staging reads once per
+      run; the marts are written by dbt's own connection, with every method on.
     - `memory_limit`, when given: DuckDB's buffer pool keeps every block written cached, so
       without a cap memory grows with the data (to DuckDB's default of 80% of RAM); beyond the
       cap blocks already on disk are simply dropped."""

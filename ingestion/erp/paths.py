@@ -50,7 +50,7 @@ from ingestion.warehouse import (
 
 RAW_SCHEMA = "raw"
 #: DuckDB's buffer pool while the sync lands `raw` (`warehouse.duckdb_landing`): the sync's
-#: peak memory then does not grow with the tables (~330 MB of cache at `large`, uncapped).
+#: peak memory then does not grow with the tables (uncapped, the cache keeps every block).
 SYNC_MEMORY_LIMIT = "512MB"
 
 
@@ -201,7 +201,7 @@ class PostgresCopyLoader:
 
     def stage_delta(self, table: SourceTable, rows: RowFilter) -> int:
         # Not analyzed: the planner sizes a never-analyzed table from its pages, and the merge
-        # is a hash (semi-)join either way (an `analyze` cost ~70 ms per 2M-row table).
+        # is a hash (semi-)join either way, so an `analyze` would buy nothing.
         return postgres_copy.copy_table(self.source, self.schema, table.name, self.wh,
                                         self.wh.temp_schema, stage_tables(table.name)[1],
                                         where=f"where {rows.sql}")

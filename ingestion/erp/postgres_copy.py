@@ -7,7 +7,7 @@ Where the source stream comes from:
 - **whole tables** (full loads) are read by a `psql` child process when `psql` is on the PATH:
   it writes the COPY stream to a pipe in C, and this process forwards it to the warehouse in
   1 MiB chunks. Through psycopg, libpq hands a COPY stream over one row at a time, so every row
-  would cost a Python call; at `large` the child makes the full sync ~30% faster (BENCHMARKS.md).
+  would cost a Python call (BENCHMARKS.md has the difference at `large`).
   The child joins the sync's snapshot (`pg_export_snapshot` / `SET TRANSACTION SNAPSHOT`), so
   every table is still read from one consistent state; it connects read-only, named, with the
   statement timeout, and gets the password through its environment, never its arguments.
@@ -118,7 +118,7 @@ def copy_table(source: PgSource, schema: str, table: str, wh: PostgresWarehouse,
 
 
 def _is_large(source: PgSource, schema: str, table: str) -> bool:
-    """Whether the table is big enough for a `psql` child to pay for its start-up (~20 ms), by
+    """Whether the table is big enough for a `psql` child to pay for its start-up, by
     the planner's page count (a catalog read: unlike `pg_relation_size`, it takes no lock on
     the table, so a table locked on the source makes the copy itself wait, not this)."""
     row = source.conn.execute("select c.relpages::bigint * current_setting('block_size')::int "

@@ -144,7 +144,7 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
         position = (read_position(conn, source_schema or "public", [t.name for t in tables])
                     if source.backend == "postgresql" else None)
         # Read before the source is attached: once it is, DuckDB's information_schema lists
-        # the attached catalog too, a round trip to the source (~1 s at `large`). Syncs of one
+        # the attached catalog too, a round trip to the source. Syncs of one
         # warehouse never overlap (`orchestration/run_lock.py`), so this is still the state.
         states = read_states(warehouse, RAW_SCHEMA)
         landed = table_names(warehouse, RAW_SCHEMA)

@@ -248,8 +248,8 @@ def _record_outside(wh: Warehouse, entries: list[tuple[str, date | None]], load_
 
 #: Bytes of event lines parsed in one vectorised pass: several landing folders at
 #: once keeps the per-statement overheads small, and the bound keeps memory flat however long
-#: the history is. 512 MiB: a `large` history (2.5 GB) loaded 10% faster than with 128 MiB
-#: batches, at the same peak memory (the load's one transaction dominates it).
+#: the history is. Peak memory is dominated by the load's one transaction, not by the batch,
+#: so batches this large cost no memory and save per-batch work (BENCHMARKS.md).
 BATCH_BYTES = 512 << 20
 #: Bytes of (inflated) text taken from a file at a time: the unit a batch is built from, so a
 #: batch never exceeds `BATCH_BYTES` by more than one block whatever a file expands to.
@@ -546,8 +546,8 @@ def _utf8_lines(data: bytes) -> pa.StringArray | None:
     and a line, so 32-bit offsets always do.
 
     Built from buffers, not by a split kernel: numpy finds the newlines, the bytes without them
-    become the array's data and the newline positions its offsets — about 5x faster than
-    Arrow's `split_pattern` and a cast, no Python object per line, one copy of the block."""
+    become the array's data and the newline positions its offsets: no Python object per
+    line, no split kernel and cast, one copy of the block."""
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
     k = len(newlines)

@@ -135,7 +135,7 @@ def test_previous_periods_have_equal_length() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Tenant scope against hostile input (issue 7, Security: "Dashboards: tenant scope"). The
+# Tenant scope against hostile input (RELIABILITY.md, "Dashboards: tenant scope"). The
 # viewer is ana (business 1). Whatever the URL, the widget state or a filter value says, the
 # numbers are business 1's as the oracle computes them, nothing of another tenant appears, and
 # the warehouse is unchanged afterwards.

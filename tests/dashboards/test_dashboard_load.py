@@ -1,4 +1,4 @@
-"""The dashboards under load (issue 7, "Load"), a shorter version of
+"""The dashboards under load (RELIABILITY.md), a shorter version of
 `benchmarks/bench_dashboard_load.py`: 20 concurrent chromium sessions cycling through the five
 pages with filters while `crm-analytics run` loads the next day. Asserts no error of any kind
 (page exceptions, HTTP errors, console errors, timeouts, the run's exit) and that every session

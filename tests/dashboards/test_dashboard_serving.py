@@ -35,7 +35,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
-def test_the_serving_copy_holds_the_marts_run_log_and_rollups_only(
+def test_the_serving_copy_holds_the_marts_and_run_log_only(
         dashboard_warehouse: DashboardWarehouse) -> None:
     link = serving_path(dashboard_warehouse.warehouse_file)
     assert link.name == "wh.serving.duckdb" and link.is_symlink()
@@ -49,9 +49,10 @@ def test_the_serving_copy_holds_the_marts_run_log_and_rollups_only(
                                            "where table_schema = 'marts'").fetchall()}
     finally:
         con.close()
-    assert schemas == {"marts", "meta", "rollups"}
+    assert schemas == {"marts", "meta"}
     assert {"v_crm_contact_summary", "v_crm_pipeline_summary", "v_crm_campaign_performance",
-            "v_crm_lead_conversion", "open_pipeline_by_owner_month"} <= marts
+            "v_crm_lead_conversion", "open_pipeline_by_owner_month", "pipeline_by_tenant",
+            "contact_segment_summary", "top_contacts"} <= marts
     assert not [p for p in copy.parent.iterdir() if p.name.endswith(".tmp")]
 
 

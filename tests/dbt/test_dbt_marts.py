@@ -1,6 +1,7 @@
 """The dbt project end to end: `dbt build` (models, data tests, unit tests) on the hand-written
 fixture of `tests/helpers/dbt.py`, in DuckDB and in PostgreSQL, then every row of the four contract
-marts (docs/contract.md section 5) against numbers worked out by hand from the fixture rows.
+marts (docs/contract.md section 5) against numbers worked out by hand from the fixture rows,
+and the marts the dashboards read against those hand-worked rows rolled up in Python.
 
 Each warehouse is built once per module; the PostgreSQL half is marked `postgres`.
 """
@@ -26,7 +27,8 @@ Row = dict[str, Any]
 Marts = dict[str, list[Row]]
 
 MARTS = ("v_crm_contact_summary", "v_crm_pipeline_summary", "v_crm_campaign_performance",
-         "v_crm_lead_conversion")
+         "v_crm_lead_conversion", "pipeline_by_tenant", "contact_segment_summary",
+         "top_contacts")
 DBT_VARS = json.dumps({"as_of_date": AS_OF_DATE, "reporting_tz": REPORTING_TZ})
 
 #: Relationship tests (severity warn) the fixture trips on purpose: an account, a deal and a
@@ -302,12 +304,74 @@ def test_pipeline_summary(marts: Marts) -> None:
                  key=lambda row: (row["business_id"], row["branch_id"], row["stage_id"]))
 
 
+def test_pipeline_by_tenant(marts: Marts) -> None:
+    """One row per pair, with the hand-worked pair totals; NULL rates where nothing is won or
+    lost, or the won and lost amounts are 0."""
+    expected = []
+    for (business_id, branch_id), totals in PAIR_TOTALS.items():
+        total, open_, open_amount, won, won_amount, lost, lost_amount = totals
+        expected.append({
+            "business_id": business_id, "branch_id": branch_id, "total_deals": total,
+            "open_deals": open_, "open_amount": open_amount, "won_deals": won,
+            "won_amount": won_amount, "lost_deals": lost, "lost_amount": lost_amount,
+            "win_rate": _ratio(won, won + lost),
+            "value_win_rate": _ratio(won_amount, won_amount + lost_amount)})
+    _assert_rows(marts["pipeline_by_tenant"], expected,
+                 key=lambda row: (row["business_id"], row["branch_id"]))
+    assert [c["column_name"] for c in _columns(marts, "pipeline_by_tenant")] == [
+        "business_id", "branch_id", "total_deals", "open_deals", "open_amount", "won_deals",
+        "won_amount", "lost_deals", "lost_amount", "win_rate", "value_win_rate"]
+
+
 def test_pipeline_zero_denominators_give_null_rates(marts: Marts) -> None:
     rows = marts["v_crm_pipeline_summary"]
     nothing_closed = [r for r in rows if (r["business_id"], r["branch_id"]) == (None, None)]
     assert {r["win_rate"] for r in nothing_closed} == {None}
     zero_value = [r for r in rows if (r["business_id"], r["branch_id"]) == (1, None)]
     assert {(r["win_rate"], r["value_win_rate"]) for r in zero_value} == {(1.0, None)}
+
+
+# --- the Customers page's roll-ups of the contact summary -----------------------------------
+
+SEGMENT_SUMS = ("won_revenue", "won_deal_count", "open_pipeline_value", "account_balance",
+                "advance_balance", "total_sale_due", "total_sale_return_due")
+
+
+def test_contact_segment_summary(marts: Marts) -> None:
+    """The hand-worked contacts summed per (pair, type, group name): contact 5 (soft-deleted)
+    is left out, contact 8's unknown group joins the NULL-name row of its pair, a segment
+    whose contacts have no credit limit sums to NULL."""
+    expected: dict[tuple[Any, ...], Row] = {}
+    for c in EXPECTED_CONTACTS:
+        key = (c["business_id"], c["branch_id"], c["contact_type"], c["customer_group_name"])
+        row = expected.setdefault(key, {
+            "business_id": key[0], "branch_id": key[1], "contact_type": key[2],
+            "customer_group_name": key[3], "contacts": 0, "credit_limit": None,
+            **{k: 0 for k in SEGMENT_SUMS}})
+        row["contacts"] += 1
+        for k in SEGMENT_SUMS:
+            row[k] += c[k]
+        if c["credit_limit"] is not None:
+            row["credit_limit"] = (row["credit_limit"] or 0) + c["credit_limit"]
+    assert {None} < {r["credit_limit"] for r in expected.values()}
+    _assert_rows(marts["contact_segment_summary"], list(expected.values()),
+                 key=lambda row: (row["business_id"], row["branch_id"], row["contact_type"],
+                                  row["customer_group_name"]))
+    types = {c["column_name"]: c for c in _columns(marts, "contact_segment_summary")}
+    for name in ("won_revenue", "account_balance", "credit_limit"):
+        assert (types[name]["numeric_precision"], types[name]["numeric_scale"]) == (18, 2)
+
+
+def test_top_contacts(marts: Marts) -> None:
+    """Contacts with won revenue only (contact 6 won a deal of amount 0: left out), ranked
+    within their pair."""
+    expected = [{"contact_pk": 1, "business_id": 1, "branch_id": 10, "won_revenue": _m("500.00"),
+                 "tenant_rank": 2, "contact_code": "C-001", "account_balance": _m("300.50")},
+                {"contact_pk": 2, "business_id": 1, "branch_id": 10, "won_revenue": _m("1000.00"),
+                 "tenant_rank": 1, "contact_code": "C-002", "total_sale_due": _m("0.00")}]
+    by_pk = {c["contact_pk"]: c for c in EXPECTED_CONTACTS}
+    assert [pk for pk, c in by_pk.items() if c["won_revenue"] > 0] == [1, 2]
+    _assert_rows(marts["top_contacts"], expected, key=lambda row: row["contact_pk"])
 
 
 # --- v_crm_campaign_performance -------------------------------------------------------------

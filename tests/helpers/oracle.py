@@ -356,3 +356,59 @@ def campaign_audience(src: dict[str, list[Row]], events: list[Row],
         out[(campaign,)] = {"audience_size": size, "audience_converted": hits,
                             "audience_conversion_rate": hits / size if size else None}
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The dashboards' marts: the contract marts above rolled up in plain Python
+
+
+PAIR_TOTALS = ("total_deals", "open_deals", "open_amount", "won_deals", "won_amount",
+               "lost_deals", "lost_amount", "win_rate", "value_win_rate")
+
+
+def pipeline_by_tenant(src: dict[str, list[Row]]) -> dict[tuple, Row]:
+    """Key: (business_id, branch_id). Each pair's deal totals and win rates, as computed for
+    every stage row of `pipeline_summary()`."""
+    return {(business, branch): {k: row[k] for k in PAIR_TOTALS}
+            for (business, branch, _stage), row in pipeline_summary(src).items()}
+
+
+SEGMENT_SUMS = ("won_revenue", "won_deal_count", "open_pipeline_value", "account_balance",
+                "advance_balance", "total_sale_due", "total_sale_return_due")
+
+
+def contact_segments(contacts: dict[int, Row]) -> dict[tuple, Row]:
+    """Key: (business_id, branch_id, contact_type, customer_group_name), from
+    `contact_summary()`: live contacts counted, their money and won deals summed; credit limits
+    summed over the contacts that have one (None when none has)."""
+    out: dict[tuple, Row] = {}
+    for c in contacts.values():
+        key = (c["business_id"], c["branch_id"], c["contact_type"], c["customer_group_name"])
+        row = out.setdefault(key, {"contacts": 0, **{k: 0 for k in SEGMENT_SUMS},
+                                   "credit_limit": None})
+        row["contacts"] += 1
+        for k in SEGMENT_SUMS:
+            row[k] += c[k]
+        if c["credit_limit"] is not None:
+            row["credit_limit"] = (row["credit_limit"] or ZERO) + c["credit_limit"]
+    return out
+
+
+def top_contacts(contacts: dict[int, Row], per_tenant: int) -> dict[int, Row]:
+    """Key: contact_pk, from `contact_summary()`: per (business_id, branch_id) the
+    `per_tenant` contacts with the most won revenue (ties by contact_pk), with their rank."""
+    pairs: dict[tuple, list[int]] = defaultdict(list)
+    for pk, c in contacts.items():
+        if c["won_revenue"] > 0:
+            pairs[(c["business_id"], c["branch_id"])].append(pk)
+    out = {}
+    for pks in pairs.values():
+        ranked = sorted(pks, key=lambda pk: (-contacts[pk]["won_revenue"], pk))
+        for rank, pk in enumerate(ranked[:per_tenant], start=1):
+            c = contacts[pk]
+            out[pk] = {k: c[k] for k in ("contact_code", "business_id", "branch_id",
+                                         "contact_type", "customer_group_name", "won_revenue",
+                                         "won_deal_count", "open_pipeline_value",
+                                         "total_sale_due", "account_balance")}
+            out[pk]["tenant_rank"] = rank
+    return out

@@ -1,5 +1,5 @@
 """End-to-end helpers: the command line as a child, the warehouse read back, every contract
-mart compared with the oracle."""
+mart and every mart the dashboards read compared with the oracle."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from typing import Any
 import duckdb
 import psycopg
 
+from dashboards.data import TOP_CONTACTS_PER_TENANT
 from tests.helpers import oracle
 
 AS_OF = date(2026, 3, 31)
 
 
 MARTS = ("v_crm_contact_summary", "v_crm_pipeline_summary", "v_crm_campaign_performance",
-         "v_crm_lead_conversion")
+         "v_crm_lead_conversion", "pipeline_by_tenant", "contact_segment_summary",
+         "top_contacts")
 
 
 def crm(args: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -82,7 +84,8 @@ def check_all_marts(source_url: str, schema: str | None, events: Path, wh_url: s
                     tz: str) -> None:
     src = oracle.read_source(source_url, schema)
     evs = oracle.read_events(events, AS_OF)
-    compare({(k,): v for k, v in oracle.contact_summary(src).items()},
+    contacts = oracle.contact_summary(src)
+    compare({(k,): v for k, v in contacts.items()},
             read_mart(wh_url, "v_crm_contact_summary"), ("contact_pk",), "contact summary")
     compare(oracle.pipeline_summary(src), read_mart(wh_url, "v_crm_pipeline_summary"),
             ("business_id", "branch_id", "stage_id"), "pipeline summary")
@@ -93,3 +96,10 @@ def check_all_marts(source_url: str, schema: str | None, events: Path, wh_url: s
             read_mart(wh_url, "campaign_lifetime"), ("campaign_id",), "campaign audience")
     compare(oracle.lead_conversion(src, evs, tz), read_mart(wh_url, "v_crm_lead_conversion"),
             ("business_id", "branch_id", "source", "cohort_month"), "lead conversion")
+    compare(oracle.pipeline_by_tenant(src), read_mart(wh_url, "pipeline_by_tenant"),
+            ("business_id", "branch_id"), "pipeline by tenant")
+    compare(oracle.contact_segments(contacts), read_mart(wh_url, "contact_segment_summary"),
+            ("business_id", "branch_id", "contact_type", "customer_group_name"),
+            "contact segments")
+    compare({(k,): v for k, v in oracle.top_contacts(contacts, TOP_CONTACTS_PER_TENANT).items()},
+            read_mart(wh_url, "top_contacts"), ("contact_pk",), "top contacts")

@@ -186,8 +186,8 @@ def test_duckdb_marts_and_serving_copy_hold_no_personal_data(tmp_path: Path) -> 
         assert planted == ["marts.\"v_crm_contact_summary\".contact_code = '+15550001111'"]
         con.execute("rollback")
     with duckdb.connect(str(serving_path(warehouse)), read_only=True) as con:
-        served = relations(con, ["marts", "meta", "rollups"])
-        assert any(r.startswith("rollups.") for r in served)
+        served = relations(con, ["marts", "meta"])
+        assert any("top_contacts" in r for r in served)
         assert scan(served, duckdb_rows(con), literals) == []
     assert_key_left_no_trace(out + err, since)
 
@@ -259,8 +259,7 @@ def test_without_a_key_staging_keeps_no_hash_at_all(
         assert scan(relations(con, ["marts"]), duckdb_rows(con), literals) == []
     with duckdb.connect(str(serving_path(dashboard_warehouse.warehouse_file)),
                         read_only=True) as con:
-        assert scan(relations(con, ["marts", "meta", "rollups"]), duckdb_rows(con),
-                    literals) == []
+        assert scan(relations(con, ["marts", "meta"]), duckdb_rows(con), literals) == []
 
 
 @pytest.mark.parametrize("page", ["overview", "pipeline", "leads", "campaigns", "customers"])

@@ -1,9 +1,8 @@
-"""Source rows at the edges (issue 7, "Bad input"): a real ERP built here, then a real
+"""Source rows at the edges (RELIABILITY.md): a real ERP built here, then a real
 `crm-analytics run` with `CRM_REPORTING_TZ=Europe/Berlin`, then every contract mart compared with
 `tests/helpers/oracle.py` and the edge points checked one by one against Python `Decimal` and
 `zoneinfo`.
-Twice: SQLite into DuckDB, and PostgreSQL into a PostgreSQL warehouse (issue 4: the suite on
-both warehouses). The edges:
+Twice: SQLite into DuckDB, and PostgreSQL into a PostgreSQL warehouse. The edges:
 
 - NULL in every nullable column (a contact, an account, a lead, a deal, a stage, a campaign);
 - the largest DECIMAL(15,2) (9999999999999.99) and DECIMAL(14,2) values, several per sum, so

@@ -1,6 +1,7 @@
 """End to end through the real command line: generate an ERP, run the pipeline, and compare every
-row and column of every contract mart with `tests/helpers/oracle.py`, computed from the generated
-rows and files in plain Python. Then: a second run changes nothing."""
+row and column of every contract mart, and of the marts the dashboards read, with
+`tests/helpers/oracle.py`, computed from the generated rows and files in plain Python. Then: a
+second run changes nothing."""
 
 import hashlib
 from datetime import UTC, date, datetime

@@ -1,4 +1,4 @@
-"""Faults (issue 7): the real `crm-analytics` meets a dead source, a statement timeout, a
+"""Faults (RELIABILITY.md): the real `crm-analytics` meets a dead source, a statement timeout, a
 warehouse file another process holds, an unreadable landing folder, a full disk, SIGKILL
 between loading a day's events and recording them and between dbt models, a dbt model that
 errors, and two runs at once. Each case asserts its outcome, and each ends with the warehouse

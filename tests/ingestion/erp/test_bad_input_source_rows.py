@@ -1,4 +1,4 @@
-"""Property-based bad input for the ERP sync (issue 7, "Bad input"): whatever rows the ERP tables
+"""Property-based bad input for the ERP sync (RELIABILITY.md): whatever rows the ERP tables
 hold — NULL anywhere the ERD allows it, extreme numbers, the largest DECIMAL(15,2), unicode and
 right-to-left text, timestamps with any offset — a sync never crashes and `raw` equals the
 source row for row, column for column. Then the same rows are changed and some deleted, and the

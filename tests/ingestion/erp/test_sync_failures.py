@@ -96,7 +96,8 @@ def _sqlite_digest(path: Path, table: str) -> tuple:
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
         result = conn.execute(sa.select(build_metadata().tables[table]))
-        # SQLite hands naive timestamps back: they are UTC (README), as the warehouse has them.
+        # SQLite hands naive timestamps back: they are UTC (docs/decisions.md), as the
+        # warehouse has them.
         rows = [tuple(v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v
                       for v in row) for row in result]
         columns = list(result.keys())

@@ -1,11 +1,11 @@
-"""Property-based bad input for the event loader (issue 7, "Bad input"): whatever lines come in,
+"""Property-based bad input for the event loader (RELIABILITY.md): whatever lines come in,
 every line is loaded or rejected with a reason (blank lines are the one documented skip), the
 load never crashes, the totals add up per file and in the manifest, and every loaded value
 equals what Python's own `json` makes of the line.
 
 The oracle below (`classify`) is written from docs/contract.md section 3, not from the loader's SQL:
 Python decodes and parses each line and applies the contract's rules in the reason order of
-`REJECT_REASONS`. Where the contract is silent the README's decisions apply: JSON `null` counts
+`REJECT_REASONS`. Where the contract is silent docs/decisions.md applies: JSON `null` counts
 as missing; duplicate keys keep the first; ids must be integer literals (or strings of one), so
 `7.5` is not campaign 7 or 8; `revenue` is rounded half away from zero to cents, after its sign
 is judged; a line longer than the cap is `line_too_long`; event times before 1970 are rejected;
@@ -322,7 +322,7 @@ def _write_files(events: Path, files: list[tuple[str, list[bytes], bool]]) -> di
 
 
 def _no_nul(value: Any) -> Any:
-    """What a text value becomes in PostgreSQL, which cannot store NUL (README decision)."""
+    """What a text value becomes in PostgreSQL, which cannot store NUL (docs/decisions.md)."""
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
