@@ -31,8 +31,8 @@ import resource
 import sys
 from datetime import date
 from pathlib import Path
-from ingestion.events.files import load_events
 from crm_core.urls import parse_warehouse_url
+from ingestion.events.files import load_events
 from ingestion.warehouse import open_warehouse
 events, work = Path(sys.argv[1]), Path(sys.argv[2])
 wh = open_warehouse(parse_warehouse_url(f"duckdb:///{work}/wh.duckdb", work))

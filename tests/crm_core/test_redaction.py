@@ -19,7 +19,7 @@ import pytest
 
 from crm_core.errors import CrmError, redact, redacted_line
 from crm_core.urls import redact_url, url_password
-from ingestion.postgres_scan import attached_source
+from ingestion.erp.postgres_scan import attached_source
 
 PASSWORDS = ["s3cr3t'XYZ", "back\\slash\\", "at@sign:colon", "per%25cent%", "with space s",
              "ünïcödé-пароль", "mix'\\@%: é"]
