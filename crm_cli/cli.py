@@ -13,23 +13,49 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
-from crm_core.errors import CrmError, first_line
+from crm_core.errors import CrmError, first_line, redact
 from crm_core.settings import PROJECT_ROOT, Settings
+
+#: The days `generate` may write: its events must be ones the loader accepts (not before
+#: 1970), and ten years of history is beyond any demo or benchmark.
+GENERATE_FIRST_DAY = date(1970, 1, 1)
+GENERATE_LAST_DAY = date(2999, 12, 31)
+GENERATE_MAX_DAYS = 3660
 
 
 def _parse_date(text: str) -> date:
+    from crm_core.landing import strict_date
+
+    parsed = strict_date(text.strip())
+    if parsed is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: write a real calendar day as YYYY-MM-DD")
+    return parsed
+
+
+def _whole_number(text: str, low: int, high: int) -> int:
     try:
-        return date.fromisoformat(text)
+        value = int(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not accepted: a whole number from {low} to {high}")
+    return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive whole number")
-    return value
+    return _whole_number(text, 1, GENERATE_MAX_DAYS)
+
+
+def _seed(text: str) -> int:
+    return _whole_number(text, 0, 2**32 - 1)
+
+
+def _port(text: str) -> int:
+    return _whole_number(text, 1, 65535)
 
 
 def _role_name(text: str) -> str:
@@ -50,8 +76,15 @@ def _analyst(text: str) -> tuple[str, tuple[int, ...]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line too (`error: ...`, exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crm-analytics",
         description="CRM analytics pipeline: ERP tables and campaign events -> dbt marts -> "
                     "dashboards. Configured by CRM_* environment variables (or ./.env).",
@@ -66,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="small: demo (~3k contacts); medium: ~100k; large: ~1M contacts, "
                           "10M events (default: small)")
     gen.add_argument("--days", type=_positive_int, default=90,
-                     help="days of history (default: 90)")
-    gen.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+                     help=f"days of history, 1 to {GENERATE_MAX_DAYS} (default: 90)")
+    gen.add_argument("--seed", type=_seed, default=42,
+                     help="random seed, 0 to 4294967295 (default: 42)")
     gen.add_argument("--end-date", type=_parse_date, default=None,
                      help="last day of generated data (default: today); fix it for "
                           "reproducible output")
@@ -119,12 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     dash = sub.add_parser("dashboard", help="serve the Streamlit dashboards",
                           description="Serve the Streamlit dashboards over CRM_WAREHOUSE_URL.")
-    dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    dash.add_argument("--port", type=_port, default=8501, help="port, 1 to 65535 (default: 8501)")
     return parser
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
     from crm_demo.generator import generate
+
+    end = args.end_date or datetime.now(UTC).date()  # as `generate` defaults it
+    if not (GENERATE_FIRST_DAY <= end <= GENERATE_LAST_DAY
+            and (end - GENERATE_FIRST_DAY).days + 1 >= args.days):
+        raise CrmError(f"--end-date {end.isoformat()} with --days {args.days} is out of range: "
+                       f"the generated days must lie from {GENERATE_FIRST_DAY.isoformat()} to "
+                       f"{GENERATE_LAST_DAY.isoformat()}")
 
     report = generate(
         settings.source_url, settings.events_path, scale=args.scale, days=args.days,
@@ -260,12 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # last resort: still one line, still no secrets
-        from crm_core.urls import redact_url
+        from crm_core.urls import redact_url, url_password
 
         message = first_line(exc)
         for url in (os.environ.get("CRM_SOURCE_URL", ""), os.environ.get("CRM_WAREHOUSE_URL", "")):
             if url:
-                message = message.replace(url, redact_url(url))
+                message = redact(message.replace(url, redact_url(url)), [url_password(url)])
         print(f"error: unexpected {type(exc).__name__}: {message}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_core.errors import CrmError
-from crm_core.urls import WarehouseTarget, parse_warehouse_url, redact_url
+from crm_core.landing import MAX_LINE_BYTES, max_line_bytes_from
+from crm_core.urls import WarehouseTarget, check_url, parse_warehouse_url, redact_url
 
 #: The repository root: the dbt project, profiles.yml and the Dagster code live here.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     # Operations (beyond the contract): asset-check thresholds.
     "CRM_REJECT_RATE_WARN": "0.01",
     "CRM_LANDING_DEADLINE_HOUR": "6",
+    # Events (beyond the contract): the longest event line loaded; longer is `line_too_long`.
+    "CRM_MAX_EVENT_LINE_BYTES": "1048576",
     # Sync (beyond the contract): how far before its cursor an incremental sync looks again.
     "CRM_SYNC_OVERLAP": "10m",
     # Sync (beyond the contract): the longest a statement on the ERP database may run.
@@ -158,6 +161,8 @@ class Settings:
     #: Key of the HMAC-SHA256 digests staging keeps instead of phones and tax numbers
     #: (orchestration/pii.py); None: no key, the digests are NULL. Never printed.
     pii_key: str | None = field(default=None, repr=False)
+    #: Longest event line in bytes; a longer one is rejected as `line_too_long`.
+    max_event_line_bytes: int = MAX_LINE_BYTES
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -179,6 +184,12 @@ class Settings:
             raise CrmError("CRM_SOURCE_URL: malformed URL (expected e.g. sqlite:///path or "
                            "postgresql+psycopg://user@host:5432/db)")
         warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
+        check_url("CRM_SOURCE_URL", source_url)
+        check_url("CRM_WAREHOUSE_URL", warehouse_url)
+        events_path = (cwd / env["CRM_EVENTS_PATH"]).resolve()
+        if events_path.exists() and not events_path.is_dir():
+            raise CrmError(f"CRM_EVENTS_PATH {events_path} is a file: it must be a folder "
+                           "(the landing folder holding one YYYY-MM-DD folder per day)")
         try:
             reject_rate_warn = float(env["CRM_REJECT_RATE_WARN"])
             deadline = int(env["CRM_LANDING_DEADLINE_HOUR"])
@@ -204,7 +215,7 @@ class Settings:
         return cls(
             source_url=_absolute_sqlite_url(source_url, cwd),
             source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
-            events_path=(cwd / env["CRM_EVENTS_PATH"]).resolve(),
+            events_path=events_path,
             warehouse_url=warehouse_url,
             reporting_tz=tz,
             warehouse=parse_warehouse_url(warehouse_url, cwd),
@@ -222,6 +233,7 @@ class Settings:
             auth=auth,
             auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",
             pii_key=pii_key or None,
+            max_event_line_bytes=max_line_bytes_from(env["CRM_MAX_EVENT_LINE_BYTES"].strip()),
         )
 
     def today(self) -> date:

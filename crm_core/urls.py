@@ -9,6 +9,15 @@ from urllib.parse import unquote, urlsplit
 from crm_core.errors import CrmError
 
 
+def url_password(url: str) -> str | None:
+    """The password a URL carries, decoded (None when it has none or does not parse)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, safe for logs and errors."""
     try:
@@ -18,8 +27,22 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
     if password is None:
         return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def check_url(name: str, url: str) -> None:
+    """Raise a one-line `CrmError` when a URL's host part does not parse (a port that is not
+    a number from 1 to 65535, say): said where the URL enters, not deep inside a driver."""
+    try:
+        port = urlsplit(url).port
+    except ValueError as exc:
+        raise CrmError(f"{name}: malformed URL {redact_url(url)!r} ({exc}; the port must be a "
+                       "number from 1 to 65535)") from None
+    if port == 0:
+        raise CrmError(f"{name}: malformed URL {redact_url(url)!r} (the port must be a number "
+                       "from 1 to 65535)")
 
 
 @dataclass(frozen=True)

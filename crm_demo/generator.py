@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from crm_core.errors import CrmError
+from crm_core.landing import strict_date
 
 SCALES: dict[str, dict[str, int]] = {
     "small": {"contacts": 3_000, "leads": 4_000, "deals": 2_500, "campaigns": 40,
@@ -439,7 +440,7 @@ def write_event_files(events: pl.DataFrame, events_path: Path,
     marker, and a few broken lines. Returns (files, lines)."""
     events_path.mkdir(parents=True, exist_ok=True)
     for old in events_path.iterdir():
-        if old.is_dir() and _is_iso_date(old.name):
+        if old.is_dir() and strict_date(old.name) is not None:
             shutil.rmtree(old)
     lines_df = events.select(
         "landing_date",
@@ -472,14 +473,6 @@ def write_event_files(events: pl.DataFrame, events_path: Path,
             lines_total += len(chunk)
         (folder / "_SUCCESS").write_bytes(b"")
     return files, lines_total
-
-
-def _is_iso_date(name: str) -> bool:
-    try:
-        date.fromisoformat(name)
-    except ValueError:
-        return False
-    return len(name) == 10
 
 
 # ------------------------------------------------------------------------------------------

@@ -165,8 +165,10 @@ class Filters:
         if self.start is None or self.end is None:
             return replace(self, start=date.max, end=date.min)
         days = (self.end - self.start).days + 1
-        return replace(self, start=self.start - timedelta(days=days),
-                       end=self.start - timedelta(days=1))
+        if (self.start - date.min).days < days:  # the calendar has no such period before
+            return replace(self, start=date.max, end=date.min)
+        return replace(self, start=shift_days(self.start, -days),
+                       end=shift_days(self.start, -1))
 
 
 #: The campaign mart's `date` column (a reserved word on PostgreSQL, so always quoted).
@@ -181,8 +183,19 @@ def previous_months(filters: Filters) -> Filters:
     first = filters.start.replace(day=1)
     months = (filters.end.year - first.year) * 12 + filters.end.month - first.month + 1
     index = first.year * 12 + first.month - 1 - months
+    if index < date.min.year * 12:  # the months before would start before year 1
+        return replace(filters, start=date.max, end=date.min)
     prev_first = date(index // 12, index % 12 + 1, 1)
-    return replace(filters, start=prev_first, end=first - timedelta(days=1))
+    return replace(filters, start=prev_first, end=shift_days(first, -1))
+
+
+def shift_days(day: date, days: int) -> date:
+    """`day` moved by `days`, held at `date.min` / `date.max` instead of raising: any date a
+    warehouse holds (year 1, year 9999) keeps every page's date arithmetic total."""
+    limit = (date.max - day).days if days > 0 else (day - date.min).days
+    if abs(days) > limit:
+        return date.max if days > 0 else date.min
+    return day + timedelta(days=days)
 
 
 def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -7,7 +7,7 @@ No SQL here: numbers come from `dashboards.data`; this module only decides how t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -17,10 +17,11 @@ import polars as pl
 import streamlit as st
 
 from crm_core.errors import CrmError
+from crm_core.landing import strict_date
 from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import Scope, Viewer, resolve_viewer
-from dashboards.data import Filters, Source
+from dashboards.data import Filters, Source, shift_days
 
 #: Default length of the date range: the last quarter up to the as-of date.
 DEFAULT_RANGE_DAYS = 90
@@ -177,10 +178,10 @@ def _date_range(src: Source, scope: Scope,
                 as_of: dict[str, Any] | None) -> tuple[date | None, date | None]:
     first, last = data.activity_dates(src, scope)
     end_default = as_of["as_of_date"] if as_of else (last or date.today())
-    start_default = end_default - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    start_default = shift_days(end_default, -(DEFAULT_RANGE_DAYS - 1))
     lowest = min(d for d in (first, start_default) if d is not None)
     highest = max(d for d in (last, end_default) if d is not None)
-    low, high = lowest - timedelta(days=366), highest
+    low, high = shift_days(lowest, -366), highest
     key = "filter_dates"
     if key not in st.session_state:
         # A URL's dates are clamped into the picker's bounds (a date outside them would make
@@ -200,10 +201,7 @@ def _date_range(src: Source, scope: Scope,
 
 
 def _param_date(name: str, default: date) -> date:
-    try:
-        return date.fromisoformat(st.query_params.get(name, ""))
-    except ValueError:
-        return default
+    return strict_date(st.query_params.get(name, "")) or default
 
 
 # --------------------------------------------------------------------------------------------

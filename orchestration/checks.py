@@ -1,6 +1,7 @@
-"""Asset checks on the event files (too many rejected lines, a missing landing folder) and on
-the CDC slot (too much WAL kept on the ERP). All warn (they never fail a run): the data that
-did load is still good."""
+"""Asset checks on the event files (too many rejected lines, a missing landing folder, landing
+entries that are not loaded: a folder name that is not a date, a symlink out of the landing
+folder) and on the CDC slot (too much WAL kept on the ERP). All warn (they never fail a run):
+the data that did load is still good."""
 # No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
 from datetime import datetime, timedelta
@@ -8,7 +9,11 @@ from zoneinfo import ZoneInfo
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
+from crm_core.landing import scan_landing
 from orchestration.resources import CrmSettingsResource
+
+#: Metadata key whose text the command line prints after a check's warning line.
+SUMMARY_KEY = "summary"
 
 
 @asset_check(asset=AssetKey(["raw", "rejected_events"]), name="reject_rate",
@@ -68,4 +73,18 @@ def cdc_retained_wal(crm: CrmSettingsResource) -> AssetCheckResult:
         metadata={"slot": settings.cdc_slot, "slot_usable": retained is not None,
                   "retained_wal_bytes": retained or 0,
                   "threshold_bytes": settings.cdc_retained_wal_warn},
+    )
+
+
+@asset_check(asset=AssetKey(["raw", "campaign_events"]), name="landing_folders",
+             description="Warns when CRM_EVENTS_PATH holds entries that are not loaded: a "
+                         "sub-folder whose name is not a real YYYY-MM-DD date, or a symlink "
+                         "leading outside the landing folder.")
+def landing_folders(crm: CrmSettingsResource) -> AssetCheckResult:
+    scan = scan_landing(crm.settings().events_path)
+    lines = scan.warnings()
+    return AssetCheckResult(
+        passed=not lines, severity=AssetCheckSeverity.WARN,
+        metadata={"not_dates": scan.ignored, "outside": scan.outside,
+                  SUMMARY_KEY: "; ".join(lines)},
     )

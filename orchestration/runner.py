@@ -72,8 +72,10 @@ def describe_warnings(result: Any) -> list[str]:
             continue
         failures = evaluation.metadata.get("dagster_dbt/failed_row_count")
         count = f" ({failures.value} failing rows)" if failures is not None else ""
+        summary = evaluation.metadata.get("summary")
+        said = f": {summary.value}" if summary is not None and summary.value else ""
         lines.append(f"{evaluation.asset_key.to_user_string()}: check "
-                     f"{evaluation.check_name} warned{count}")
+                     f"{evaluation.check_name} warned{count}{said}")
     return sorted(lines)
 
 

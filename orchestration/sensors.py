@@ -11,21 +11,21 @@ from pathlib import Path
 
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from crm_core.landing import is_event_file, landing_folders
+from crm_core.landing import landing_entries, scan_landing
 from crm_core.settings import Settings
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
 from orchestration.partitions import landing_range_tags
 
 
 def landing_fingerprint(events_path: Path) -> str:
-    """A digest of every event file's path, size and mtime in dated landing folders."""
+    """A digest of every event file's path, size and mtime in landing folders (the ones the
+    loader reads: real YYYY-MM-DD names, nothing that leads outside the landing folder)."""
     digest = hashlib.sha256()
-    for _, folder in landing_folders(events_path):
-        for path in sorted(folder.iterdir()):
-            if is_event_file(path) and path.is_file():
-                stat = path.stat()
-                digest.update(f"{folder.name}/{path.name}|{stat.st_size}|"
-                              f"{stat.st_mtime_ns}\n".encode())
+    if events_path.is_dir():
+        for entry in landing_entries(events_path, scan_landing(events_path).folders):
+            if not entry.outside and entry.path.is_file():
+                stat = entry.path.stat()
+                digest.update(f"{entry.rel_path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

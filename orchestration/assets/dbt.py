@@ -4,7 +4,6 @@
 
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -13,7 +12,9 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from crm_core.errors import CrmError
 from crm_core.serving_copy import publish_serving_copy
+from orchestration.dbt_failures import describe_failures
 from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_manifest
+from orchestration.dbt_targets import prune_target_folders
 from orchestration.pii import dbt_secret_environment, environment_while
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
@@ -59,7 +60,10 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     with environment_while(secrets):
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
                              raise_on_error=False)
-    yield from invocation.stream()
+    try:
+        yield from invocation.stream()
+    finally:
+        prune_target_folders(invocation.target_path)
     if not invocation.is_successful():
         raise CrmError(f"dbt build failed: {_failed_nodes(invocation)}")
     with crm.warehouse() as wh:
@@ -68,25 +72,14 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     publish_serving_copy(settings.warehouse)
 
 
-def _dbt_message(result: Mapping[str, Any]) -> str:
-    """The informative line of a dbt error: skip dbt's 'Runtime Error in model …' header."""
-    lines = [ln.strip() for ln in (result.get("message") or "").splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not re.match(r"^\w+ Error in \w+ ", ln)]
-    return (useful or lines or [str(result.get("status"))])[0]
-
-
 def _failed_nodes(invocation: Any) -> str:
-    """'model marts.v_x: <first line of the error>' for each failed node, from run_results."""
+    """'test unique_stg_erp__crm_deals_deal_id: crm_deals has 5 duplicated ids …' for each
+    failed node, from run_results and the manifest."""
     try:
         results = invocation.get_artifact("run_results.json").get("results", [])
     except Exception:  # no artefact: dbt failed before running anything
         return "see the dbt log in target/ (dbt did not run any node)"
-    failures = []
-    for result in results:
-        if result.get("status") in {"error", "fail", "runtime error"}:
-            node = result.get("unique_id", "?").split(".", 1)[0]
-            name = result.get("unique_id", "?").rsplit(".", 1)[-1]
-            failures.append(f"{node} {name}: {_dbt_message(result)}")
+    failures = describe_failures(results, invocation.manifest)
     if not failures:
         return "see the dbt log in target/"
     more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""

@@ -46,8 +46,11 @@ def campaign_event_files(context: AssetExecutionContext, crm: CrmSettingsResourc
     landing_dates = [date.fromisoformat(key) for key in context.partition_keys]
     as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else max(landing_dates)
     with crm.warehouse() as wh:
-        report = load_events(settings.events_path, wh, as_of=as_of, landing_dates=landing_dates)
+        report = load_events(settings.events_path, wh, as_of=as_of, landing_dates=landing_dates,
+                             max_line_bytes=settings.max_event_line_bytes)
     context.log.info(f"event files: {report}")
+    for line in report.warnings:  # once per run; the landing_folders check shows them too
+        context.log.warning(line)
     for name in EVENT_TABLES:
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),
                                 metadata={"as_of_date": as_of.isoformat()})

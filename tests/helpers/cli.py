@@ -17,14 +17,16 @@ def crm(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     """Run the real command in `cwd` with a clean CRM_* environment plus `env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DBT_ENV_"))}
     return subprocess.run(CLI + args, cwd=cwd, env={**base, **env}, capture_output=True,
-                          text=True, timeout=300, check=False)
+                          text=True, timeout=600, check=False)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    assert proc.returncode != 0
+    """The single `error: ...` line of a failed command, holding every fragment; no
+    traceback, no password, no `unexpected` (an error nobody anticipated)."""
+    assert proc.returncode != 0, proc.stdout
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
+    assert lines[0].startswith("error: ") and "unexpected" not in lines[0], lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert PASSWORD not in proc.stdout + proc.stderr

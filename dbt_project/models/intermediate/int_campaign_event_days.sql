@@ -2,7 +2,8 @@
     re-aggregates exactly the (campaign, date) pairs touched by files loaded since the last
     build — at any lateness — and leaves every other pair as it was. A replaced (changed)
     event file or a new reporting zone rebuilds everything, since the rows they affected are
-    no longer known. -#}
+    no longer known. An empty previous state (no rows yet: the first runs had no campaign
+    events) means everything is new: it rebuilds everything too. -#}
 {{ config(
     materialized='incremental',
     unique_key=['campaign_id', 'event_date'],
@@ -13,6 +14,8 @@
 {%- if is_incremental() and execute -%}
     {%- set check_sql -%}
         select count(*) from {{ this }} where reporting_tz <> '{{ reporting_tz() }}'
+        union all
+        select case when exists (select 1 from {{ this }}) then 0 else 1 end
         union all
         select count(*) from {{ source('raw', 'event_files') }}
         where replaced
@@ -76,7 +79,9 @@ candidates as (
 new_files as (
 
     select file_path from {{ source('raw', 'event_files') }}
-    where loaded_at > (select max(built_from_loaded_at) from {{ this }})
+    -- no build time yet (NULL) counts every file as new, never none
+    where loaded_at > coalesce((select max(built_from_loaded_at) from {{ this }}),
+                               cast('1900-01-01' as {{ dbt.type_timestamp() }}))
 
 ),
 

@@ -7,7 +7,9 @@ The oracle below (`classify`) is written from docs/contract.md section 3, not fr
 Python decodes and parses each line and applies the contract's rules in the reason order of
 `REJECT_REASONS`. Where the contract is silent docs/decisions.md applies: JSON `null` counts
 as missing; duplicate keys keep the first; ids must be integer literals (or strings of one), so
-`7.5` is not campaign 7 or 8; `revenue` is rounded half away from zero to cents.
+`7.5` is not campaign 7 or 8; `revenue` is rounded half away from zero to cents, after its sign
+is judged; a line longer than the cap is `line_too_long`; event times before 1970 are rejected;
+a rejected line keeps its first `REJECTED_TEXT_CHARS` characters (docs/decisions-input.md).
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm_core.urls import parse_warehouse_url
-from ingestion.events.files import EVENT_TYPES, REJECT_REASONS, load_events
+from ingestion.events.files import (
+    EVENT_TYPES,
+    MAX_LINE_BYTES,
+    REJECT_REASONS,
+    REJECTED_TEXT_CHARS,
+    load_events,
+)
 from ingestion.warehouse import open_warehouse
 from tests.helpers.postgres import pg_url
 
@@ -74,18 +82,20 @@ def _as_int(value: Any) -> int | None:
 
 
 def _as_money(value: Any) -> Decimal | None | str:
-    """Revenue as DECIMAL(15,2), "bad" when present but not such a number."""
+    """Revenue as DECIMAL(15,2), "bad" when present but not such a number, "negative" when
+    below zero before any rounding."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return "bad"
     try:
-        amount = Decimal(str(value).strip()).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        exact = Decimal(str(value).strip())
+        amount = exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         return "bad"
     if not amount.is_finite() or abs(amount) >= Decimal(10) ** 13:
         return "bad"
-    return amount
+    return "negative" if exact < 0 else amount
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class Expect:
 
 def classify(raw: bytes, landing: date) -> Expect:
     """What the contract says happens to one line."""
+    if len(raw) > MAX_LINE_BYTES:
+        return Expect("reject", "line_too_long")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -121,6 +133,8 @@ def classify(raw: bytes, landing: date) -> Expect:
     when = _parse_time(fields["time"])
     if when is None:
         return Expect("reject", "unparseable_time")
+    if when < datetime(1970, 1, 1, tzinfo=UTC):
+        return Expect("reject", "time_before_1970")
     if when >= datetime(landing.year, landing.month, landing.day, tzinfo=UTC) + timedelta(days=2):
         return Expect("reject", "time_after_landing")
     data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
@@ -133,16 +147,26 @@ def classify(raw: bytes, landing: date) -> Expect:
     revenue = _as_money(data.get("revenue"))
     if revenue == "bad":
         return Expect("reject", "non_numeric_revenue")
-    if revenue is not None and revenue < 0:
+    if revenue == "negative":
         return Expect("reject", "negative_revenue")
     return Expect("event", None, (fields["source"], fields["id"], etype, when,
                                   *(ids[n] for n in ID_FIELDS), revenue))
 
 
 def _parse_time(text: str) -> datetime | None:
-    """RFC 3339: date, 'T' or space, time, optional fraction, then 'Z' or an offset."""
-    if not re.search(r"([Zz]|[+-]\d\d:\d\d)$", text):
+    """RFC 3339: a four-digit year, 'T' or space, time with seconds, optional fraction, then
+    'Z' or an offset within ±23:59."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                        r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])", text):
         return None
+    if text.startswith("0000"):
+        # Year 0 is a valid RFC 3339 year Python cannot hold: a real time before 1970 when the
+        # rest is valid (checked in year 4, a leap year like year 0).
+        try:
+            datetime.fromisoformat("0004" + text[4:].replace("z", "Z").replace("t", "T"))
+        except ValueError:
+            return None
+        return datetime(1, 1, 1, tzinfo=UTC)
     try:
         when = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
@@ -165,7 +189,8 @@ REVENUE = st.one_of(st.decimals(0, 10**9, places=2, allow_nan=False).map(str),
                     st.integers(0, 10**12),
                     st.sampled_from(["-1.00", "-0.00", "1.005", "lots", "NaN", "1e3",
                                      "99999999999999.99", "9999999999999.99", 12.5, -7, None,
-                                     True, [], "  5.10 "]))
+                                     True, [], "  5.10 ", "-0.004", "-0.005", -0.001,
+                                     "-1e-9"]))
 
 
 @st.composite
@@ -223,8 +248,13 @@ def event_doc(draw: st.DrawFn) -> dict[str, Any]:
         elif change == "data_not_object":
             doc["data"] = draw(st.sampled_from(["x", 1, [data], None]))
         elif change == "time_text":
-            doc["time"] = draw(st.sampled_from(["yesterday", "2026-03-10", "2026-03-10T10:00:00",
-                                                "2026-13-40T00:00:00Z", "", 1741600000]))
+            doc["time"] = draw(st.sampled_from([
+                "yesterday", "2026-03-10", "2026-03-10T10:00:00", "2026-13-40T00:00:00Z", "",
+                1741600000, "2026-03-10T10:00:00+24:00", "2026-03-10T10:00:00-23:60",
+                "2026-03-10T10:00:00+99:99", "0000-03-10T10:00:00Z", "-0001-03-10T10:00:00Z",
+                "+2026-03-10T10:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+                "1970-01-01T00:00:00Z", "2026-03-10T10:00Z", "2026-03-10t10:00:00z",
+                "2026-03-10T10:00:00.123456789+01:00"]))
     return doc
 
 
@@ -330,7 +360,13 @@ def check_load(url_for: Any, files: list[tuple[str, list[bytes], bool]], *,
                 assert key in rejected, raw
                 reason, raw_text = rejected[key]
                 assert reason == expect.reason, (raw, reason)
-                assert raw_text == fix(raw.decode("utf-8", errors="replace"))
+                if reason != "line_too_long":
+                    assert raw_text == fix(raw.decode("utf-8", errors="replace")
+                                           )[:REJECTED_TEXT_CHARS]
+                else:  # its start, cut within the first bytes kept
+                    assert fix(raw.decode("utf-8", errors="replace")).startswith(
+                        raw_text.rstrip("\ufffd"))
+                    assert len(raw_text) <= REJECTED_TEXT_CHARS
             else:
                 n_event += 1
                 assert key not in rejected, (raw, rejected.get(key))

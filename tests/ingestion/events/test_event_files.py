@@ -185,9 +185,8 @@ def test_batches_across_folders_load_the_same_as_one_pass(warehouse, tmp_path: P
         expected |= {(f"{landing}/a.jsonl{'.gz' if day % 2 else ''}", i + 1, f"{day}-{i}")
                      for i in range(4)}
     monkeypatch.setattr(event_files, "BATCH_BYTES", 1)  # every file its own batch
-    assert len(event_files._batches(event_files.discover(events, date(2026, 3, 5)))) == 5
     report = load_events(events, warehouse, as_of=date(2026, 3, 5))
-    assert (report.files_loaded, report.events, report.rejected) == (5, 20, 5)
+    assert (report.files_loaded, report.events, report.rejected, report.batches) == (5, 20, 5, 5)
     got = set(rows(warehouse, "select file_path, line_number, event_id from raw.campaign_events"))
     assert got == expected
     assert rows(warehouse, "select count(*), min(line_number), max(line_number) "

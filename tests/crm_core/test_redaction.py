@@ -1,0 +1,86 @@
+"""Passwords never reach a person, in any spelling: raw, escaped the way libpq and DuckDB quote
+a connection string, SQL-doubled, JSON-escaped, URL-encoded. The forms are built here from the
+password itself (not by the helper under test), for passwords with quotes, backslashes, `@`,
+`%`, `:`, spaces and non-ASCII letters; then the real failure paths are driven: DuckDB's
+attach of an unreachable PostgreSQL source, psycopg, and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import duckdb
+import pytest
+
+from crm_core.errors import CrmError, redact, redacted_line
+from crm_core.urls import redact_url, url_password
+from ingestion.erp.postgres_scan import attached_source
+
+PASSWORDS = ["s3cr3t'XYZ", "back\\slash\\", "at@sign:colon", "per%25cent%", "with space s",
+             "ünïcödé-пароль", "mix'\\@%: é"]
+
+
+def spellings(password: str) -> set[str]:
+    """How the password can appear in a message, written out independently."""
+    libpq = password.replace("\\", "\\\\").replace("'", "\\'")
+    forms = {password, libpq, password.replace("'", "''"), json.dumps(password)[1:-1],
+             quote(password, safe=""), quote_plus(password, safe=""),
+             re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(password, safe=""))}
+    return {f for f in forms if len(f) >= 4}  # short fragments are ordinary words
+
+
+def assert_clean(text: str, password: str) -> None:
+    for form in spellings(password):
+        assert form not in text, (form, text)
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_every_spelling_is_masked(password: str) -> None:
+    message = " | ".join(sorted(spellings(password)))
+    masked = redact(f"connect failed: password='{message}' end", [password])
+    assert_clean(masked, password)
+    assert "***" in masked and masked.endswith(" end")
+    assert redacted_line(f"dsn user='u' password='{message}'\nsecond line", password) == \
+        redact(f"dsn user='u' password='{message}'", [password])
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_urls_print_without_the_password(password: str) -> None:
+    url = f"postgresql://ana:{quote(password, safe='')}@db.example:5432/wh"
+    assert redact_url(url) == "postgresql://ana:***@db.example:5432/wh"
+    assert url_password(url) == password
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_duckdb_attach_failure_does_not_echo_the_password(password: str) -> None:
+    url = f"postgresql://erp:{quote(password, safe='')}@127.0.0.1:1/erp"
+    con = duckdb.connect()
+    try:
+        with pytest.raises(CrmError) as err, attached_source(con, url):
+            pass
+    finally:
+        con.close()
+    assert "unreachable" in str(err.value)
+    assert_clean(str(err.value), password)
+
+
+@pytest.mark.parametrize("which", ["CRM_SOURCE_URL", "CRM_WAREHOUSE_URL"])
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_the_command_line_never_prints_a_password(tmp_path: Path, password: str,
+                                                  which: str) -> None:
+    url = f"postgresql://erp:{quote(password, safe='')}@127.0.0.1:1/erp"
+    env = {**os.environ, "CRM_SOURCE_URL": f"sqlite:///{tmp_path}/none.sqlite",
+           "CRM_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb",
+           "CRM_EVENTS_PATH": str(tmp_path / "events"), which: url}
+    proc = subprocess.run([sys.executable, "-m", "crm_cli.cli", "sync"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "unreachable" in lines[0], \
+        proc.stderr
+    assert_clean(proc.stdout + proc.stderr, password)
