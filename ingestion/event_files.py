@@ -18,7 +18,7 @@ import json
 import re
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -157,8 +157,10 @@ def discover(events_path: Path, as_of: date,
 
 
 def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
-                landing_dates: Sequence[date] | None = None) -> EventLoadReport:
-    """Load every new or changed landing file dated on or before `as_of`."""
+                landing_dates: Sequence[date] | None = None,
+                on_files: Callable[[int, int], None] | None = None) -> EventLoadReport:
+    """Load every new or changed landing file dated on or before `as_of`.
+    `on_files(done, total)` is called as batches of files load (a progress display)."""
     report = EventLoadReport(load_id=uuid.uuid4().hex)
     files = discover(events_path, as_of, landing_dates)
     with warehouse.transaction():
@@ -186,7 +188,7 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         parser.execute("set TimeZone = 'UTC'")
         try:
             with duckdb_landing(parser) if parser is own else nullcontext():
-                _load_files(parser, warehouse, todo, report, set(replaced))
+                _load_files(parser, warehouse, todo, report, set(replaced), on_files)
         finally:
             if parser is not own:
                 parser.close()
@@ -221,9 +223,11 @@ def _batches(files: list[LandingFile]) -> list[list[LandingFile]]:
 
 
 def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
-                report: EventLoadReport, replaced: set[str]) -> None:
+                report: EventLoadReport, replaced: set[str],
+                on_files: Callable[[int, int], None] | None = None) -> None:
     """Load `files` batch by batch, reading batch i+1 in threads while batch i is parsed."""
     batches = _batches(files)
+    done = 0
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         pending = [pool.submit(_read_file, f) for f in batches[0]]
         for i in range(len(batches)):
@@ -231,6 +235,9 @@ def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[La
             pending = [pool.submit(_read_file, f) for f in batches[i + 1]] \
                 if i + 1 < len(batches) else []
             _load_batch(parser, wh, read, report, replaced)
+            done += len(read)
+            if on_files is not None:
+                on_files(done, len(files))
 
 
 EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names[:-1])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -105,15 +106,17 @@ def check_staging_columns(tables: list[SourceTable]) -> None:
 
 def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
              overlap: dt.timedelta = DEFAULT_OVERLAP,
-             statement_timeout: dt.timedelta | None = None) -> SyncReport:
+             statement_timeout: dt.timedelta | None = None,
+             on_table: Callable[[int, int], None] | None = None) -> SyncReport:
     """Bring `raw.<table>` up to date for every ERP table. Raises `CrmError` with one line.
 
     `statement_timeout` bounds every statement on the source (default `STATEMENT_TIMEOUT_MS`);
-    a statement that hits it fails the sync with a line saying which timeout it was."""
+    a statement that hits it fails the sync with a line saying which timeout it was.
+    `on_table(done, total)` is called after each table (a progress display)."""
     timeout_ms = (STATEMENT_TIMEOUT_MS if statement_timeout is None
                   else max(1, int(statement_timeout.total_seconds() * 1000)))
     try:
-        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout_ms)
+        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout_ms, on_table)
     except CrmError as exc:
         if "statement timeout" not in str(exc):
             raise
@@ -122,7 +125,8 @@ def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
 
 
 def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
-              overlap: dt.timedelta, timeout_ms: int) -> SyncReport:
+              overlap: dt.timedelta, timeout_ms: int,
+              on_table: Callable[[int, int], None] | None = None) -> SyncReport:
     started = time.monotonic()
     source = ErpSource(source_url, source_schema, timeout_ms)
     report = SyncReport()
@@ -155,6 +159,8 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
                 report.rows[table.name], report.load_kind[table.name] = rows, kind
                 report.rows_read[table.name] = read
                 report.table_seconds[table.name] = time.monotonic() - table_started
+                if on_table is not None:
+                    on_table(len(report.rows), len(tables))
             for name in report.absent_optional:
                 schema = _empty_optional_schema(name)
                 warehouse.create_table(RAW_SCHEMA, name, schema)
