@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ingestion.erp_schema import OPTIONAL_TABLES, REQUIRED_TABLES
-from ingestion.errors import CrmError, first_line
+from ingestion.errors import CrmError, first_line, missing_database
 from ingestion.urls import redact_url
 
 #: Rows per Arrow batch: bounded memory whatever the table size.
@@ -140,8 +140,12 @@ class ErpSource:
         try:
             conn = self.engine.connect()
         except SQLAlchemyError as exc:
-            raise CrmError(f"source {self.display_url} is unreachable: "
-                           f"{first_line(exc.orig or exc)}") from None
+            url = self.engine.url
+            raise CrmError(missing_database(exc.orig or exc, f"source {self.display_url}",
+                                            host=url.host or "localhost", port=url.port or 5432,
+                                            user=url.username or "postgres")
+                           or f"source {self.display_url} is unreachable: "
+                              f"{first_line(exc.orig or exc)}") from None
         try:
             if self.backend == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")

@@ -18,7 +18,7 @@ from typing import IO
 
 import psycopg
 
-from ingestion.errors import CrmError, first_line
+from ingestion.errors import CrmError, first_line, missing_database
 from ingestion.urls import WarehouseTarget
 
 ADVISORY_LOCK_KEY = 0x43524D  # "CRM"
@@ -67,7 +67,9 @@ def warehouse_write_lock(target: WarehouseTarget) -> Iterator[None]:
     try:
         conn = psycopg.connect(target.conninfo(), connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
-        raise CrmError(f"warehouse {target.describe()} is unreachable: {first_line(exc)}") \
+        raise CrmError(missing_database(exc, f"warehouse {target.describe()}", host=target.host,
+                                        port=target.port, user=target.user)
+                       or f"warehouse {target.describe()} is unreachable: {first_line(exc)}") \
             from None
     try:
         if not conn.execute("select pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY]).fetchone()[0]:

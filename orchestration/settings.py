@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ingestion.errors import CrmError
-from ingestion.urls import WarehouseTarget, parse_warehouse_url, redact_url
+from ingestion.urls import WarehouseTarget, check_source_scheme, parse_warehouse_url, redact_url
 
 #: The repository root: the dbt project, profiles.yml and the Dagster code live here.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +147,7 @@ class Settings:
         if "://" not in source_url:
             raise CrmError("CRM_SOURCE_URL: malformed URL (expected e.g. sqlite:///path or "
                            "postgresql+psycopg://user@host:5432/db)")
+        check_source_scheme(source_url)
         warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
         try:
             reject_rate_warn = float(env["CRM_REJECT_RATE_WARN"])
