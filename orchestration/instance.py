@@ -60,17 +60,22 @@ def ensure_dagster_home(home: Path) -> Path:
 
 @contextmanager
 def dagster_instance(home: Path) -> Iterator[DagsterInstance]:
-    """The persistent instance in `home` (`DAGSTER_HOME` is pointed at it for this process,
-    so `DagsterInstance.get()` — which Dagster's own code calls — finds the same one)."""
+    """The persistent instance in `home` (`DAGSTER_HOME` points at it while it is open, so
+    `DagsterInstance.get()` — which Dagster's own code calls — finds the same one)."""
     from dagster import DagsterInstance
 
     ensure_dagster_home(home)
+    previous = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
     instance = DagsterInstance.get()
     try:
         yield instance
     finally:
         instance.dispose()
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def fail_orphaned_cli_runs(instance: DagsterInstance) -> list[str]:

@@ -46,8 +46,8 @@ def _executable(name: str) -> str:
 def serve_dagster(settings: Settings, host: str, port: int) -> None:
     """Replace this process by `dagster dev` on the pipeline's instance: the webserver and the
     daemon, which runs the daily rollup and the landing sensor (both on by default)."""
-    home = ensure_dagster_home(dagster_home_path(settings))
     require_free_port(host, port)
+    home = ensure_dagster_home(dagster_home_path(settings))
     shown = "localhost" if host == LOOPBACK else host
     print(f"Dagster UI and daemon on http://{shown}:{port} (instance {home}); the daily_rollup "
           "schedule and the new_landing_files sensor are on. Ctrl-C stops both.", flush=True)

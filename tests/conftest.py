@@ -117,6 +117,8 @@ def pg_database(make_pg_database: Callable[[str], str]) -> str:
 
 
 # The dashboards' shared, pipeline-built warehouse (session scope, built on first use).
+# A generated world with one `crm-analytics run` on the defaults (session scope, first use).
+from tests.cli_helpers import run_world  # noqa: E402, F401
 from tests.dashboard_fixture import dashboard_warehouse  # noqa: E402, F401
 
 # The fault tests' generated ERP, reference warehouse and last good state (session scope).

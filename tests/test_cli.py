@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion.erp_schema import REQUIRED_TABLES, build_metadata
+from tests.cli_helpers import PASSWORD, assert_one_line_error  # noqa: F401 (shared with others)
 
 CLI = [sys.executable, "-m", "orchestration.cli"]
-PASSWORD = "Sup3r-s3cret-pw"
 
 
 def crm(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -21,18 +21,6 @@ def crm(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DBT_ENV_"))}
     return subprocess.run(CLI + args, cwd=cwd, env={**base, **env}, capture_output=True,
                           text=True, timeout=300, check=False)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    assert proc.returncode != 0
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert PASSWORD not in proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
-    return lines[0]
 
 
 def _sqlite_source(path: Path, skip: tuple[str, ...] = ()) -> str:
