@@ -77,18 +77,10 @@ class RichReporter(_Timed):
     def __init__(self, stream: IO[str]) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
 
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=Console(file=stream), transient=True)
+        from ingestion.progress_display import progress_display
+
+        self.progress = progress_display(Console(file=stream), transient=True)
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> RichReporter:

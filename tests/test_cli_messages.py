@@ -211,16 +211,20 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _listening_once_up(port: int, seconds: float = 120) -> set[str]:
+    deadline = time.monotonic() + seconds
+    while not listening_addresses(port) and time.monotonic() < deadline:
+        time.sleep(1)
+    return listening_addresses(port)
+
+
 def test_dashboards_in_demo_mode_listen_on_loopback_and_say_so(tmp_path: Path) -> None:
     port = free_port()
     proc = _start(["dashboard", "--port", str(port)], tmp_path, HOME=str(tmp_path))
     try:
         said = proc.stdout.readline()
         assert "demo mode" in said and "127.0.0.1 only" in said and "--host" in said
-        deadline = time.monotonic() + 120
-        while not listening_addresses(port) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert listening_addresses(port) == {"127.0.0.1"}
+        assert _listening_once_up(port) == {"127.0.0.1"}
     finally:
         _stop(proc)
 
@@ -230,10 +234,7 @@ def test_dashboards_with_host_listen_where_told(tmp_path: Path) -> None:
     proc = _start(["dashboard", "--port", str(port), "--host", "0.0.0.0"], tmp_path,
                   HOME=str(tmp_path))
     try:
-        deadline = time.monotonic() + 120
-        while not listening_addresses(port) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert listening_addresses(port) == {"0.0.0.0"}
+        assert _listening_once_up(port) == {"0.0.0.0"}
     finally:
         _stop(proc)
     assert "demo mode" not in (proc.stdout.read() or "")
