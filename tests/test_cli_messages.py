@@ -73,7 +73,7 @@ def test_run_prints_one_line_per_step_with_what_it_did(run_world: RunWorld) -> N
     folders, files, lines = _landing_counts(run_world.data / "landing" / "events")
     import duckdb
 
-    con = duckdb.connect(str(run_world.data / "warehouse.serving.duckdb"), read_only=True)
+    con = duckdb.connect(str(run_world.data / "warehouse.duckdb"), read_only=True)
     try:  # the rejects are the rows the load wrote to raw.rejected_events
         rejected = con.execute("select count(*) from raw.rejected_events").fetchone()[0]
     finally:
