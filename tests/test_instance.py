@@ -65,7 +65,7 @@ def test_a_cli_run_is_recorded_with_materializations_and_check_results(
     assert run.job_name == "crm_pipeline"
     assert run.tags["crm/as_of_date"] == run_world.as_of
 
-    materialized = {e.asset_key for e in instance.all_logs(
+    materialized = {e.dagster_event.asset_key for e in instance.all_logs(
         run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)}
     from orchestration.definitions import defs
 
