@@ -130,11 +130,12 @@ def reporting(reporter: Reporter) -> Iterator[Reporter]:
         _current = previous
 
 
-def reporter_for(stream: IO[str], *, quiet: bool) -> Reporter:
-    """Silence when quiet, a live display on a terminal, plain lines otherwise."""
+def reporter_for(stream: IO[str], *, quiet: bool, verbose: bool = False) -> Reporter:
+    """Silence when quiet; plain lines when verbose (Dagster's and dbt's logs interleave, a
+    live display would garble them) or not a terminal; a live display otherwise."""
     if quiet:
         return NullReporter()
-    if stream.isatty():
+    if stream.isatty() and not verbose:
         return RichReporter(stream)
     return PlainReporter(stream)
 

@@ -100,7 +100,7 @@ def _execute(as_of: date, tags: dict[str, str], verbose: bool, quiet: bool,
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
     job = defs.resolve_job_def("crm_pipeline")
     # dagster-dbt echoes dbt's log to stdout; keep it for --verbose only.
-    reporter = progress.reporter_for(sys.stdout, quiet=quiet)
+    reporter = progress.reporter_for(sys.stdout, quiet=quiet, verbose=verbose)
     hush = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with dagster_instance(home) as instance, progress.reporting(reporter), hush:
         fail_orphaned_cli_runs(instance)  # we hold the write lock: no other CLI run is alive
