@@ -53,7 +53,10 @@ def serve_dagster(settings: Settings, host: str, port: int) -> None:
           "schedule and the new_landing_files sensor are on. Ctrl-C stops both.", flush=True)
     argv = [_executable("dagster"), "dev", "-m", "orchestration.definitions",
             "--host", host, "--port", str(port)]
-    os.execve(argv[0], argv, {**os.environ, "DAGSTER_HOME": str(home)})
+    # `dagster dev` warns on every start that `dg dev` supersedes it (a FutureWarning); the
+    # console should show the servers' own lines. A PYTHONWARNINGS the user set wins.
+    env = {"PYTHONWARNINGS": "ignore::FutureWarning", **os.environ, "DAGSTER_HOME": str(home)}
+    os.execve(argv[0], argv, env)
 
 
 def oidc_configured(cwd: Path | None = None) -> bool:
