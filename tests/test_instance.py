@@ -156,11 +156,15 @@ def test_serve_runs_the_ui_and_the_landing_sensor_launches_a_run(run_world: RunW
     assert defs.get_sensor_def("new_landing_files").default_status == \
         DefaultSensorStatus.RUNNING
     port = free_port()
-    server = subprocess.Popen([CRM_SCRIPT, "serve", "--port", str(port)], cwd=run_world.cwd,
-                              env=clean_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # Its output goes to a file: an undrained pipe would fill and block the run's process.
+    log = run_world.cwd / f"serve-{port}.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([CRM_SCRIPT, "serve", "--port", str(port)],
+                                  cwd=run_world.cwd, env=clean_env(), stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        first = server.stdout.readline()
+        first = _wait_for(lambda: log.read_text().partition("\n")[1] and
+                          log.read_text().partition("\n")[0], 120)
         assert f"http://localhost:{port}" in first and str(run_world.dagster_home) in first
         info = _wait_for(lambda: _get_json(f"http://127.0.0.1:{port}/server_info"), 300)
         assert "dagster_webserver_version" in info
