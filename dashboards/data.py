@@ -12,7 +12,7 @@ Pages call these functions and only lay out what they return. Rules kept here, o
   encode the filters and the scope) and by the warehouse's data version (the serving copy's
   versioned file name for DuckDB, the last successful run for PostgreSQL), so a finished
   pipeline run shows up on the next page run without a restart.
-- **DuckDB is read from the serving copy** (`orchestration.serving_copy`), never from the file
+- **DuckDB is read from the serving copy** (`crm_core.serving_copy`), never from the file
   the pipeline writes, so pages answer while a run is in progress.
 """
 
@@ -31,10 +31,11 @@ import polars as pl
 import psycopg
 import streamlit as st
 
+from crm_core.errors import CrmError, first_line
+from crm_core.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
+from crm_core.settings import Settings
+from crm_core.sql import pg_placeholders
 from dashboards.access import Scope
-from ingestion.errors import CrmError, first_line
-from orchestration.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
-from orchestration.settings import Settings
 
 # --------------------------------------------------------------------------------------------
 # Reading the warehouse
@@ -90,7 +91,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
     try:
         with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
             conn.read_only = True
-            cur = conn.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+            cur = conn.execute(pg_placeholders(sql), list(params))
             columns = [d.name for d in cur.description or []]
             rows = cur.fetchall()
     except psycopg.Error as exc:
@@ -240,7 +241,7 @@ def data_as_of(src: Source) -> dict[str, Any] | None:
 
 
 def _rollup(src: Source, name: str) -> str:
-    """A roll-up of the contact summary (orchestration.serving_copy.ROLLUPS) to select from:
+    """A roll-up of the contact summary (crm_core.serving_copy.ROLLUPS) to select from:
     its table in the DuckDB serving copy, its SQL inline over PostgreSQL."""
     if src.settings.warehouse.is_duckdb:
         return f"rollups.{name}"
@@ -472,15 +473,22 @@ def campaign_daily(src: Source, scope: Scope, filters: Filters,
 
 
 def campaigns_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts)."""
+    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts); and its target
+    audience with the share of it that converted (lifetime, from campaign_lifetime)."""
     where, params = _campaign_where(scope, filters)
     return src.run(f"""
-        select campaign_id, min(campaign_name) as campaign_name,
-               min(coalesce(campaign_type, 'unknown')) as campaign_type,
-               min(status) as status, min(business_id) as business_id,
-               min(branch_id) as branch_id, {CAMPAIGN_SUMS}
-        from marts.v_crm_campaign_performance {where}
-        group by campaign_id order by sum(revenue) desc nulls last, campaign_id""", params)
+        select in_range.*, lifetime.audience_size, lifetime.audience_conversion_rate
+        from (
+            select campaign_id, min(campaign_name) as campaign_name,
+                   min(coalesce(campaign_type, 'unknown')) as campaign_type,
+                   min(status) as status, min(business_id) as business_id,
+                   min(branch_id) as branch_id, {CAMPAIGN_SUMS}
+            from marts.v_crm_campaign_performance {where}
+            group by campaign_id
+        ) as in_range
+        left join marts.campaign_lifetime as lifetime
+            on lifetime.campaign_id = in_range.campaign_id
+        order by in_range.revenue desc nulls last, in_range.campaign_id""", params)
 
 
 def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
@@ -494,7 +502,7 @@ def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.Data
 
 # --------------------------------------------------------------------------------------------
 # Customers (v_crm_contact_summary: one row per live contact, a snapshot). Read through its
-# small roll-ups (orchestration.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
+# small roll-ups (crm_core.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
 # same SQL inline over PostgreSQL. Sums of the roll-up's sums are the sums over contacts.
 
 
@@ -574,13 +582,14 @@ def headline_numbers(settings: Settings) -> list[tuple[str, str]]:
     return [
         ("Open pipeline", f"{k['open_pipeline']:,.2f}"),
         ("Won revenue", f"{k['won_revenue']:,.2f}"),
-        ("Win rate (count)", _pct(k["win_rate"])),
-        ("Lead qualification rate", _pct(k["qualification_rate"])),
+        ("Win rate (count)", pct(k["win_rate"])),
+        ("Lead qualification rate", pct(k["qualification_rate"])),
         ("Campaign revenue", f"{k['campaign_revenue']:,.2f}"),
         ("Campaign spend", f"{k['spend']:,.2f}"),
-        ("Campaign ROI", _pct(k["roi"])),
+        ("Campaign ROI", pct(k["roi"])),
     ]
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A rate as a percentage with one decimal; "n/a" when it is undefined."""
     return "n/a" if value is None else f"{value:.1%}"

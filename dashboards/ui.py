@@ -16,11 +16,11 @@ import plotly.io as pio
 import polars as pl
 import streamlit as st
 
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import Scope, Viewer, resolve_viewer
 from dashboards.data import Filters, Source
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
 
 #: Default length of the date range: the last quarter up to the as-of date.
 DEFAULT_RANGE_DAYS = 90
@@ -220,8 +220,7 @@ def money(value: Any) -> str:
     return f"{number:,.0f}"
 
 
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+pct = data.pct
 
 
 def tenant_label(business_id: Any, branch_id: Any) -> str:

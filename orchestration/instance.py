@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingestion.errors import CrmError, first_line
-from orchestration.settings import PROJECT_ROOT, Settings
+from crm_core.errors import CrmError, first_line
+from crm_core.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance

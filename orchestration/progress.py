@@ -78,7 +78,7 @@ class RichReporter(_Timed):
         super().__init__()
         from rich.console import Console
 
-        from ingestion.progress_display import progress_display
+        from crm_core.progress_display import progress_display
 
         self.progress = progress_display(Console(file=stream), transient=True)
         self._tasks: dict[str, Any] = {}

@@ -18,8 +18,8 @@ from typing import IO
 
 import psycopg
 
-from ingestion.errors import CrmError, first_line, missing_database
-from ingestion.urls import WarehouseTarget
+from crm_core.errors import CrmError, first_line, missing_database
+from crm_core.urls import WarehouseTarget
 
 ADVISORY_LOCK_KEY = 0x43524D  # "CRM"
 

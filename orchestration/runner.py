@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from orchestration.run_lock import warehouse_write_lock
-from orchestration.settings import Settings
 
 
 @dataclass
@@ -38,7 +38,7 @@ def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False,
     `CrmError("step <op> failed: <cause>")` when a step fails, and refuses to start while
     another run writes the same warehouse. A first run that fails leaves nothing behind: no
     warehouse file, no lock file, no Dagster home, no `data/` folder it created."""
-    from ingestion.source import require_sqlite_file
+    from ingestion.erp.source import require_sqlite_file
     from orchestration.instance import dagster_home_path
     from orchestration.partitions import landing_range_tags
 

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingestion.event_files import EventLoadReport
-from ingestion.sync import SyncReport
+from ingestion.erp.sync import SyncReport
+from ingestion.events.files import EventLoadReport
 from orchestration.progress import plural
 
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
-from ingestion.erp_schema import SOURCE_TABLES
-from ingestion.sync import sync_erp
+from ingestion.erp.schema import SOURCE_TABLES
+from ingestion.erp.sync import sync_configured
 from orchestration import progress
 from orchestration.resources import CrmSettingsResource
 from orchestration.step_lines import sync_line
@@ -27,14 +27,11 @@ ERP_ASSET_KEYS = [AssetKey(["raw", name]) for name in SOURCE_TABLES]
 def erp_tables(context: AssetExecutionContext, crm: CrmSettingsResource
                ) -> Iterator[MaterializeResult]:
     """All tables are synced together in one warehouse transaction, so they are one step."""
-    settings = crm.settings()
     reporter = progress.current()
     reporter.start("sync", "sync: ERP tables", total=len(ERP_ASSET_KEYS))
     with crm.warehouse() as wh:
-        report = sync_erp(settings.source_url, settings.source_schema, wh,
-                          overlap=settings.sync_overlap,
-                          statement_timeout=settings.source_statement_timeout,
-                          on_table=lambda done, total: reporter.update("sync", done, total))
+        report = sync_configured(crm.settings(), wh,
+                                 on_table=lambda done, total: reporter.update("sync", done, total))
     context.log.info(f"synced {sum(report.rows.values())} rows in {report.seconds:.1f}s")
     reporter.done("sync", sync_line(report))
     for name, rows in report.rows.items():
