@@ -3,19 +3,26 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+RUNTIME_STAMP = $(VENV)/.installed-runtime
 
 .PHONY: demo test soak install lint sqllint docs dashboard clean
 
-$(STAMP): pyproject.toml
+# `make demo` installs what running needs, with pip's progress; `make test` (and lint, soak,
+# sqllint) add the dev extras (pytest, ruff, playwright, sqlfluff, metricflow, hypothesis).
+$(RUNTIME_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is required"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -e .
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/crm-analytics demo
 
 test: $(STAMP)
@@ -52,7 +59,7 @@ docs: $(STAMP)
 		$(BIN)/dbt docs generate --profiles-dir . --static
 	@echo "docs: open target/static_index.html, or run: $(BIN)/dbt docs serve --profiles-dir ."
 
-dashboard: $(STAMP)
+dashboard: $(RUNTIME_STAMP)
 	$(BIN)/crm-analytics dashboard
 
 clean:

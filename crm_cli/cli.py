@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from crm_core.errors import CrmError, first_line, redact
-from crm_core.settings import PROJECT_ROOT, Settings
+from crm_core.settings import Settings
 
 #: The days `generate` may write: its events must be ones the loader accepts (not before
 #: 1970), and ten years of history is beyond any demo or benchmark.
@@ -84,11 +84,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from crm_cli.help import configuration_epilog
+
     parser = _Parser(
         prog="crm-analytics",
         description="CRM analytics pipeline: ERP tables and campaign events -> dbt marts -> "
                     "dashboards. Configured by CRM_* environment variables (or ./.env).",
+        epilog=configuration_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="write a synthetic ERP database and event files",
@@ -113,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the dbt models, through the Dagster definitions.")
     run.add_argument("--date", type=_parse_date, default=None,
                      help="as-of date YYYY-MM-DD (default: today in CRM_REPORTING_TZ)")
-    run.add_argument("--verbose", action="store_true", help="show Dagster's and dbt's logs")
+    talk = run.add_mutually_exclusive_group()
+    talk.add_argument("--verbose", action="store_true", help="show Dagster's and dbt's logs")
+    talk.add_argument("--quiet", action="store_true",
+                      help="no step lines or progress: only the outcome, warnings and errors")
 
     sub.add_parser("sync", help="only copy the ERP tables into the warehouse schema raw",
                    description="Copy every ERP table into the warehouse schema raw, "
@@ -152,9 +159,32 @@ def build_parser() -> argparse.ArgumentParser:
     cdc.add_argument("action", choices=["setup", "status", "drop"])
 
     dash = sub.add_parser("dashboard", help="serve the Streamlit dashboards",
-                          description="Serve the Streamlit dashboards over CRM_WAREHOUSE_URL.")
+                          description="Serve the Streamlit dashboards over CRM_WAREHOUSE_URL. "
+                                      "In demo mode (no sign-in configured) they listen on "
+                                      "127.0.0.1 only unless --host says otherwise.")
     dash.add_argument("--port", type=_port, default=8501, help="port, 1 to 65535 (default: 8501)")
+    dash.add_argument("--host", default=None,
+                      help="address to listen on (default: 127.0.0.1 in demo mode, else all)")
+
+    serve = sub.add_parser("serve", help="serve the Dagster UI and daemon on the run history",
+                           description="Serve the Dagster UI and its daemon on the instance "
+                                       "`run` records into (DAGSTER_HOME, else dagster_home "
+                                       "beside the warehouse's data). The daily rollup "
+                                       "schedule and the landing sensor are on.")
+    serve.add_argument("--port", type=_port, default=3000,
+                       help="port, 1 to 65535 (default: 3000)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1)")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crm-analytics")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
@@ -218,7 +248,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from orchestration.runner import run_pipeline
 
     as_of = args.date or settings.today()
-    outcome = run_pipeline(settings, as_of, verbose=args.verbose)
+    outcome = run_pipeline(settings, as_of, verbose=args.verbose, quiet=args.quiet)
     print(f"pipeline run for {as_of.isoformat()} succeeded; marts are in "
           f"{settings.warehouse.describe()} (schema marts)")
     for line in outcome.warnings:  # warn-severity checks: the data loaded, but look at this
@@ -251,6 +281,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
         print(f"  {label:<28} {value}")
     print()
     print("Open the dashboards:  crm-analytics dashboard   (then http://localhost:8501)")
+    print("See the runs:         crm-analytics serve       (then http://localhost:3000)")
 
 
 def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
@@ -273,11 +304,15 @@ def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
-    app = PROJECT_ROOT / "dashboards" / "app.py"
-    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-            "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "minimal"]
-    os.execv(sys.executable, argv)
+    from crm_cli.serve import serve_dashboards
+
+    serve_dashboards(settings, args.host, args.port)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    from crm_cli.serve import serve_dagster
+
+    serve_dagster(settings, args.host, args.port)
 
 
 COMMANDS = {
@@ -288,6 +323,7 @@ COMMANDS = {
     "roles": cmd_roles,
     "dashboard": cmd_dashboard,
     "cdc": cmd_cdc,
+    "serve": cmd_serve,
 }
 
 

@@ -4,6 +4,8 @@ and the one way secrets are taken out of any text shown to a person."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
@@ -56,3 +58,19 @@ def redacted_line(exc: BaseException | str, secret: str | None) -> str:
     message = first_line(exc) if isinstance(exc, BaseException) else (
         exc.strip().splitlines() or [""])[0]
     return redact(message, [secret])
+
+
+_MISSING_DATABASE = re.compile(r'database "((?:[^"]|"")+)" does not exist')
+
+
+def missing_database(exc: BaseException | str, where: str, *, host: str, port: int,
+                     user: str) -> str | None:
+    """For a PostgreSQL connection refused because its database does not exist: a line that
+    says so and how to create it (`createdb`); None for any other error."""
+    match = _MISSING_DATABASE.search(str(exc))
+    if match is None:
+        return None
+    name = match.group(1).replace('""', '"')
+    command = " ".join(shlex.quote(part) for part in
+                       ("createdb", "-h", host, "-p", str(port), "-U", user, name))
+    return f'{where}: database "{name}" does not exist; create it first: {command}'

@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_core.errors import CrmError
 from crm_core.landing import MAX_LINE_BYTES, max_line_bytes_from
-from crm_core.urls import WarehouseTarget, check_url, parse_warehouse_url, redact_url
+from crm_core.urls import (
+    WarehouseTarget,
+    check_source_scheme,
+    check_url,
+    parse_warehouse_url,
+    redact_url,
+)
 
 #: The repository root: the dbt project, profiles.yml and the Dagster code live here.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +189,7 @@ class Settings:
         if "://" not in source_url:
             raise CrmError("CRM_SOURCE_URL: malformed URL (expected e.g. sqlite:///path or "
                            "postgresql+psycopg://user@host:5432/db)")
+        check_source_scheme(source_url)
         warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
         check_url("CRM_SOURCE_URL", source_url)
         check_url("CRM_WAREHOUSE_URL", warehouse_url)

@@ -8,6 +8,14 @@ from urllib.parse import unquote, urlsplit
 
 from crm_core.errors import CrmError
 
+#: What `CRM_WAREHOUSE_URL` may be, as error messages list it.
+WAREHOUSE_URL_FORMS = ("duckdb:///path/file.duckdb, postgresql://user:pw@host:5432/db "
+                       "(also postgres:// and postgresql+psycopg://)")
+#: The SQLAlchemy schemes the ERP source may use (drivers installed with the project).
+SOURCE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+SOURCE_URL_FORMS = ("sqlite:///path/erp.sqlite, postgresql+psycopg://user:pw@host:5432/db "
+                    "(also postgresql:// and postgresql+psycopg2://)")
+
 
 def url_password(url: str) -> str | None:
     """The password a URL carries, decoded (None when it has none or does not parse)."""
@@ -110,7 +118,17 @@ def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:
             password=unquote(parts.password or ""),
             dbname=dbname,
         )
-    raise CrmError(
-        f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r} "
-        "(expected duckdb:///path/file.duckdb or postgresql://user:pw@host:5432/db)"
-    )
+    if scheme:
+        raise CrmError(f"CRM_WAREHOUSE_URL: unsupported scheme {scheme!r} in "
+                       f"{redact_url(url)!r}; supported forms: {WAREHOUSE_URL_FORMS}")
+    raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r} "
+                   f"(supported forms: {WAREHOUSE_URL_FORMS})")
+
+
+def check_source_scheme(url: str) -> None:
+    """Refuse a source URL whose scheme the sync cannot read, listing the forms it can (before
+    SQLAlchemy answers a typo such as `sqlit://` with "Can't load plugin")."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in SOURCE_SCHEMES:
+        raise CrmError(f"CRM_SOURCE_URL: unsupported scheme {scheme!r} in {redact_url(url)!r}; "
+                       f"supported forms: {SOURCE_URL_FORMS}")

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -22,6 +25,11 @@ import polars as pl
 
 from crm_core.errors import CrmError
 from crm_core.landing import strict_date
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+T = TypeVar("T")
 
 SCALES: dict[str, dict[str, int]] = {
     "small": {"contacts": 3_000, "leads": 4_000, "deals": 2_500, "campaigns": 40,
@@ -435,7 +443,7 @@ BAD_LINES = [
 
 
 def write_event_files(events: pl.DataFrame, events_path: Path,
-                      progress: bool = False) -> tuple[int, int]:
+                      progress: Progress | None = None) -> tuple[int, int]:
     """One landing folder per day, two files a day (every fifth day gzipped), a `_SUCCESS`
     marker, and a few broken lines. Returns (files, lines)."""
     events_path.mkdir(parents=True, exist_ok=True)
@@ -451,12 +459,9 @@ def write_event_files(events: pl.DataFrame, events_path: Path,
                            "business_id", "branch_id"),
         ).struct.json_encode().alias("line"),
     )
-    from tqdm import tqdm
-
     files = lines_total = 0
     days = lines_df.partition_by("landing_date", as_dict=True, maintain_order=True)
-    for (landing,), day in tqdm(days.items(), desc="event files", unit="day",
-                                disable=not progress):
+    for (landing,), day in _track(progress, days.items(), "event files (days)", len(days)):
         folder = events_path / landing.isoformat()
         folder.mkdir()
         half = day.height // 2
@@ -495,10 +500,9 @@ def _as_sql_text(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_tables(source_url: str, schema: str | None, tables: dict[str, pl.DataFrame],
-                 progress: bool) -> None:
+                 progress: Progress | None = None) -> None:
     """(Re)create the ERP tables and bulk-load them: COPY on PostgreSQL, executemany on SQLite."""
     import sqlalchemy as sa
-    from tqdm import tqdm
 
     from crm_core.urls import redact_url
     from ingestion.erp.schema import build_metadata, erd_indexes
@@ -521,7 +525,7 @@ def write_tables(source_url: str, schema: str | None, tables: dict[str, pl.DataF
                 conn.execute(sa.text(f'create schema if not exists "{pg_schema}"'))
             md.drop_all(conn)
             md.create_all(conn)
-            for name, df in tqdm(tables.items(), desc="ERP tables", disable=not progress):
+            for name, df in _track(progress, tables.items(), "ERP tables", len(tables)):
                 table = md.tables[f"{pg_schema}.{name}" if pg_schema else name]
                 data = _as_sql_text(df.select([c.name for c in table.columns]))
                 if backend == "postgresql":
@@ -550,6 +554,36 @@ def _copy_postgres(conn, table, data: pl.DataFrame) -> None:  # noqa: ANN001 (SQ
                                                            quote_style="non_numeric"))
 
 
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    """A `rich` progress display on stderr (stdout keeps the one summary line) when that is a
+    terminal, else None (no bars in logs)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    from crm_core.progress_display import progress_display
+
+    with progress_display(console) as bar:
+        yield bar
+
+
+@contextmanager
+def _phase(bar: Progress | None, description: str) -> Iterator[None]:
+    """A step without countable parts (a spinner and its elapsed time)."""
+    task = bar.add_task(description, total=None) if bar is not None else None
+    yield
+    if bar is not None and task is not None:
+        bar.update(task, total=1, completed=1)
+
+
+def _track(bar: Progress | None, items: Iterable[T], description: str, total: int
+           ) -> Iterable[T]:
+    return items if bar is None else bar.track(items, total=total, description=description)
+
+
 def generate(source_url: str, events_path: Path, *, scale: str = "small", days: int = 90,
              seed: int = 42, end_date: date | None = None, schema: str | None = None,
              progress: bool = True) -> GenerateReport:
@@ -557,10 +591,15 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
     if scale not in SCALES:
         raise CrmError(f"unknown scale {scale!r} (small, medium or large)")
     end = end_date or datetime.now(UTC).date()
-    tables = build_tables(scale, days, seed, end)
-    events = build_events(tables, scale, seed, end)
-    tables["crm_campaigns_target_audience"] = build_target_audience(tables, events, scale, seed)
-    write_tables(source_url, schema, tables, progress)
-    files, lines = write_event_files(events, Path(events_path), progress)
+    with _progress(progress) as bar:
+        with _phase(bar, f"building the ERP tables ({scale})"):
+            tables = build_tables(scale, days, seed, end)
+        with _phase(bar, f"building the events ({scale})"):
+            events = build_events(tables, scale, seed, end)
+        with _phase(bar, "building the campaigns' target audiences"):
+            tables["crm_campaigns_target_audience"] = build_target_audience(tables, events,
+                                                                            scale, seed)
+        write_tables(source_url, schema, tables, bar)
+        files, lines = write_event_files(events, Path(events_path), bar)
     return GenerateReport(rows={k: v.height for k, v in tables.items()}, event_files=files,
                           event_lines=lines)

@@ -17,7 +17,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from crm_core.errors import CrmError, first_line
+from crm_core.errors import CrmError, first_line, missing_database
 from crm_core.sql import pg_placeholders, qualified, quote_ident
 from crm_core.urls import WarehouseTarget
 
@@ -183,8 +183,10 @@ class PostgresWarehouse:
         try:
             self.conn = psycopg.connect(target.conninfo(), connect_timeout=10, autocommit=True)
         except psycopg.Error as exc:
-            raise CrmError(f"warehouse {target.describe()} is unreachable: "
-                           f"{first_line(exc)}") from None
+            raise CrmError(missing_database(exc, f"warehouse {target.describe()}",
+                                            host=target.host, port=target.port, user=target.user)
+                           or f"warehouse {target.describe()} is unreachable: "
+                              f"{first_line(exc)}") from None
         self.conn.execute("set time zone 'UTC'")
 
     @contextmanager

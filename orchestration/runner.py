@@ -1,4 +1,5 @@
-"""Running the Dagster job in this process, and turning a failed run into one line."""
+"""Running the Dagster job in this process, recorded in the persistent instance
+(`orchestration/instance.py`), and turning a failed run into one line."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import contextlib
 import io
 import logging
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from crm_core.errors import CrmError
@@ -26,25 +29,67 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False) -> RunOutcome:
+def run_pipeline(settings: Settings, as_of: date, *, verbose: bool = False,
+                 quiet: bool = False) -> RunOutcome:
     """Materialize the whole asset graph for `as_of`; returns the run id and its warnings.
 
-    Raises `CrmError("step <op> failed: <cause>")` when a step fails, and refuses to start while
-    another run writes the same warehouse."""
+    The run is recorded in the persistent Dagster instance, and each step prints one line as it
+    finishes (a live display on a terminal; nothing when `quiet`). Raises
+    `CrmError("step <op> failed: <cause>")` when a step fails, and refuses to start while
+    another run writes the same warehouse. A first run that fails leaves nothing behind: no
+    warehouse file, no lock file, no Dagster home, no `data/` folder it created."""
+    from ingestion.erp.source import require_sqlite_file
+    from orchestration.instance import dagster_home_path
     from orchestration.partitions import landing_range_tags
 
+    require_sqlite_file(settings.source_url)  # before anything is created
     tags = landing_range_tags(settings.events_path, as_of)
-    with warehouse_write_lock(settings.warehouse):
-        return _execute(as_of, tags, verbose)
+    home = dagster_home_path(settings)
+    created = _absent([home, *_warehouse_files(settings)])
+    try:
+        with warehouse_write_lock(settings.warehouse):
+            return _execute(as_of, tags, verbose, quiet, home)
+    except BaseException:
+        if settings.warehouse.is_duckdb and settings.warehouse.duckdb_path in created:
+            _remove(created)
+        raise
 
 
-def _execute(as_of: date, tags: dict[str, str], verbose: bool) -> RunOutcome:
+def _warehouse_files(settings: Settings) -> list[Path]:
+    """The DuckDB file, its WAL and every folder above it a run would create."""
+    path = settings.warehouse.duckdb_path
+    if path is None:
+        return []
+    return [path, path.with_name(path.name + ".wal"), *path.parents]
+
+
+def _absent(paths: list[Path]) -> list[Path]:
+    return [p for p in paths if not p.exists()]
+
+
+def _remove(paths: list[Path]) -> None:
+    """Remove what a failed first run created: files, then folders deepest first (a folder
+    only when empty after that, so nothing else is ever lost)."""
+    import shutil
+
+    for path in paths:
+        if path.is_file():
+            path.unlink(missing_ok=True)
+        elif path.name == "dagster_home" and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    for path in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _execute(as_of: date, tags: dict[str, str], verbose: bool, quiet: bool,
+             home: Path) -> RunOutcome:
     from orchestration.dbt_project import ensure_manifest
 
     ensure_manifest()
-    from dagster import DagsterInstance
-
+    from orchestration import progress
     from orchestration.definitions import defs
+    from orchestration.instance import LAUNCHED_BY_TAG, dagster_instance, fail_orphaned_cli_runs
     from orchestration.jobs import as_of_run_config
 
     run_config: dict[str, Any] = as_of_run_config(as_of.isoformat())
@@ -55,9 +100,13 @@ def _execute(as_of: date, tags: dict[str, str], verbose: bool) -> RunOutcome:
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
     job = defs.resolve_job_def("crm_pipeline")
     # dagster-dbt echoes dbt's log to stdout; keep it for --verbose only.
-    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    with DagsterInstance.ephemeral() as instance, quiet:
-        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags,
+    reporter = progress.reporter_for(sys.stdout, quiet=quiet, verbose=verbose)
+    hush = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with dagster_instance(home) as instance, progress.reporting(reporter), hush:
+        fail_orphaned_cli_runs(instance)  # we hold the write lock: no other CLI run is alive
+        result = job.execute_in_process(run_config=run_config, instance=instance,
+                                        tags={**tags, LAUNCHED_BY_TAG: "cli",
+                                              "crm/as_of_date": as_of.isoformat()},
                                         raise_on_error=False)
     if not result.success:
         raise CrmError(describe_failure(result))

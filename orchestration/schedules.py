@@ -1,9 +1,16 @@
 """The daily performance rollup: every day at 01:00 in `CRM_REPORTING_TZ`, a full pipeline run
-(sync, events, dbt) for the day before — the last complete day."""
+(sync, events, dbt) for the day before — the last complete day. On by default: wherever the
+daemon runs (`crm-analytics serve`), the rollup happens without anyone switching it on."""
 
 from datetime import timedelta
 
-from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    schedule,
+)
 
 from crm_core.settings import Settings
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
@@ -16,7 +23,7 @@ def build_daily_rollup(reporting_tz: str) -> ScheduleDefinition:
     """The schedule in a given zone (the definitions pass the configured one)."""
 
     @schedule(name="daily_rollup", job=crm_pipeline_job, cron_schedule=DAILY_ROLLUP_CRON,
-              execution_timezone=reporting_tz,
+              execution_timezone=reporting_tz, default_status=DefaultScheduleStatus.RUNNING,
               description="01:00 local: roll up the previous day (sync, events, dbt).")
     def daily_rollup(context: ScheduleEvaluationContext) -> RunRequest:
         as_of = context.scheduled_execution_time.date() - timedelta(days=1)

@@ -3,13 +3,14 @@
 It fingerprints the landing folders (path, size, modification time) without opening the
 warehouse — a run may be writing it — and asks for a run when the fingerprint moves. The run
 itself compares checksums with the manifest, so a touched-but-identical file loads nothing.
+On by default, like the daily rollup: serving Dagster (`crm-analytics serve`) starts it.
 """
 # No `from __future__ import annotations`: Dagster reads the parameter annotations at runtime.
 
 import hashlib
 from pathlib import Path
 
-from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from crm_core.landing import landing_entries, scan_landing
 from crm_core.settings import Settings
@@ -30,6 +31,7 @@ def landing_fingerprint(events_path: Path) -> str:
 
 
 @sensor(job=crm_pipeline_job, minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
         description="Runs the pipeline (as of today) when a landing file is new or changed.")
 def new_landing_files(context: SensorEvaluationContext):
     settings = Settings.from_env()

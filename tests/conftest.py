@@ -7,6 +7,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = [
+    "tests.helpers.cli",        # `run_world`: a generated world with one `crm-analytics run`
     "tests.helpers.postgres",   # the PostgreSQL server, scratch databases, `warehouse_url`
     "tests.helpers.dashboard",  # the dashboards' pipeline-built warehouse, page runner, truth
     "tests.helpers.faults",     # the fault tests' generated ERP and reference warehouse

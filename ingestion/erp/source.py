@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from crm_core.errors import CrmError, first_line
+from crm_core.errors import CrmError, first_line, missing_database
 from crm_core.urls import redact_url
 from ingestion.erp.schema import OPTIONAL_TABLES, REQUIRED_TABLES
 
@@ -93,6 +93,22 @@ def _readonly_url(url: sa.URL) -> sa.URL:
     return url
 
 
+def require_sqlite_file(url: sa.URL | str, display_url: str | None = None) -> None:
+    """A SQLite source must be an existing file: opening a missing one would create it."""
+    if isinstance(url, str):
+        try:
+            url = sa.make_url(url)
+        except ArgumentError:
+            return  # reported, with the URL's problem, when the source is opened
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        from pathlib import Path
+
+        if not Path(url.database).is_file():
+            shown = display_url or str(url)  # str() masks the password
+            raise CrmError(f"source database {shown} does not exist "
+                           "(run `crm-analytics generate` for demo data)")
+
+
 class ErpSource:
     """The ERP database, opened read-only. Use as a context manager."""
 
@@ -107,12 +123,7 @@ class ErpSource:
             raise CrmError(f"CRM_SOURCE_URL: malformed URL {self.display_url!r}") from None
         self.backend = parsed.get_backend_name()
         self.schema = schema if self.backend == "postgresql" else None
-        if self.backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-            from pathlib import Path
-
-            if not Path(parsed.database).is_file():
-                raise CrmError(f"source database {self.display_url} does not exist "
-                               "(run `crm-analytics generate` for demo data)")
+        require_sqlite_file(parsed, self.display_url)
         try:
             self.engine: Engine = sa.create_engine(
                 _readonly_url(parsed), connect_args=_connect_args(parsed, statement_timeout_ms),
@@ -129,8 +140,12 @@ class ErpSource:
         try:
             conn = self.engine.connect()
         except SQLAlchemyError as exc:
-            raise CrmError(f"source {self.display_url} is unreachable: "
-                           f"{first_line(exc.orig or exc)}") from None
+            url = self.engine.url
+            raise CrmError(missing_database(exc.orig or exc, f"source {self.display_url}",
+                                            host=url.host or "localhost", port=url.port or 5432,
+                                            user=url.username or "postgres")
+                           or f"source {self.display_url} is unreachable: "
+                              f"{first_line(exc.orig or exc)}") from None
         try:
             if self.backend == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")

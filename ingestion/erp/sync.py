@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -106,10 +107,12 @@ def check_staging_columns(tables: list[SourceTable]) -> None:
                 f"model stg_erp__{table.name} no longer exist in the source")
 
 
-def sync_configured(settings: Settings, warehouse: Warehouse) -> SyncReport:
+def sync_configured(settings: Settings, warehouse: Warehouse,
+                    on_table: Callable[[int, int], None] | None = None) -> SyncReport:
     """`sync_erp` with the source, overlap and timeout of the settings (the command line and
     the Dagster asset both sync this way); `CRM_SYNC_MODE=cdc` syncs from the source's
-    logical decoding instead (`ingestion/erp/cdc_sync.py`)."""
+    logical decoding instead (`ingestion/erp/cdc_sync.py`). `on_table` as in
+    `sync_erp`."""
     if settings.sync_mode == "cdc":
         from ingestion.erp.cdc_sync import sync_cdc
 
@@ -117,19 +120,21 @@ def sync_configured(settings: Settings, warehouse: Warehouse) -> SyncReport:
                         settings.cdc_slot, timeout_ms(settings.source_statement_timeout))
     return sync_erp(settings.source_url, settings.source_schema, warehouse,
                     overlap=settings.sync_overlap,
-                    statement_timeout=settings.source_statement_timeout)
+                    statement_timeout=settings.source_statement_timeout, on_table=on_table)
 
 
 def sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
              overlap: dt.timedelta = DEFAULT_OVERLAP,
-             statement_timeout: dt.timedelta | None = None) -> SyncReport:
+             statement_timeout: dt.timedelta | None = None,
+             on_table: Callable[[int, int], None] | None = None) -> SyncReport:
     """Bring `raw.<table>` up to date for every ERP table. Raises `CrmError` with one line.
 
     `statement_timeout` bounds every statement on the source (default `STATEMENT_TIMEOUT_MS`);
-    a statement that hits it fails the sync with a line saying which timeout it was."""
+    a statement that hits it fails the sync with a line saying which timeout it was.
+    `on_table(done, total)` is called after each table (a progress display)."""
     timeout = timeout_ms(statement_timeout)
     try:
-        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout)
+        return _sync_erp(source_url, source_schema, warehouse, overlap, timeout, on_table)
     except CrmError as exc:
         if "statement timeout" not in str(exc):
             raise
@@ -155,7 +160,8 @@ def land_absent_optional(wh: Warehouse, report: SyncReport, synced_at: dt.dateti
 
 
 def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
-              overlap: dt.timedelta, timeout_ms: int) -> SyncReport:
+              overlap: dt.timedelta, timeout_ms: int,
+              on_table: Callable[[int, int], None] | None = None) -> SyncReport:
     started = time.monotonic()
     source = ErpSource(source_url, source_schema, timeout_ms)
     report = SyncReport()
@@ -188,6 +194,8 @@ def _sync_erp(source_url: str, source_schema: str, warehouse: Warehouse,
                 report.rows[table.name], report.load_kind[table.name] = rows, kind
                 report.rows_read[table.name] = read
                 report.table_seconds[table.name] = time.monotonic() - table_started
+                if on_table is not None:
+                    on_table(len(report.rows), len(tables))
             land_absent_optional(warehouse, report, synced_at)
     report.seconds = time.monotonic() - started
     return report

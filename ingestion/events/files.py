@@ -24,7 +24,7 @@ import json
 import re
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -194,8 +194,10 @@ def discover(events_path: Path, as_of: date,
 
 def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
                 landing_dates: Sequence[date] | None = None,
-                max_line_bytes: int = MAX_LINE_BYTES) -> EventLoadReport:
-    """Load every new or changed landing file dated on or before `as_of`."""
+                max_line_bytes: int = MAX_LINE_BYTES,
+                on_files: Callable[[int, int], None] | None = None) -> EventLoadReport:
+    """Load every new or changed landing file dated on or before `as_of`.
+    `on_files(done, total)` is called as batches of files load (a progress display)."""
     report = EventLoadReport(load_id=uuid.uuid4().hex)
     files, outside, report.warnings = _discover(events_path, as_of, landing_dates)
     with warehouse.transaction():
@@ -225,7 +227,8 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         parser.execute("set TimeZone = 'UTC'")
         try:
             with duckdb_landing(parser) if parser is own else nullcontext():
-                _load_files(parser, warehouse, todo, report, set(replaced), max_line_bytes)
+                _load_files(parser, warehouse, todo, report, set(replaced), max_line_bytes,
+                            on_files)
         finally:
             if parser is not own:
                 parser.close()
@@ -288,16 +291,22 @@ def _read_batches(files: list[LandingFile], max_line_bytes: int) -> Iterator[_Ba
 
 
 def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
-                report: EventLoadReport, replaced: set[str], max_line_bytes: int) -> None:
+                report: EventLoadReport, replaced: set[str], max_line_bytes: int,
+                on_files: Callable[[int, int], None] | None = None) -> None:
     """Load `files` batch by batch, building batch i+1 in a thread while batch i is parsed:
-    at most two batches are in memory at once."""
+    at most two batches are in memory at once. `on_files(done, total)` counts the files
+    whose last line has been loaded."""
     batches = _read_batches(files, max_line_bytes)
     counts: dict[str, list[int]] = {}
+    done = 0
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(next, batches, None)
         while (batch := pending.result()) is not None:
             pending = pool.submit(next, batches, None)
             _load_batch(parser, wh, batch, report, replaced, counts)
+            done += len(batch.done)
+            if on_files is not None:
+                on_files(done, len(files))
 
 
 EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names[:-1])

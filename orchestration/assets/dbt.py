@@ -12,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from crm_core.errors import CrmError
 from crm_core.serving_copy import publish_serving_copy
+from orchestration import progress
 from orchestration.dbt_failures import describe_failures
 from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_manifest
 from orchestration.dbt_targets import prune_target_folders
@@ -19,6 +20,7 @@ from orchestration.pii import dbt_secret_environment, environment_while
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 from orchestration.run_log import record_successful_run
+from orchestration.step_lines import dbt_counts, dbt_line
 
 
 class CrmDbtTranslator(DagsterDbtTranslator):
@@ -57,19 +59,37 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     # it leaves this process's environment as soon as dbt has started.
     secrets = dbt_secret_environment(settings.pii_key,
                                      postgres=not settings.warehouse.is_duckdb)
+    reporter = progress.current()
+    reporter.start("dbt", "dbt build: models and tests", total=_build_nodes(context))
     with environment_while(secrets):
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
                              raise_on_error=False)
     try:
-        yield from invocation.stream()
+        for done, event in enumerate(invocation.stream(), start=1):
+            reporter.update("dbt", done)
+            yield event
     finally:
         prune_target_folders(invocation.target_path)
     if not invocation.is_successful():
         raise CrmError(f"dbt build failed: {_failed_nodes(invocation)}")
+    reporter.done("dbt", dbt_line(dbt_counts(_run_results(invocation))))
     with crm.warehouse() as wh:
         record_successful_run(wh, as_of=as_of, run_id=context.run_id)
     # The connection above is closed: the file is quiescent, publish the dashboards' copy.
     publish_serving_copy(settings.warehouse)
+
+
+def _build_nodes(context: AssetExecutionContext) -> int:
+    """About how many events the build streams: one per model, snapshot and test (the display's
+    total; unit tests stream nothing, so the bar may end short of it)."""
+    return len(context.selected_asset_keys) + len(context.selected_asset_check_keys)
+
+
+def _run_results(invocation: Any) -> list[Mapping[str, Any]]:
+    try:
+        return invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no artefact: nothing to count
+        return []
 
 
 def _failed_nodes(invocation: Any) -> str:

@@ -8,7 +8,9 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 
 from ingestion.erp.schema import SOURCE_TABLES
 from ingestion.erp.sync import sync_configured
+from orchestration import progress
 from orchestration.resources import CrmSettingsResource
+from orchestration.step_lines import sync_line
 
 ERP_ASSET_KEYS = [AssetKey(["raw", name]) for name in SOURCE_TABLES]
 
@@ -25,11 +27,15 @@ ERP_ASSET_KEYS = [AssetKey(["raw", name]) for name in SOURCE_TABLES]
 def erp_tables(context: AssetExecutionContext, crm: CrmSettingsResource
                ) -> Iterator[MaterializeResult]:
     """All tables are synced together in one warehouse transaction, so they are one step."""
+    reporter = progress.current()
+    reporter.start("sync", "sync: ERP tables", total=len(ERP_ASSET_KEYS))
     with crm.warehouse() as wh:
-        report = sync_configured(crm.settings(), wh)
+        report = sync_configured(crm.settings(), wh,
+                                 on_table=lambda done, total: reporter.update("sync", done, total))
     context.log.info(f"synced {sum(report.rows.values())} rows in {report.seconds:.1f}s")
     for line in report.warnings:
         context.log.warning(line)
+    reporter.done("sync", sync_line(report))
     for name, rows in report.rows.items():
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),
                                 metadata={"rows": rows,

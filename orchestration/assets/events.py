@@ -14,10 +14,12 @@ from dagster import (
 )
 
 from ingestion.events.files import load_events
+from orchestration import progress
 from orchestration.assets.erp import ERP_ASSET_KEYS
 from orchestration.partitions import landing_date_partitions
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
+from orchestration.step_lines import events_line
 
 EVENT_TABLES = {
     "campaign_events": "Every valid delivered event line (duplicates kept; dbt keeps the first "
@@ -40,17 +42,23 @@ EVENT_TABLES = {
 )
 def campaign_event_files(context: AssetExecutionContext, crm: CrmSettingsResource,
                          config: AsOfConfig) -> Iterator[MaterializeResult]:
-    """Load the run's landing folders (its partition range, up to the as-of date) whose files
-    are new or changed."""
+    """Load the landing folders up to the run's last partition (or its as-of date) whose files
+    are new or changed. Earlier folders are included whatever the range's start: the manifest
+    makes loaded files free, so a run of one partition — the UI's launchpad, a single-date
+    backfill — still picks up a folder that landed late."""
     settings = crm.settings()
-    landing_dates = [date.fromisoformat(key) for key in context.partition_keys]
-    as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else max(landing_dates)
+    last_partition = max(date.fromisoformat(key) for key in context.partition_keys)
+    as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else last_partition
+    reporter = progress.current()
+    reporter.start("events", "events: new and changed files")
     with crm.warehouse() as wh:
-        report = load_events(settings.events_path, wh, as_of=as_of, landing_dates=landing_dates,
-                             max_line_bytes=settings.max_event_line_bytes)
+        report = load_events(settings.events_path, wh, as_of=as_of,
+                             max_line_bytes=settings.max_event_line_bytes,
+                             on_files=lambda done, total: reporter.update("events", done, total))
     context.log.info(f"event files: {report}")
     for line in report.warnings:  # once per run; the landing_folders check shows them too
         context.log.warning(line)
+    reporter.done("events", events_line(report))
     for name in EVENT_TABLES:
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),
                                 metadata={"as_of_date": as_of.isoformat()})

@@ -1,23 +1,46 @@
-"""The real `crm-analytics` as a child process, and the one-line error every failure must be."""
+"""Running `crm-analytics` as a user does: the real command (as a module, or the installed
+console script) in a clean environment, the one-line error every failure must be, free ports,
+who listens where, and one small generated world with a pipeline run (session scope, built on
+first use)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "crm_cli.cli"]
+import pytest
 
+CLI = [sys.executable, "-m", "crm_cli.cli"]
+#: The installed console script, as `make demo` leaves it in `.venv/bin`.
+CRM_SCRIPT = str(Path(sys.executable).with_name("crm-analytics"))
 
 PASSWORD = "Sup3r-s3cret-pw"
 
 
+def clean_env(**env: str) -> dict[str, str]:
+    """This process's environment without CRM_*, dbt's secrets or DAGSTER_HOME, plus `env`."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("CRM_", "DBT_ENV_")) and k != "DAGSTER_HOME"}
+    return {**base, **env}
+
+
 def crm(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the real command in `cwd` with a clean CRM_* environment plus `env`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "DBT_ENV_"))}
-    return subprocess.run(CLI + args, cwd=cwd, env={**base, **env}, capture_output=True,
+    """Run the real command in `cwd` with a clean environment plus `env`."""
+    return subprocess.run(CLI + args, cwd=cwd, env=clean_env(**env), capture_output=True,
                           text=True, timeout=600, check=False)
+
+
+def crm_script(args: list[str], cwd: Path, timeout: float = 900,
+               **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the console script in `cwd` with a clean environment plus `env`."""
+    return subprocess.run([CRM_SCRIPT, *args], cwd=cwd, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
@@ -32,3 +55,50 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
     assert PASSWORD not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     return lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@dataclass(frozen=True)
+class RunWorld:
+    """A generated ERP and landing folder in `cwd` (the embedded defaults' `data/`), and the
+    output of one `crm-analytics run` there."""
+
+    cwd: Path
+    as_of: str
+    run: subprocess.CompletedProcess[str]
+
+    @property
+    def data(self) -> Path:
+        return self.cwd / "data"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data / "dagster_home"
+
+
+@pytest.fixture(scope="session")
+def run_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunWorld]:
+    """A week of small demo data and one `run` on the defaults (DAGSTER_HOME unset)."""
+    cwd = tmp_path_factory.mktemp("run_world")
+    as_of = datetime.now(UTC).date().isoformat()
+    generated = crm_script(["generate", "--days", "7", "--end-date", as_of], cwd)
+    assert generated.returncode == 0, generated.stderr
+    run = crm_script(["run", "--date", as_of], cwd)
+    assert run.returncode == 0, run.stdout + run.stderr
+    yield RunWorld(cwd, as_of, run)

@@ -1,0 +1,95 @@
+"""The one Dagster instance every run is recorded in: the command line's runs, the schedule's
+and the sensor's, so the UI shows all of them with their materializations, checks and logs.
+
+Where it lives (`dagster_home_path`): `DAGSTER_HOME` when set; otherwise a `dagster_home`
+folder beside the warehouse's data — next to the DuckDB file, or, for a PostgreSQL warehouse
+(which has no local folder), `data/dagster_home` under the working directory, where the demo
+keeps its data too. A home without a `dagster.yaml` gets the project's
+(`dagster_home/dagster.yaml`: one writer per warehouse, no telemetry); an existing one is
+never touched, so a deployment's own settings (e.g. storage in PostgreSQL) stay in charge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crm_core.errors import CrmError, first_line
+from crm_core.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+#: The instance settings a new home starts with.
+TEMPLATE_YAML = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
+
+#: Tag on runs the command line executes in its own process, so a run whose process died
+#: (killed, power cut) can be told apart from one the daemon launched.
+LAUNCHED_BY_TAG = "crm/launched_by"
+
+
+def dagster_home_path(settings: Settings, environ: Mapping[str, str] | None = None,
+                      cwd: Path | None = None) -> Path:
+    """`DAGSTER_HOME`, else `dagster_home` beside the warehouse's data (see the module doc)."""
+    env = os.environ if environ is None else environ
+    cwd = (cwd or Path.cwd()).resolve()
+    if env.get("DAGSTER_HOME", "").strip():
+        return (cwd / env["DAGSTER_HOME"].strip()).resolve()
+    if settings.warehouse.is_duckdb:
+        assert settings.warehouse.duckdb_path is not None
+        return settings.warehouse.duckdb_path.parent / "dagster_home"
+    return cwd / "data" / "dagster_home"
+
+
+def ensure_dagster_home(home: Path) -> Path:
+    """Create the home with the project's `dagster.yaml` unless it has one already."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            shutil.copyfile(TEMPLATE_YAML, config)
+    except OSError as exc:
+        raise CrmError(f"Dagster home {home} cannot be created: {first_line(exc)} "
+                       "(set DAGSTER_HOME to a writable folder)") from None
+    return home
+
+
+@contextmanager
+def dagster_instance(home: Path) -> Iterator[DagsterInstance]:
+    """The persistent instance in `home` (`DAGSTER_HOME` points at it while it is open, so
+    `DagsterInstance.get()` — which Dagster's own code calls — finds the same one)."""
+    from dagster import DagsterInstance
+
+    ensure_dagster_home(home)
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    instance = DagsterInstance.get()
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def fail_orphaned_cli_runs(instance: DagsterInstance) -> list[str]:
+    """Mark as failed the command-line runs still recorded as started, and free their op
+    slots. Call it only while holding the warehouse's write lock: then no other command-line
+    run is alive, so such a run's process died. Left alone it would count against the
+    one-writer limit forever and the daemon would queue every later run behind it."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    orphans = instance.get_runs(RunsFilter(
+        statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+        tags={LAUNCHED_BY_TAG: "cli"}))
+    for run in orphans:
+        instance.report_run_failed(run, "the command-line process running it ended without "
+                                        "finishing it (killed or crashed)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return [run.run_id for run in orphans]

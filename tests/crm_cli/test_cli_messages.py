@@ -1,0 +1,251 @@
+"""What `crm-analytics` (the installed console script) says, as a user sees it: one line per
+finished step with numbers counted here independently, a live display on a terminal, silence
+under --quiet, --version and the configuration in --help; errors that say what to do; the
+dashboards' and Dagster's servers on safe addresses and busy ports as one line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pty
+import re
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from crm_core.settings import DEFAULTS, PROJECT_ROOT
+from ingestion.erp.schema import SOURCE_TABLES, build_metadata
+from tests.helpers.cli import (
+    CRM_SCRIPT,
+    RunWorld,
+    assert_one_line_error,
+    clean_env,
+    crm_script,
+    free_port,
+    listening_addresses,
+)
+
+STEP_LINE = re.compile(r"^(sync|events|dbt): (.*) \((\d+\.\d)s\)$")
+
+
+def _step_lines(stdout: str) -> dict[str, str]:
+    return {m[1]: m[2] for m in map(STEP_LINE.match, stdout.splitlines()) if m}
+
+
+def _landing_counts(events: Path) -> tuple[int, int, int]:
+    """(folders, files, lines) of the event files, counted by reading them."""
+    folders = files = lines = 0
+    for folder in sorted(p for p in events.iterdir() if p.is_dir()):
+        names = [p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz"))]
+        folders += bool(names)
+        for path in names:
+            files += 1
+            data = path.read_bytes()
+            text = gzip.decompress(data) if path.name.endswith(".gz") else data
+            lines += len([ln for ln in text.split(b"\n") if ln.strip()])
+    return folders, files, lines
+
+
+@pytest.mark.slow
+def test_run_prints_one_line_per_step_with_what_it_did(run_world: RunWorld) -> None:
+    out = run_world.run.stdout
+    assert run_world.run.stderr.strip() == "", run_world.run.stderr
+    steps = _step_lines(out)
+    assert list(steps) == ["sync", "events", "dbt"], out  # in the order they finished
+    assert out.splitlines()[-1].startswith(f"pipeline run for {run_world.as_of} succeeded")
+
+    with sqlite3.connect(run_world.data / "erp_demo.sqlite") as con:
+        present = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+        rows = sum(con.execute(f'select count(*) from "{t}"').fetchone()[0]
+                   for t in SOURCE_TABLES if t in present)
+    assert steps["sync"] == f"{len(SOURCE_TABLES)} tables ({len(SOURCE_TABLES)} full), " \
+                            f"{rows:,} rows read"
+
+    folders, files, lines = _landing_counts(run_world.data / "landing" / "events")
+    import duckdb
+
+    con = duckdb.connect(str(run_world.data / "warehouse.duckdb"), read_only=True)
+    try:  # the rejects are the rows the load wrote to raw.rejected_events
+        rejected = con.execute("select count(*) from raw.rejected_events").fetchone()[0]
+    finally:
+        con.close()
+    assert rejected > 0  # the generator plants broken lines
+    assert steps["events"] == f"{folders} folders, {files} files loaded, {lines:,} lines, " \
+                              f"{rejected} rejected"
+
+    manifest = json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
+    ours = [n for n in [*manifest["nodes"], *manifest.get("unit_tests", {})]
+            if n.split(".")[1] == "crm_analytics"]
+    models = sum(n.startswith("model.") for n in ours)
+    tests = sum(n.startswith(("test.", "unit_test.")) for n in ours)
+    built = re.match(r"(\d+) models built \(\+(\d+) snapshots?\); tests: (\d+) passed, "
+                     r"(\d+) warned, (\d+) failed$", steps["dbt"])
+    assert built, steps["dbt"]
+    assert int(built[1]) == models and int(built[2]) == sum(n.startswith("snapshot.")
+                                                            for n in ours)
+    assert int(built[3]) + int(built[4]) == tests and int(built[5]) == 0
+
+
+def _run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the console script with a pseudo-terminal as its stdout, as in a shell."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([CRM_SCRIPT, *args], cwd=cwd, env=clean_env(TERM="xterm"),
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_on_a_terminal_long_steps_show_a_progress_display(run_world: RunWorld) -> None:
+    code, out = _run_on_a_terminal(["run", "--date", run_world.as_of], run_world.cwd)
+    assert code == 0, out
+    assert "dbt build: models and tests" in out  # the live display's task
+    assert "\x1b[" in out  # drawn with terminal control sequences (rich)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out).replace("\r", "\n")
+    assert re.search(rf"^sync: {len(SOURCE_TABLES)} tables \(.*incremental.*\), [\d,]+ rows read "
+                     r"\(\d+\.\ds\)", plain, re.M), plain
+    assert re.search(r"^events: 0 folders, 0 files loaded, \d+ unchanged", plain, re.M), plain
+
+
+@pytest.mark.slow
+def test_quiet_run_prints_only_the_outcome(run_world: RunWorld) -> None:
+    proc = crm_script(["run", "--quiet", "--date", run_world.as_of], run_world.cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"pipeline run for {run_world.as_of} succeeded; marts are in "
+        f"duckdb:///{run_world.data / 'warehouse.duckdb'} (schema marts)"]
+
+
+def test_version_and_help_list_the_configuration(tmp_path: Path) -> None:
+    proc = crm_script(["--version"], tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"crm-analytics {version('crm-analytics')}"
+    helptext = crm_script(["--help"], tmp_path).stdout
+    for name, default in DEFAULTS.items():
+        at = helptext.index(f"  {name} ")
+        following = helptext[at:].splitlines()[1]
+        assert following.strip() == f"default: {default or 'unset'}", following
+    assert "DAGSTER_HOME" in helptext and "serve" in helptext
+
+
+@pytest.mark.parametrize(("variable", "url", "forms"), [
+    ("CRM_SOURCE_URL", "sqlit:///x.sqlite", "sqlite:///path/erp.sqlite"),
+    ("CRM_WAREHOUSE_URL", "mysql://u:Sup3r-s3cret-pw@h/db", "duckdb:///path/file.duckdb"),
+])
+def test_an_unknown_url_scheme_lists_the_supported_forms(tmp_path: Path, variable: str,
+                                                         url: str, forms: str) -> None:
+    proc = crm_script(["run"], tmp_path, **{variable: url})
+    scheme = url.split(":", 1)[0]
+    assert_one_line_error(proc, f"{variable}: unsupported scheme {scheme!r}",
+                          "supported forms:", forms, "postgresql")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("variable", ["CRM_WAREHOUSE_URL", "CRM_SOURCE_URL"])
+def test_a_missing_postgres_database_says_so_and_suggests_createdb(
+        tmp_path: Path, postgres_server: str, variable: str) -> None:
+    from tests.helpers.postgres import PG_HOST, PG_PORT, PG_USER, pg_url
+
+    name = f"crm_missing_{os.getpid()}"
+    proc = crm_script(["sync"] if variable == "CRM_WAREHOUSE_URL" else ["run"], tmp_path,
+                      **{variable: pg_url(name, driver="postgresql")})
+    assert_one_line_error(proc, f'database "{name}" does not exist',
+                          f"createdb -h {PG_HOST} -p {PG_PORT} -U {PG_USER} {name}")
+
+
+def test_a_first_run_from_the_wrong_folder_leaves_nothing_behind(tmp_path: Path) -> None:
+    proc = crm_script(["run"], tmp_path)
+    assert_one_line_error(proc, "source database", "does not exist",
+                          "crm-analytics generate")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_first_run_that_fails_midway_leaves_no_warehouse_lock_or_home(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    with engine.begin() as conn:
+        for table in build_metadata().sorted_tables:
+            if table.name != "contacts":
+                table.create(conn)
+    engine.dispose()
+    proc = crm_script(["run"], tmp_path, CRM_SOURCE_URL=f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    assert_one_line_error(proc, "step erp_tables failed", "missing required table(s): contacts")
+    assert [p.name for p in tmp_path.iterdir()] == ["erp.sqlite"]  # no data/ at all
+
+
+def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([CRM_SCRIPT, *args], cwd=cwd, env=clean_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _listening_once_up(port: int, seconds: float = 120) -> set[str]:
+    deadline = time.monotonic() + seconds
+    while not listening_addresses(port) and time.monotonic() < deadline:
+        time.sleep(1)
+    return listening_addresses(port)
+
+
+def test_dashboards_in_demo_mode_listen_on_loopback_and_say_so(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _start(["dashboard", "--port", str(port)], tmp_path, HOME=str(tmp_path))
+    try:
+        said = proc.stdout.readline()
+        assert "demo mode" in said and "127.0.0.1 only" in said and "--host" in said
+        assert _listening_once_up(port) == {"127.0.0.1"}
+    finally:
+        _stop(proc)
+
+
+def test_dashboards_with_host_listen_where_told(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _start(["dashboard", "--port", str(port), "--host", "0.0.0.0"], tmp_path,
+                  HOME=str(tmp_path))
+    try:
+        assert _listening_once_up(port) == {"0.0.0.0"}
+    finally:
+        _stop(proc)
+    assert "demo mode" not in (proc.stdout.read() or "")
+
+
+@pytest.mark.parametrize("command", ["dashboard", "serve"])
+def test_a_busy_port_is_one_error_line_suggesting_another(tmp_path: Path, command: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = crm_script([command, "--port", str(port)], tmp_path, HOME=str(tmp_path),
+                          timeout=120)
+    assert_one_line_error(proc, f"port {port} is already in use", "--port")
