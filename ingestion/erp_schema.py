@@ -35,7 +35,9 @@ REQUIRED_TABLES: tuple[str, ...] = (
 )
 
 #: Tables used when present. When the source lacks them, the sync lands them empty.
-OPTIONAL_TABLES: tuple[str, ...] = ("businesses", "branches")
+#: `auth_users` is the auth service's user table (crm-erd.md's FK target of the owner ids);
+#: with it, owners are shown by name.
+OPTIONAL_TABLES: tuple[str, ...] = ("businesses", "branches", "auth_users")
 
 SOURCE_TABLES: tuple[str, ...] = REQUIRED_TABLES + OPTIONAL_TABLES
 
@@ -121,6 +123,14 @@ def build_metadata(schema: str | None = None) -> MetaData:
         Column("id", Integer, primary_key=True, autoincrement=False),
         Column("business_id", Integer),
         Column("name", String(255)),
+    )
+    Table(
+        "auth_users", md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("username", String(150)),
+        Column("first_name", String(150)),
+        Column("last_name", String(150)),
+        Column("email", String(254)),
     )
     Table(
         "customer_groups", md,

@@ -49,6 +49,8 @@ def _m(text: str) -> Decimal:
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "businesses": [("id", "bigint"), ("name", "varchar")],
     "branches": [("id", "bigint"), ("business_id", "bigint"), ("name", "varchar")],
+    "auth_users": [("id", "bigint"), ("username", "varchar"), ("first_name", "varchar"),
+                   ("last_name", "varchar"), ("email", "varchar")],
     "customer_groups": [
         ("id", "bigint"), ("group_name", "varchar"), ("dicount_calculation", "varchar"),
         ("amount", "decimal(14,2)"),
@@ -126,6 +128,14 @@ BUSINESSES = _rows(("id", "name"), (1, "Acme"), (2, "Globex"))
 BRANCHES = _rows(
     ("id", "business_id", "name"),
     (10, 1, "Acme North"), (11, 1, "Acme South"), (20, 2, "Globex HQ"),
+)
+
+# user 2 has only a username, user 3 only padded blanks around its names
+AUTH_USERS = _rows(
+    ("id", "username", "first_name", "last_name", "email"),
+    (1, "ana", "Ana", "Silva", "Ana@Example.com "),
+    (2, "ben.o", None, None, None),
+    (3, None, "  Chloé ", " ", "chloe@example.com"),
 )
 
 CUSTOMER_GROUPS = _rows(
@@ -327,6 +337,7 @@ EVENTS = [
 DATA: dict[str, list[Row]] = {
     "businesses": BUSINESSES,
     "branches": BRANCHES,
+    "auth_users": AUTH_USERS,
     "customer_groups": CUSTOMER_GROUPS,
     "contacts": CONTACTS,
     "contact_accounts": CONTACT_ACCOUNTS,
