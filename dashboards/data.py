@@ -840,3 +840,15 @@ def attribution_totals(src: Source, scope: Scope, filters: Filters) -> dict[str,
                {_rate("sum(case when spend is not null then won_amount end) - sum(spend)",
                       "sum(spend)")} as won_roi
         from marts.campaign_attribution {where}""", params).row(0, named=True)
+
+
+def contact_labels(src: Source, scope: Scope, contact_pks: Sequence[int]) -> dict[int, str]:
+    """The label of each listed contact the viewer may see: business name, else code."""
+    if not contact_pks:
+        return {}
+    where, params = _where(scope, Filters())
+    by_pk, pk_params = _in("contact_pk", sorted(set(contact_pks)))
+    where = (where + " and " if where else "where ") + by_pk
+    df = src.run(f"select contact_pk, contact_label from marts.dim_contacts {where}",
+                 [*params, *pk_params])
+    return dict(df.iter_rows())
