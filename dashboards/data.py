@@ -852,3 +852,16 @@ def contact_labels(src: Source, scope: Scope, contact_pks: Sequence[int]) -> dic
     df = src.run(f"select contact_pk, contact_label from marts.dim_contacts {where}",
                  [*params, *pk_params])
     return dict(df.iter_rows())
+
+
+def campaign_alerts(src: Source, scope: Scope) -> pl.DataFrame:
+    """Active campaigns (lifetime to the as-of date) losing money or over budget: what the
+    daily digest alerts on."""
+    where, params = _where(scope, Filters())
+    where = (where + " and" if where else "where") + \
+        " status = 'active' and (roi < 0 or round(spend, 2) > budget)"
+    return src.run(f"""
+        select campaign_id, campaign_name, business_id, branch_id, revenue, spend, budget,
+               roi, budget_used, round(spend, 2) > budget as over_budget
+        from marts.campaign_lifetime {where}
+        order by campaign_id""", params)

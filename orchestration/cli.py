@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from ingestion.errors import CrmError, first_line
+from orchestration import digest_command
 from orchestration.settings import PROJECT_ROOT, Settings
 
 
@@ -112,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="serve the Streamlit dashboards",
                           description="Serve the Streamlit dashboards over CRM_WAREHOUSE_URL.")
     dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+
+    digest_command.add_parser(sub, _parse_date)
     return parser
 
 
@@ -218,6 +221,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "roles": cmd_roles,
     "dashboard": cmd_dashboard,
+    "digest": digest_command.cmd_digest,
 }
 
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from ingestion.erp_schema import REQUIRED_TABLES, SOURCE_TABLES, build_metadata
+from ingestion.erp_schema import SOURCE_TABLES, build_metadata
 from ingestion.errors import CrmError
 from ingestion.sync import sync_erp
 from ingestion.urls import parse_warehouse_url

@@ -31,6 +31,11 @@ ui.kpi(row[4], "Overdue deals", ui.count(risk["overdue_deals"]),
        help=f"Open deals whose close date is past ({ui.money_exact(risk['overdue_amount'])}); "
             f"{ui.count(risk['stale_deals'])} deals are stale (no update in 30 days)")
 
+if forecast.height and ui.is_zero(forecast["weighted_amount"].sum()) \
+        and not ui.is_zero(forecast["best_case_amount"].sum()):
+    ui.st.caption("The weighted forecast is 0: no open stage has a learned win probability "
+                  "yet (the deal history needs runs on several days, or set one in "
+                  "stage_probability_overrides.csv).")
 if forecast.height:
     frame = ui.chart_frame(forecast)
     months = [ui.month_label(m) for m in forecast["month"].to_list()]
