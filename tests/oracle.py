@@ -50,7 +50,7 @@ def read_source(url: str, schema: str | None = None) -> dict[str, list[Row]]:
         md = sa.MetaData(schema=schema)
         names = ["customer_groups", "contacts", "contact_accounts", "crm_leads",
                  "crm_pipeline_stages", "crm_deals", "crm_campaigns", "crm_campaign_performance",
-                 "branches"]
+                 "branches", "businesses", "auth_users"]
         for name in names:
             table = sa.Table(name, md, autoload_with=conn)
             out[name] = [dict(r._mapping) for r in conn.execute(sa.select(table))]
@@ -106,7 +106,7 @@ def _valid_event(obj: Any, landing: date) -> Row | None:
             return None
     return {"source": str(obj["source"]), "id": str(obj["id"]), "type": etype, "time": when,
             "campaign_id": as_int("campaign_id"), "lead_id": as_int("lead_id"),
-            "revenue": revenue}
+            "deal_id": as_int("deal_id"), "revenue": revenue}
 
 
 def read_events(events_path: Path, as_of: date) -> list[Row]:
