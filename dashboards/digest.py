@@ -288,6 +288,11 @@ def log_path(settings: Settings) -> Path:
     return Path.cwd() / "data" / "digests_sent.jsonl"
 
 
+def _reply(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
 def _smtp(url: str) -> smtplib.SMTP:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -385,18 +390,25 @@ def _send_all(settings: Settings, digests: list[Digest], log: DigestLog,
         for index, digest in enumerate(digests):
             try:
                 refused = client.send_message(to_message(digest, settings.digest_from))
-            except (OSError, smtplib.SMTPException) as exc:
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = next(iter(exc.recipients.values()))
+                outcome.errors.append(f"digest to {digest.recipient} not sent: refused by "
+                                      f"the SMTP server ({code} {_reply(reply)})")
+                continue
+            except smtplib.SMTPResponseException as exc:
+                outcome.errors.append(f"digest to {digest.recipient} not sent: "
+                                      f"{exc.smtp_code} {_reply(exc.smtp_error)}")
+                continue
+            except OSError as exc:  # the connection is gone: nothing after this is sent
                 outcome.errors.append(f"digest to {digest.recipient} not sent: "
                                       f"{first_line(exc)}")
-                if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
-                    outcome.errors += [f"digest to {d.recipient} not sent: the SMTP "
-                                       "connection was lost"
-                                       for d in digests[index + 1:]]
-                    return
-                continue
+                outcome.errors += [f"digest to {d.recipient} not sent: the SMTP connection "
+                                   "was lost" for d in digests[index + 1:]]
+                return
             if refused:
-                outcome.errors.append(f"digest to {digest.recipient} not sent: refused "
-                                      f"({first_line(next(iter(refused.values())))})")
+                code, reply = next(iter(refused.values()))
+                outcome.errors.append(f"digest to {digest.recipient} not sent: refused by "
+                                      f"the SMTP server ({code} {_reply(reply)})")
                 continue
             log.record(digest.as_of, digest.recipient)
             outcome.sent.append(digest.recipient)

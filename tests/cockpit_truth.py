@@ -87,3 +87,18 @@ def leaderboard_month(all_deals: list[Row], month: date,
         else:
             row["lost_deals"] += 1
     return dict(out)
+
+
+def owner_names(src: dict[str, list[Row]]) -> dict[int, str]:
+    """Owner names by the rule: "first last" trimmed, else the username (no entry: none)."""
+    out = {}
+    for u in src["auth_users"]:
+        full = f"{(u['first_name'] or '').strip()} {(u['last_name'] or '').strip()}".strip()
+        out[u["id"]] = full or (u["username"] or "").strip()
+    return {k: v for k, v in out.items() if v}
+
+
+def owner_label(names: dict[int, str], owner_id: int | None) -> str:
+    if owner_id is None:
+        return "unassigned"
+    return names.get(owner_id, f"Owner {owner_id}")

@@ -68,20 +68,11 @@ def shown(at: AppTest) -> dict[str, Any]:
     return out
 
 
-def owner_names(src: dict[str, list[dict[str, Any]]]) -> dict[int, str]:
-    """Owner names by the rule: "first last" trimmed, else username, else none."""
-    out = {}
-    for u in src["auth_users"]:
-        full = f"{(u['first_name'] or '').strip()} {(u['last_name'] or '').strip()}".strip()
-        out[u["id"]] = full or (u["username"] or "").strip()
-    return {k: v for k, v in out.items() if v}
-
-
 def test_names_come_from_the_source_with_fallbacks(dashboard_warehouse: DashboardWarehouse,
                                                    truth: dict[str, Any]) -> None:
     settings = Settings.from_env(dashboard_warehouse.env, cwd=dashboard_warehouse.work)
     names = data.names(data.Source(settings, "", cached=False), EVERYTHING)
-    expected = owner_names(truth["src"])
+    expected = cockpit_truth.owner_names(truth["src"])
     assert expected[5] == "eli.cohen"  # only a username: the username
     owners_seen = {d["owner_id"] for d in truth["deals"] if d["owner_id"] is not None}
     for owner in owners_seen:
@@ -121,7 +112,7 @@ def test_forecast_and_risk_page_matches_the_source_rows(page: Callable[..., AppT
     assert any(d["is_stale"] for d in risky) and any(d["is_overdue"] for d in risky)
     table = at.dataframe[0].value
     assert len(table) == len(risky)
-    names = owner_names(truth["src"])
+    names = cockpit_truth.owner_names(truth["src"])
     by_deal = {d["id"]: d for d in risky}
     for row in table.head(50).to_dict("records"):
         deal = by_deal[row["deal_id"]]
@@ -144,7 +135,7 @@ def test_team_page_leaderboard_matches_the_source_rows(page: Callable[..., AppTe
     lost = sum(r["lost_deals"] for r in board.values())
     assert cards["Deals won / lost"].value == f"{won:,} / {lost:,}"
     table = at.dataframe[0].value
-    names = owner_names(truth["src"])
+    names = cockpit_truth.owner_names(truth["src"])
     top = max(board.items(), key=lambda kv: (kv[1]["won_amount"], kv[1]["won_deals"]))
     assert table.iloc[0]["owner_name"] == names.get(top[0], f"Owner {top[0]}")
     assert Decimal(str(table.iloc[0]["won_amount"])).quantize(Decimal("0.01")) == \
