@@ -11,9 +11,12 @@ src, scope, f = ctx.src, ctx.scope, ctx.filters
 
 left, right = ui.st.columns([1, 3])
 with left:
-    period_type = ui.st.segmented_control("Period", ["month", "quarter"], key="team_period",
-                                          default="month", format_func=str.capitalize) \
-        or "month"
+    # The period lives in the URL like the filters (`?period=quarter&at=2026-10-01`).
+    wanted = ui.st.query_params.get("period", "month")
+    period_type = ui.st.segmented_control(
+        "Period", ["month", "quarter"], key="team_period", format_func=str.capitalize,
+        default=wanted if wanted in ("month", "quarter") else "month") or "month"
+    ui.st.query_params["period"] = period_type
 periods = data.leaderboard_periods(src, scope, period_type)
 if not periods:
     ui.empty("No deal was created, won or lost for the selected businesses and branches.")
@@ -27,8 +30,11 @@ def _period_label(start: object) -> str:
 
 
 with right:
-    period = ui.st.selectbox("Which", periods, format_func=_period_label,
+    at = ui.st.query_params.get("at", "")
+    index = next((i for i, p in enumerate(periods) if p.isoformat() == at), 0)
+    period = ui.st.selectbox("Which", periods, format_func=_period_label, index=index,
                              key=f"team_{period_type}")
+    ui.st.query_params["at"] = period.isoformat()
 board = data.leaderboard(src, scope, f, period_type, period)
 totals = {k: board[k].sum() for k in ("won_amount", "won_deals", "lost_deals", "new_pipeline")}
 row = ui.st.columns(4)
