@@ -87,10 +87,25 @@ def _viewer(settings: Settings) -> Viewer:
                           oidc_configured=oidc_configured)
 
 
+#: KPI cards never cut a figure or a label: a row of cards wraps onto a second line when the
+#: window is too narrow for all of them at their minimum width, labels and the grey "no
+#: comparison" reason wrap inside the card.
+_CARD_CSS = """<style>
+div[data-testid="stHorizontalBlock"]:has(> div [data-testid="stMetric"]) {
+    flex-wrap: wrap; row-gap: 1rem; }
+div[data-testid="stHorizontalBlock"]:has(> div [data-testid="stMetric"])
+    > div[data-testid="stColumn"] { min-width: 170px; }
+[data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] div,
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] div {
+    white-space: normal; overflow: visible; text-overflow: clip; }
+</style>"""
+
+
 def page(title: str, *, dates: bool = True, campaign_type: bool = False,
          lead_source: bool = False, owner: bool = False, note: str = "") -> PageContext:
     """Title, sign-in, sidebar filters and the "data as of" line; stops the page (with a
     message saying why) when there is nothing the viewer may see."""
+    st.html(_CARD_CSS)
     st.title(title)
     try:
         settings = Settings.from_env()
@@ -293,7 +308,8 @@ def style(fig: go.Figure, *, height: int = 340, money_axis: bool = False,
     if money_x:
         fig.layout.xaxis.update(tickformat="~s", tickprefix=prefix)
     if every_tick:
-        fig.layout.xaxis.update(type="category", tickmode="linear", dtick=1, tickangle=-45)
+        # Plotly turns the labels by itself when they would overlap, instead of skipping some
+        fig.layout.xaxis.update(type="category", tickmode="linear", dtick=1)
     return fig
 
 

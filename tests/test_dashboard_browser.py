@@ -145,8 +145,9 @@ def _totals(warehouse: DashboardWarehouse, scope: Scope) -> dict[str, object]:
     return data.pipeline_totals(data.Source(settings, "", cached=False), scope, data.Filters())
 
 
-#: True for each KPI value whose text does not fit its box (the browser cuts it with "…").
-_TRUNCATED = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+#: True for each KPI value, label or delta whose text does not fit its box (cut with "…").
+_TRUNCATED = """() => [...document.querySelectorAll(['[data-testid="stMetricValue"]',
+        '[data-testid="stMetricLabel"]', '[data-testid="stMetricDelta"]'].join(', '))]
     .map(e => [e.innerText, e.scrollWidth > e.clientWidth + 1
                || [...e.querySelectorAll('*')].some(c => c.scrollWidth > c.clientWidth + 1)])"""
 #: Pairs of tick labels of one Plotly axis whose boxes overlap.

@@ -37,15 +37,15 @@ with right:
     ui.st.query_params["at"] = period.isoformat()
 board = data.leaderboard(src, scope, f, period_type, period)
 totals = {k: board[k].sum() for k in ("won_amount", "won_deals", "lost_deals", "new_pipeline")}
-row = ui.st.columns(4)
+row = ui.st.columns(5)
 ui.money_kpi(row[0], "Bookings", totals["won_amount"],
              help=f"{ui.count(totals['won_deals'])} deals won in {_period_label(period)}")
-ui.kpi(row[1], "Deals won / lost",
-       f"{ui.count(totals['won_deals'])} / {ui.count(totals['lost_deals'])}")
+ui.kpi(row[1], "Deals won", ui.count(totals["won_deals"]))
+ui.kpi(row[2], "Deals lost", ui.count(totals["lost_deals"]))
 decided = int(totals["won_deals"] or 0) + int(totals["lost_deals"] or 0)
-ui.kpi(row[2], "Win rate", ui.pct(int(totals["won_deals"] or 0) / decided if decided else None),
+ui.kpi(row[3], "Win rate", ui.pct(int(totals["won_deals"] or 0) / decided if decided else None),
        help="won / (won + lost) deals in the period")
-ui.money_kpi(row[3], "New pipeline", totals["new_pipeline"])
+ui.money_kpi(row[4], "New pipeline", totals["new_pipeline"])
 
 left, right = ui.st.columns([2, 3])
 with left:
@@ -73,8 +73,8 @@ overall = data.velocity_totals(src, scope, f)
 row = ui.st.columns(4)
 ui.money_kpi(row[0], "Velocity per day", overall["velocity_per_day"])
 ui.money_kpi(row[1], "Avg deal size", overall["avg_deal_size"])
-ui.kpi(row[2], "Avg cycle", "–" if overall["avg_cycle_days"] is None
-       else f"{overall['avg_cycle_days']:,.1f} days", help="won date − created date, won deals")
+ui.kpi(row[2], "Avg cycle (days)", "–" if overall["avg_cycle_days"] is None
+       else f"{overall['avg_cycle_days']:,.1f}", help="won date − created date, won deals")
 ui.kpi(row[3], "Win rate (365 days)", ui.pct(overall["win_rate"]))
 left, right = ui.st.columns(2)
 with left:
