@@ -150,19 +150,40 @@ _TRUNCATED = """() => [...document.querySelectorAll(['[data-testid="stMetricValu
         '[data-testid="stMetricLabel"]', '[data-testid="stMetricDelta"]'].join(', '))]
     .map(e => [e.innerText, e.scrollWidth > e.clientWidth + 1
                || [...e.querySelectorAll('*')].some(c => c.scrollWidth > c.clientWidth + 1)])"""
-#: Pairs of tick labels of one Plotly axis whose boxes overlap.
+#: Pairs of tick labels of one Plotly axis that overlap. Level labels: their boxes intersect.
+#: Labels Plotly turned by an angle θ are parallel strips one line high: two overlap when the
+#: distance between their ticks × sin θ is less than that height.
 _OVERLAPS = """() => {
     const out = [];
     const axes = new Set([...document.querySelectorAll(
         '.js-plotly-plot g.xtick, .js-plotly-plot g.ytick')].map(t => t.parentNode));
     for (const axis of axes) {
-        const boxes = [...axis.querySelectorAll('text')].map(t => [t.textContent,
-                                                                   t.getBoundingClientRect()])
-            .filter(([s, r]) => s && r.width > 0);
-        for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-            const [a, r] = boxes[i], [b, q] = boxes[j];
-            if (r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1
-                && q.top < r.bottom - 1) out.push(a + ' / ' + b);
+        const labels = [...axis.querySelectorAll('text')].map(t => {
+            const transform = t.getAttribute('transform') || '';
+            const outer = t.parentNode.getAttribute('transform') || '';
+            const pattern = /translate\\(([-\\d.e]+)[ ,]*([-\\d.e]*)\\)/;
+            const move = pattern.exec(transform) || pattern.exec(outer);
+            const turn = /rotate\\(([-\\d.e]+)/.exec(transform);
+            const rect = t.getBoundingClientRect();
+            return {text: t.textContent, rect: rect,
+                    at: move ? [parseFloat(move[1]), parseFloat(move[2] || '0')]
+                             : [rect.left + rect.width / 2, rect.top + rect.height / 2],
+                    angle: turn ? Math.abs(parseFloat(turn[1])) : 0,
+                    size: parseFloat(getComputedStyle(t).fontSize) || 12,
+                    y: t.closest('g.ytick') !== null};
+        }).filter(l => l.text && l.rect.width > 0);
+        for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++) {
+            const a = labels[i], b = labels[j];
+            let hit;
+            if (a.angle === 0 && b.angle === 0) {
+                const r = a.rect, q = b.rect;
+                hit = r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1
+                      && q.top < r.bottom - 1;
+            } else {
+                const d = Math.abs(a.y ? a.at[1] - b.at[1] : a.at[0] - b.at[0]);
+                hit = d * Math.sin(Math.max(a.angle, b.angle) * Math.PI / 180) < 0.9 * a.size;
+            }
+            if (hit) out.push(a.text + ' / ' + b.text);
         }
     }
     return out;
