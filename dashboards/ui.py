@@ -352,6 +352,10 @@ _ID_BESIDE_NAME = {"business_id": "business_name", "branch_id": "branch_name",
                    "owner_id": "owner_name", "contact_pk": "contact_label"}
 
 
+#: Money columns that arrive as floats (ratios of money to a count).
+_MONEY_FLOATS = {"avg_deal_size", "velocity_per_day"}
+
+
 def label(column: str) -> str:
     return LABELS.get(column) or column.replace("_", " ").capitalize()
 
@@ -372,7 +376,8 @@ def table(title: str, df: pl.DataFrame, *, file_name: str,
     config: dict[str, Any] = {}
     casts = []
     for column, dtype in shown.schema.items():
-        if isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 0:
+        if (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 0) \
+                or column in _MONEY_FLOATS:
             config[column] = st.column_config.NumberColumn(label(column),
                                                            format=f"{prefix}%,.2f")
             casts.append(pl.col(column).cast(pl.Float64))
