@@ -64,7 +64,6 @@ class Digest:
     risk_total: int
     alerts: list[str]
     currency: str | None = None
-    tenants: list[str] = field(default_factory=list)
 
     @property
     def subject(self) -> str:
@@ -141,11 +140,9 @@ def build_digest(src: data.Source, recipient: str, scope: Scope, as_of: date,
             f"{formats.count(risk_sum['stale_deals'])} stale"),
     ]
     risk = data.deals_at_risk(src, scope, everything)
-    names = data.names(src, scope)
-    tenants = sorted({names.business(b) for b in risk["business_id"].to_list()})
     return Digest(recipient, as_of, kpis, risk.head(RISK_ROWS), risk.height,
                   alerts(src, scope, stale_threshold, risk_sum["stale_deals"], currency),
-                  currency, tenants)
+                  currency)
 
 
 def alerts(src: data.Source, scope: Scope, stale_threshold: int, stale_deals: Any,
