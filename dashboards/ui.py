@@ -95,9 +95,10 @@ div[data-testid="stHorizontalBlock"]:has(> div [data-testid="stMetric"]) {
     flex-wrap: wrap; row-gap: 1rem; }
 div[data-testid="stHorizontalBlock"]:has(> div [data-testid="stMetric"])
     > div[data-testid="stColumn"] { min-width: 170px; }
-[data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] div,
-[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] div {
-    white-space: normal; overflow: visible; text-overflow: clip; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *,
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
+    white-space: normal !important; overflow: visible !important;
+    text-overflow: clip !important; height: auto !important; }
 </style>"""
 
 

@@ -159,3 +159,16 @@ def test_labels_fall_back_and_tables_keep_ids() -> None:
     assert df.columns == ["business_id", "business_name", "owner_id", "owner_name"]
     assert df["business_name"].to_list() == ["Acme", "Business 2", "no business"]
     assert df["owner_name"].to_list() == ["Ana Silva", "Owner 8", "unassigned"]
+
+
+def test_crm_currency_formats_money_on_cards(page: Callable[..., AppTest],
+                                             truth: dict[str, Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_CURRENCY", "EUR")
+    at = page("forecast")
+    risky = cockpit_truth.at_risk(truth["deals"], AS_OF)
+    amount = sum((d["money"] for d in risky), Decimal(0))
+    card = shown(at)["At risk"]
+    assert card.value == "€" + ui.formats.compact(amount)
+    assert f"**€{amount:,.2f}**" in card.help
+    assert shown(at)["Overdue deals"].value == ui.count(sum(d["is_overdue"] for d in risky))
