@@ -89,7 +89,7 @@ def _delta(current: Any, previous: Any, first_data: date | None, period_start: d
     if first_data is None or period_start < first_data:
         return formats.no_comparison(first_data)
     return formats.change(current, previous, rate=rate) or \
-        "no comparison: nothing in the period before"
+        "0 in the period before"
 
 
 def build_digest(src: data.Source, recipient: str, scope: Scope, as_of: date,

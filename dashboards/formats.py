@@ -80,7 +80,8 @@ def change(current: Any, previous: Any, *, rate: bool = False) -> str | None:
 
 
 def no_comparison(first: date | None) -> str:
-    """Why a card has no delta: the previous period is not (wholly) covered by data."""
+    """Why a card has no delta: the previous period is not (wholly) covered by data. Short
+    enough for the narrowest card ("no data before 2 Sep")."""
     if first is None:
-        return "no comparison: no data yet"
-    return f"no comparison: data starts {first.day} {first:%b}"
+        return "no data yet"
+    return f"no data before {first.day} {first:%b}"

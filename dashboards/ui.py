@@ -261,18 +261,21 @@ class Reason(str):
 def compare(current: Any, previous: Any, first: date | None, period: Filters, *,
             rate: bool = False) -> str:
     """The delta against the previous period, only when data covers all of that period;
-    otherwise the reason (e.g. "no comparison: data starts 2 Sep")."""
+    otherwise the reason (e.g. "no data before 2 Sep")."""
     if not Coverage.covers(first, period):
         return Reason(formats.no_comparison(first))
     delta = change(current, previous, rate=rate)
-    return delta if delta is not None else Reason("no comparison: nothing in the period before")
+    return delta if delta is not None else Reason("0 in the period before")
 
 
 def kpi(column: Any, label: str, value: str, delta: str | None = None, *, help: str = "",
         inverse: bool = False, exact: str | None = None) -> None:
     """A KPI card. `value` is compact so it never truncates; `exact` (the full figure) goes
     into the tooltip. A `Reason` in place of the delta is shown grey, without an arrow."""
-    tip = " ".join(part for part in (f"Exact: **{exact}**." if exact else "", help) if part)
+    why = ("No change shown: the data do not cover the whole previous period."
+           if isinstance(delta, Reason) else "")
+    tip = " ".join(part for part in (f"Exact: **{exact}**." if exact else "", help, why)
+                   if part)
     if isinstance(delta, Reason):
         column.metric(label, value, str(delta), border=True, help=tip or None,
                       delta_color="off", delta_arrow="off")
