@@ -49,7 +49,7 @@ WINDOW_DAYS = 7
 class Kpi:
     label: str
     value: str
-    #: The delta ("+12.0%", "+1.5 pp") or why there is none ("no comparison: ...").
+    #: The delta ("+12.0%", "+1.5 pp") or why there is none ("no data before 2 Sep").
     note: str = ""
 
 
