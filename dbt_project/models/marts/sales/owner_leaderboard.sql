@@ -15,11 +15,17 @@ with
 
 periods as (
 
-    select 'month' as period_type, * from month_activity
+    select
+        'month' as period_type,
+        *
+    from month_activity
 
     union all
 
-    select 'quarter' as period_type, * from quarter_activity
+    select
+        'quarter' as period_type,
+        *
+    from quarter_activity
 
 ),
 

@@ -171,9 +171,10 @@ final as (
                 -- observation of the stage
                 when pooled_rate is not null
                     then (won_observations + {{ prior_weight }} * pooled_rate)
-                    / (observations + {{ prior_weight }})
+                        / (observations + {{ prior_weight }})
             end
-        as double precision) as probability,
+            as double precision
+        ) as probability,
         case
             when override_probability is not null then 'seed'
             when observations > 0 then 'history'
