@@ -230,15 +230,18 @@ def deal_versions(runs: list[tuple[date, Tables]]) -> dict[int, list[Row]]:
 
 def close_date_slippage(tables: Tables, versions: dict[int, list[Row]]) -> dict[int, Row]:
     contacts = {c["id"]: c for c in tables["contacts"]}
+    current = {d["id"]: d for d in tables["crm_deals"]}
     out = {}
     for deal_id, mine in versions.items():
         slips = [(b["close_date"] - a["close_date"]).days for a, b in pairwise(mine)
                  if a["close_date"] and b["close_date"] and b["close_date"] > a["close_date"]]
-        contact = contacts.get(mine[-1]["contact_id"])
+        # the deal's current owner and contact; its latest version's once gone from the ERP
+        now = current.get(deal_id, mine[-1])
+        contact = contacts.get(now["contact_id"])
         out[deal_id] = {
             "business_id": contact["business_id"] if contact else None,
             "branch_id": contact["branch_id"] if contact else None,
-            "owner_id": mine[-1]["owner_id"], "first_close_date": mine[0]["close_date"],
+            "owner_id": now["owner_id"], "first_close_date": mine[0]["close_date"],
             "current_close_date": mine[-1]["close_date"], "slip_count": len(slips),
             "slip_days_total": sum(slips), "max_slip_days": max(slips, default=0)}
     return out
