@@ -317,11 +317,14 @@ def generate(seed: int = 14) -> CockpitWorld:
     states[2] += _edge_deals()
     events = touches + edge_events + _won_events(rng, states[-1])
 
+    # an open stage no deal has been in: its probability comes from the closed deals now
+    stages = [*STAGES, {"id": 6, "name": "Parked", "order": 6, "is_won": False,
+                        "is_lost": False}]
     world = CockpitWorld()
     for run_date, run_deals in zip(RUN_DATES, states, strict=True):
         world.runs.append((run_date, {
             "businesses": BUSINESSES, "branches": BRANCHES, "contacts": contacts,
-            "crm_pipeline_stages": STAGES, "crm_deals": run_deals, "crm_leads": leads,
+            "crm_pipeline_stages": stages, "crm_deals": run_deals, "crm_leads": leads,
             "crm_campaigns": campaigns, "crm_campaign_performance": performance,
             "campaign_events": events, "customer_groups": [], "contact_accounts": [],
             "event_files": [],

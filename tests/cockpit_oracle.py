@@ -272,6 +272,9 @@ def stage_win_probability(tables: Tables, deals: list[Row], versions: dict[int, 
             mine = seen.get((business, stage["id"]), [])
             every = pooled.get(stage["id"], [])
             won, pooled_rate = mine.count("won"), rate(every.count("won"), len(every))
+            if pooled_rate is None:  # no history of the stage yet: closed deals now
+                pooled_rate = rate(sum(d["state"] == "won" for d in deals),
+                                   sum(d["state"] != "open" for d in deals))
             out[(business, stage["id"])] = {
                 "stage_name": stage["name"], "stage_order": stage["order"],
                 "observations": len(mine), "won_observations": won,
