@@ -43,7 +43,7 @@ touches as (
 
     from events
 
-    where event_type in ('{{ campaign_event_types() | join("', '") }}')
+    where event_type in ('{{ campaign_event_types() | join("', '") }}')  -- noqa: LT05
         and campaign_id is not null
         and contact_id is not null
         and event_date <= {{ as_of_date() }}
@@ -58,15 +58,15 @@ lead_touches as (
         touches.campaign_id,
         row_number() over (
             partition by leads.lead_id
-            order by touches.event_time desc, touches.campaign_id
+            order by touches.event_time desc, touches.campaign_id asc
         ) as touch_rank
 
     from leads
 
     inner join touches
         on leads.contact_id = touches.contact_id
-        and touches.event_time <= leads.created_at
-        and touches.event_time >= {{ dbt.dateadd('hour', -720, 'leads.created_at') }}
+        and leads.created_at >= touches.event_time
+        and {{ dbt.dateadd('hour', -720, 'leads.created_at') }} <= touches.event_time
 
 ),
 

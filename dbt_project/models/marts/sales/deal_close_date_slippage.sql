@@ -1,8 +1,9 @@
 {#- How often and how far each deal's close date moved later, from its recorded versions
     (int_crm_deal_versions, the deal snapshot up to the as-of date): one row per deal with
     history. A move later is a version whose close date is after the previous version's;
-    a close date set where there was none, cleared, or moved earlier is no slip. Tenant keys
-    and owner are those of the deal's latest version. -#}
+    a close date set where there was none, cleared, or moved earlier is no slip. Owner and
+    tenant keys are the deal's current ones (the snapshot records no version for an owner
+    change alone); a deal gone from the ERP keeps those of its latest version. -#}
 
 with
 
@@ -15,6 +16,12 @@ versions as (
 contacts as (
 
     select * from {{ ref('stg_erp__contacts') }}
+
+),
+
+current_deals as (
+
+    select * from {{ ref('int_crm_deals_with_state') }}
 
 ),
 
@@ -69,9 +76,18 @@ final as (
 
     select
         deal_slippage.deal_id,
-        contacts.business_id,
-        contacts.branch_id,
-        deal_slippage.owner_id,
+        case
+            when current_deals.deal_id is not null then current_deals.business_id
+            else contacts.business_id
+        end as business_id,
+        case
+            when current_deals.deal_id is not null then current_deals.branch_id
+            else contacts.branch_id
+        end as branch_id,
+        case
+            when current_deals.deal_id is not null then current_deals.owner_id
+            else deal_slippage.owner_id
+        end as owner_id,
         deal_slippage.first_close_date,
         deal_slippage.current_close_date,
         cast(deal_slippage.slip_count as bigint) as slip_count,
@@ -79,6 +95,9 @@ final as (
         cast(deal_slippage.max_slip_days as bigint) as max_slip_days
 
     from deal_slippage
+
+    left join current_deals
+        on deal_slippage.deal_id = current_deals.deal_id
 
     left join contacts
         on deal_slippage.contact_id = contacts.contact_id

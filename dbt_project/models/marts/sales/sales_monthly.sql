@@ -16,13 +16,13 @@ final as (
         branch_id,
         owner_id,
         period_start as {{ adapter.quote('month') }},
-        cast(new_deals as bigint) as new_deals,
-        cast(new_pipeline as decimal(18, 2)) as new_pipeline,
-        cast(won_deals as bigint) as won_deals,
-        cast(won_amount as decimal(18, 2)) as won_amount,
-        cast(lost_deals as bigint) as lost_deals,
-        cast(lost_amount as decimal(18, 2)) as lost_amount,
-        {{ safe_ratio('won_deals', 'won_deals + lost_deals') }} as win_rate
+        new_deals,
+        new_pipeline,
+        won_deals,
+        won_amount,
+        lost_deals,
+        lost_amount,
+        win_rate
 
     from monthly_activity
 

@@ -66,9 +66,10 @@ final as (
             case
                 when won_deals > 0 and cycle_days_sum > 0
                     then open_deals * {{ safe_ratio('won_amount', 'won_deals + lost_deals') }}
-                    * won_deals / cycle_days_sum
+                        * won_deals / cycle_days_sum
             end
-        as decimal(18, 2)) as velocity_per_day
+            as decimal(18, 2)
+        ) as velocity_per_day
 
     from owners
 

@@ -1,7 +1,9 @@
 {#- The probability that a deal now in an open stage is won, learned from the recorded deal
     history: of the deals seen in the stage that have since been won or lost, the share won,
-    shrunk toward the rate over all businesses when a business has few observations. A row
-    of the seed stage_probability_overrides wins for its stage. -#}
+    shrunk toward the rate over all businesses when a business has few observations. A stage
+    that no business has observations of yet (the first runs of a pipeline) falls back to the
+    win rate of all closed deals now, so that a forecast exists from the first run. A row of
+    the seed stage_probability_overrides wins for its stage. -#}
 
 {%- set prior_weight = var('stage_probability_prior_weight', 10) -%}
 
@@ -95,6 +97,18 @@ observations as (
 
 ),
 
+-- what stands in for a stage's pooled rate before any history: won / (won + lost) of all
+-- deals now
+closed_deals as (
+
+    select
+        sum(case when deal_state = 'won' then 1 else 0 end) as won_deals,
+        sum(case when deal_state in ('won', 'lost') then 1 else 0 end) as closed_deals
+
+    from deals
+
+),
+
 business_counts as (
 
     select
@@ -133,13 +147,17 @@ rates as (
         coalesce(business_counts.won_observations, 0) as won_observations,
         {{ safe_ratio('business_counts.won_observations', 'business_counts.observations') }}
             as history_rate,
-        {{ safe_ratio('pooled_counts.won_observations', 'pooled_counts.observations') }}
-            as pooled_rate,
+        coalesce(
+            {{ safe_ratio('pooled_counts.won_observations', 'pooled_counts.observations') }},
+            {{ safe_ratio('closed_deals.won_deals', 'closed_deals.closed_deals') }}
+        ) as pooled_rate,
         overrides.probability as override_probability
 
     from businesses
 
     cross join open_stages
+
+    cross join closed_deals
 
     left join business_counts
         on businesses.business_id is not distinct from business_counts.business_id
@@ -167,13 +185,14 @@ final as (
         cast(
             case
                 when override_probability is not null then override_probability
-                -- (won + k × pooled) / (observations + k); NULL when no business has any
-                -- observation of the stage
+                -- (won + k × pooled) / (observations + k); NULL only without any
+                -- observation and any closed deal
                 when pooled_rate is not null
                     then (won_observations + {{ prior_weight }} * pooled_rate)
-                    / (observations + {{ prior_weight }})
+                        / (observations + {{ prior_weight }})
             end
-        as double precision) as probability,
+            as double precision
+        ) as probability,
         case
             when override_probability is not null then 'seed'
             when observations > 0 then 'history'
