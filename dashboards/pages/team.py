@@ -9,7 +9,7 @@ ctx = ui.page("Team", dates=False, owner=True,
               note="periods by the deals' created, won and lost dates")
 src, scope, f = ctx.src, ctx.scope, ctx.filters
 
-left, right = ui.st.columns([1, 3])
+left, right = ui.st.columns([2, 3])
 with left:
     # The period lives in the URL like the filters (`?period=quarter&at=2026-10-01`).
     wanted = ui.st.query_params.get("period", "month")
