@@ -3,7 +3,9 @@
     created date, its won date (its first erp.opportunity.won event on or before the as-of
     date, else the date of updated_at), its lost date (the date of updated_at) and its sales
     cycle. Dates are in the reporting zone; won and lost dates are not clamped to the as-of
-    date. -#}
+    date. A table, not a view: seven marts read it, and as a view each recomputed it. -#}
+
+{{ config(materialized='table') }}
 
 with
 
