@@ -1,4 +1,4 @@
-"""The dashboards under load (issue 7, "Load"): N concurrent browser sessions for a few minutes
+"""The dashboards under load: N concurrent browser sessions for a few minutes
 while the pipeline runs the next day.
 
     .venv/bin/python benchmarks/bench_dashboard_load.py [--sessions 20] [--duration 180]
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "orchestration.cli"]
+CLI = [sys.executable, "-m", "crm_cli.cli"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -34,7 +34,7 @@ PAGES = ["overview", "pipeline", "forecast", "team", "leads", "campaigns", "cust
 def build(scale: str, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_env(folder)}
-    cli = [sys.executable, "-m", "orchestration.cli"]
+    cli = [sys.executable, "-m", "crm_cli.cli"]
     for args in (["generate", "--scale", scale, "--end-date", "2026-11-01", "--quiet"],
                  ["run", "--date", "2026-11-01"]):
         print(f"[{scale}] crm-analytics {' '.join(args)}", flush=True)

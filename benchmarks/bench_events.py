@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.demo_data import SCALES, build_events, build_tables, write_event_files
-from ingestion.event_files import load_events
-from ingestion.urls import parse_warehouse_url
+from crm_core.urls import parse_warehouse_url
+from crm_demo.generator import SCALES, build_events, build_tables, write_event_files
+from ingestion.events.files import load_events
 from ingestion.warehouse import open_warehouse
 
 END = date(2026, 11, 1)

@@ -63,8 +63,8 @@ def child_sync(db: str, warehouse_url: str) -> dict:
     # Python binding imports it at the first query with a bound parameter (~0.25 s here).
     import pandas  # noqa: F401
 
-    from ingestion.sync import sync_erp
-    from ingestion.urls import parse_warehouse_url
+    from crm_core.urls import parse_warehouse_url
+    from ingestion.erp.sync import sync_erp
     from ingestion.warehouse import open_warehouse
 
     wh = open_warehouse(parse_warehouse_url(warehouse_url, Path(".")))
@@ -115,7 +115,7 @@ def child_floor(db: str, cursor: str, wh_db: str, remainder: str) -> dict:
     scans whatever they find), the key totals of the four big tables (the hard-delete check),
     and — separately, on the PostgreSQL warehouse, rolled back — the merge's `delete` of the
     changed deals and leads."""
-    from ingestion.sync import DEFAULT_OVERLAP
+    from ingestion.erp.sync import DEFAULT_OVERLAP
 
     since = dt.datetime.fromisoformat(cursor) - DEFAULT_OVERLAP
     parts: dict[str, float] = {}

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,18 @@ Pages call these functions and only lay out what they return. Rules kept here, o
   generated is the number of `?` placeholders in an `in (...)` list.
 - **Tenant scope in the SQL.** Every mart query gets `_where(...)`, which ANDs the viewer's
   `Scope` with the filters, so a filter can only narrow what the scope allows.
-- **Rates from summed parts.** A rate over several rows is `sum(part) / sum(whole)`, never an
-  average of the marts' per-row rates; NULL when the denominator is 0.
+- **Metrics live in dbt.** Pages read marts only (`marts.*`): every aggregate that does not
+  depend on the viewer's filters is a dbt model. What is left here is summing mart rows over
+  the rows a viewer selects.
+- **Rates from summed parts, in one place.** A rate over several rows is
+  `sum(part) / sum(whole)`, never an average of the marts' per-row rates; NULL when the
+  denominator is 0. `RATES` names each rate's parts and `_with_rates` adds them to a query of
+  sums: the only place rate SQL is composed, with the formula of dbt's `safe_ratio` macro.
 - **Cached by data version.** Results are cached keyed by the SQL and its parameters (which
   encode the filters and the scope) and by the warehouse's data version (the serving copy's
   versioned file name for DuckDB, the last successful run for PostgreSQL), so a finished
   pipeline run shows up on the next page run without a restart.
-- **DuckDB is read from the serving copy** (`orchestration.serving_copy`), never from the file
+- **DuckDB is read from the serving copy** (`crm_core.serving_copy`), never from the file
   the pipeline writes, so pages answer while a run is in progress.
 """
 
@@ -31,11 +36,13 @@ import polars as pl
 import psycopg
 import streamlit as st
 
+from crm_core.errors import CrmError, first_line
+from crm_core.serving_copy import serving_path
+from crm_core.settings import Settings
+from crm_core.sql import pg_placeholders
 from dashboards.access import Scope
+from dashboards.formats import pct
 from dashboards.names import Names
-from ingestion.errors import CrmError, first_line
-from orchestration.serving_copy import ROLLUPS, TOP_CONTACTS_PER_TENANT, serving_path
-from orchestration.settings import Settings
 
 # --------------------------------------------------------------------------------------------
 # Reading the warehouse
@@ -91,7 +98,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
     try:
         with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
             conn.read_only = True
-            cur = conn.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+            cur = conn.execute(pg_placeholders(sql), list(params))
             columns = [d.name for d in cur.description or []]
             rows = cur.fetchall()
     except psycopg.Error as exc:
@@ -223,10 +230,40 @@ def _where(scope: Scope, filters: Filters, *, date_column: str | None = None,
     return ("where " + " and ".join(parts)) if parts else "", params
 
 
-def _rate(numerator: str, denominator: str) -> str:
-    """SQL for a rate from summed parts; NULL when the denominator is 0 or NULL."""
+#: Each rate a page shows over several mart rows: (numerator, denominator) over the summed
+#: parts, the same definitions as the marts' per-row rates.
+RATES: dict[str, tuple[str, str]] = {
+    "win_rate": ("won_deals", "won_deals + lost_deals"),
+    "value_win_rate": ("won_amount", "won_amount + lost_amount"),
+    "reach_rate": ("reached", "total_deals"),
+    "contact_rate": ("reached_contacted", "leads"),
+    "qualification_rate": ("reached_qualified", "leads"),
+    "lead_win_rate": ("won_leads", "leads"),
+    "ctr": ("clicks", "impressions"),
+    "cvr": ("conversions", "clicks"),
+    "roi": ("revenue - spend", "spend"),
+}
+
+
+def safe_ratio(numerator: str, denominator: str) -> str:
+    """SQL for numerator / denominator in double precision, NULL when the denominator is 0 or
+    NULL: dbt's `safe_ratio` macro (dbt_project/macros/ratios.sql), written the same way so a
+    rate over summed parts equals the marts' rate over the same rows."""
     return (f"cast({numerator} as double precision) / "
             f"nullif(cast({denominator} as double precision), 0)")
+
+
+def _sums(parts: Sequence[str], *, zero: bool = False) -> str:
+    """`sum(part) as part, ...` (each sum 0 instead of NULL over no rows when `zero`)."""
+    return ", ".join(f"coalesce(sum({p}), 0) as {p}" if zero else f"sum({p}) as {p}"
+                     for p in parts)
+
+
+def _with_rates(summed: str, rates: Sequence[str], *, columns: str = "*",
+                order_by: str = "") -> str:
+    """`summed` (a query whose columns include each rate's summed parts) with `rates` added."""
+    added = ", ".join(f"{safe_ratio(*RATES[r])} as {r}" for r in rates)
+    return f"select {columns}, {added} from ({summed}) as summed {order_by}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,24 +277,16 @@ def data_as_of(src: Source) -> dict[str, Any] | None:
     return df.row(0, named=True) if df.height else None
 
 
-def _rollup(src: Source, name: str) -> str:
-    """A roll-up of the contact summary (orchestration.serving_copy.ROLLUPS) to select from:
-    its table in the DuckDB serving copy, its SQL inline over PostgreSQL."""
-    if src.settings.warehouse.is_duckdb:
-        return f"rollups.{name}"
-    return f"({ROLLUPS[name]}) as {name}"
-
-
 def tenants(src: Source, scope: Scope) -> pl.DataFrame:
     """The (business_id, branch_id) pairs the viewer may see, for the filter lists. Contacts'
-    pairs come from their roll-up, so no page reads one row per contact for its sidebar."""
+    pairs come from their segment summary, so no sidebar reads one row per contact."""
     where, params = _where(scope, Filters())
     return src.run(f"""
         select distinct business_id, branch_id from (
             select business_id, branch_id from marts.v_crm_pipeline_summary
             union all select business_id, branch_id from marts.v_crm_lead_conversion
             union all select business_id, branch_id from marts.v_crm_campaign_performance
-            union all select business_id, branch_id from {_rollup(src, "contact_rollup")}
+            union all select business_id, branch_id from marts.contact_segment_summary
         ) as pairs {where}
         order by business_id nulls last, branch_id nulls last""", params)
 
@@ -289,44 +318,28 @@ def activity_dates(src: Source, scope: Scope) -> tuple[date | None, date | None]
 
 
 # --------------------------------------------------------------------------------------------
-# Pipeline (v_crm_pipeline_summary: a snapshot, no dates)
+# Pipeline (pipeline_by_tenant: totals per business and branch; v_crm_pipeline_summary: per
+# stage; both snapshots, no dates)
 
-PAIR_TOTALS = """
-    select business_id, branch_id,
-           max(total_deals) as total_deals, max(open_deals) as open_deals,
-           max(open_amount) as open_amount, max(won_deals) as won_deals,
-           max(won_amount) as won_amount, max(lost_deals) as lost_deals,
-           max(lost_amount) as lost_amount
-    from marts.v_crm_pipeline_summary {where}
-    group by business_id, branch_id
-"""
+#: The per-pair parts of the pipeline totals; all sum over pairs.
+PIPELINE_PARTS = ("total_deals", "open_deals", "open_amount", "won_deals", "won_amount",
+                  "lost_deals", "lost_amount")
 
 
 def pipeline_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
-    """Open pipeline, won/lost deals and amounts, win rates by count and value. The per-pair
-    totals repeat on every stage row of the mart, so they are taken once per pair, then
-    summed."""
+    """Open pipeline, won/lost deals and amounts, win rates by count and value, over the
+    selected pairs."""
     where, params = _where(scope, filters)
-    row = src.run(f"""
-        select coalesce(sum(total_deals), 0) as total_deals,
-               coalesce(sum(open_deals), 0) as open_deals,
-               coalesce(sum(open_amount), 0) as open_amount,
-               coalesce(sum(won_deals), 0) as won_deals,
-               coalesce(sum(won_amount), 0) as won_amount,
-               coalesce(sum(lost_deals), 0) as lost_deals,
-               coalesce(sum(lost_amount), 0) as lost_amount,
-               {_rate('sum(won_deals)', 'sum(won_deals) + sum(lost_deals)')} as win_rate,
-               {_rate('sum(won_amount)', 'sum(won_amount) + sum(lost_amount)')}
-                   as value_win_rate
-        from ({PAIR_TOTALS.format(where=where)}) as pairs""", params).row(0, named=True)
-    return row
+    return src.run(_with_rates(
+        f"select {_sums(PIPELINE_PARTS, zero=True)} from marts.pipeline_by_tenant {where}",
+        ("win_rate", "value_win_rate")), params).row(0, named=True)
 
 
 def pipeline_stages(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     """Per stage: deals and value now in it, and the stage-reach count and rate (reach summed
     over tenants, divided by their summed total deals)."""
     where, params = _where(scope, filters)
-    return src.run(f"""
+    return src.run(_with_rates(f"""
         with stages as (
             select stage_id, coalesce(stage_name, '(no stage)') as stage,
                    min(stage_order) as stage_order, bool_or(is_won) as is_won,
@@ -336,24 +349,20 @@ def pipeline_stages(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
             group by stage_id, coalesce(stage_name, '(no stage)')
         ),
         totals as (
-            select sum(total_deals) as total_deals
-            from ({PAIR_TOTALS.format(where=where)}) as pairs
+            select sum(total_deals) as total_deals from marts.pipeline_by_tenant {where}
         )
-        select stage, stage_order, is_won, is_lost, deals, value, reached,
-               {_rate('reached', 'totals.total_deals')} as reach_rate
-        from stages cross join totals
-        order by stage_id is null, stage_order, stage""", params * 2)
+        select stages.*, totals.total_deals from stages cross join totals""",
+        ("reach_rate",),
+        columns="stage, stage_order, is_won, is_lost, deals, value, reached",
+        order_by="order by stage_id is null, stage_order, stage"), params * 2)
 
 
 def pipeline_by_tenant(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     """Per business and branch: open pipeline, won and lost, win rates by count and value."""
     where, params = _where(scope, filters)
     return src.run(f"""
-        select business_id, branch_id, total_deals, open_deals, open_amount, won_deals,
-               won_amount, lost_deals, lost_amount,
-               {_rate('won_deals', 'won_deals + lost_deals')} as win_rate,
-               {_rate('won_amount', 'won_amount + lost_amount')} as value_win_rate
-        from ({PAIR_TOTALS.format(where=where)}) as pairs
+        select business_id, branch_id, {", ".join(PIPELINE_PARTS)}, win_rate, value_win_rate
+        from marts.pipeline_by_tenant {where}
         order by open_amount desc, business_id, branch_id""", params)
 
 
@@ -392,13 +401,10 @@ def open_pipeline_by_close_month(src: Source, scope: Scope, filters: Filters) ->
 # --------------------------------------------------------------------------------------------
 # Leads (v_crm_lead_conversion: by cohort month)
 
-LEAD_SUMS = """
-    sum(leads) as leads, sum(reached_contacted) as reached_contacted,
-    sum(reached_qualified) as reached_qualified, sum(won_leads) as won_leads,
-    sum(lost_leads) as lost_leads, sum(lead_value) as lead_value, sum(won_value) as won_value,
-    """ + _rate("sum(reached_contacted)", "sum(leads)") + """ as contact_rate,
-    """ + _rate("sum(reached_qualified)", "sum(leads)") + """ as qualification_rate,
-    """ + _rate("sum(won_leads)", "sum(leads)") + " as lead_win_rate"
+#: The lead cohorts' parts (all sum) and the rates recomputed from their sums.
+LEAD_PARTS = ("leads", "reached_contacted", "reached_qualified", "won_leads", "lost_leads",
+              "lead_value", "won_value")
+LEAD_RATES = ("contact_rate", "qualification_rate", "lead_win_rate")
 
 
 def _lead_where(scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
@@ -408,43 +414,42 @@ def _lead_where(scope: Scope, filters: Filters) -> tuple[str, list[Any]]:
 def lead_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
     """Leads of the cohort months overlapping the date range, and their rates."""
     where, params = _lead_where(scope, filters)
-    return src.run(f"select {LEAD_SUMS} from marts.v_crm_lead_conversion {where}",
-                   params).row(0, named=True)
+    return src.run(_with_rates(
+        f"select {_sums(LEAD_PARTS)} from marts.v_crm_lead_conversion {where}", LEAD_RATES),
+        params).row(0, named=True)
 
 
 def leads_by_source_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     where, params = _lead_where(scope, filters)
-    return src.run(f"""
-        select cohort_month, source, {LEAD_SUMS}
+    return src.run(_with_rates(f"""
+        select cohort_month, source, {_sums(LEAD_PARTS)}
         from marts.v_crm_lead_conversion {where}
-        group by cohort_month, source order by cohort_month, source""", params)
+        group by cohort_month, source""", LEAD_RATES, order_by="order by cohort_month, source"),
+        params)
 
 
 def leads_by_source(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     where, params = _lead_where(scope, filters)
-    return src.run(f"""
-        select source, {LEAD_SUMS}
+    return src.run(_with_rates(f"""
+        select source, {_sums(LEAD_PARTS)}
         from marts.v_crm_lead_conversion {where}
-        group by source order by sum(leads) desc, source""", params)
+        group by source""", LEAD_RATES, order_by="order by leads desc, source"), params)
 
 
 def lead_cohorts(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     where, params = _lead_where(scope, filters)
-    return src.run(f"""
-        select cohort_month, {LEAD_SUMS}
+    return src.run(_with_rates(f"""
+        select cohort_month, {_sums(LEAD_PARTS)}
         from marts.v_crm_lead_conversion {where}
-        group by cohort_month order by cohort_month""", params)
+        group by cohort_month""", LEAD_RATES, order_by="order by cohort_month"), params)
 
 
 # --------------------------------------------------------------------------------------------
 # Campaigns (v_crm_campaign_performance: by campaign and date)
 
-CAMPAIGN_SUMS = """
-    sum(impressions) as impressions, sum(clicks) as clicks, sum(conversions) as conversions,
-    sum(sends) as sends, sum(revenue) as revenue, sum(spend) as spend,
-    """ + _rate("sum(clicks)", "sum(impressions)") + """ as ctr,
-    """ + _rate("sum(conversions)", "sum(clicks)") + """ as cvr,
-    """ + _rate("sum(revenue) - sum(spend)", "sum(spend)") + " as roi"
+#: The campaign days' parts (all sum) and the rates recomputed from their sums.
+CAMPAIGN_PARTS = ("impressions", "clicks", "conversions", "sends", "revenue", "spend")
+CAMPAIGN_RATES = ("ctr", "cvr", "roi")
 
 
 def _campaign_where(scope: Scope, filters: Filters,
@@ -458,45 +463,57 @@ def _campaign_where(scope: Scope, filters: Filters,
 
 def campaign_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
     where, params = _campaign_where(scope, filters)
-    return src.run(f"select {CAMPAIGN_SUMS} from marts.v_crm_campaign_performance {where}",
-                   params).row(0, named=True)
+    return src.run(_with_rates(
+        f"select {_sums(CAMPAIGN_PARTS)} from marts.v_crm_campaign_performance {where}",
+        CAMPAIGN_RATES), params).row(0, named=True)
 
 
 def campaign_daily(src: Source, scope: Scope, filters: Filters,
                    campaign_id: int | None = None) -> pl.DataFrame:
     """Per date: impressions, clicks, conversions, revenue, spend and the rates."""
     where, params = _campaign_where(scope, filters, campaign_id)
-    return src.run(f"""
-        select {DATE} as date, {CAMPAIGN_SUMS}
+    return src.run(_with_rates(f"""
+        select {DATE} as {DATE}, {_sums(CAMPAIGN_PARTS)}
         from marts.v_crm_campaign_performance {where}
-        group by {DATE} order by {DATE}""", params)
+        group by {DATE}""", CAMPAIGN_RATES, order_by=f"order by {DATE}"), params)
 
 
 def campaigns_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts)."""
+    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts); and its target
+    audience with the share of it that converted (lifetime, from campaign_lifetime)."""
     where, params = _campaign_where(scope, filters)
-    return src.run(f"""
+    in_range = _with_rates(f"""
         select campaign_id, min(campaign_name) as campaign_name,
                min(coalesce(campaign_type, 'unknown')) as campaign_type,
                min(status) as status, min(business_id) as business_id,
-               min(branch_id) as branch_id, {CAMPAIGN_SUMS}
+               min(branch_id) as branch_id, {_sums(CAMPAIGN_PARTS)}
         from marts.v_crm_campaign_performance {where}
-        group by campaign_id order by sum(revenue) desc nulls last, campaign_id""", params)
+        group by campaign_id""", CAMPAIGN_RATES)
+    return src.run(f"""
+        select in_range.*, lifetime.audience_size, lifetime.audience_conversion_rate
+        from ({in_range}) as in_range
+        left join marts.campaign_lifetime as lifetime
+            on lifetime.campaign_id = in_range.campaign_id
+        order by in_range.revenue desc nulls last, in_range.campaign_id""", params)
 
 
 def campaign_types_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
     where, params = _campaign_where(scope, filters)
-    return src.run(f"""
+    return src.run(_with_rates(f"""
         select coalesce(campaign_type, 'unknown') as campaign_type,
-               count(distinct campaign_id) as campaigns, {CAMPAIGN_SUMS}
+               count(distinct campaign_id) as campaigns, {_sums(CAMPAIGN_PARTS)}
         from marts.v_crm_campaign_performance {where}
-        group by coalesce(campaign_type, 'unknown') order by 1""", params)
+        group by coalesce(campaign_type, 'unknown')""", CAMPAIGN_RATES,
+        order_by="order by campaign_type"), params)
 
 
 # --------------------------------------------------------------------------------------------
 # Customers (v_crm_contact_summary: one row per live contact, a snapshot). Read through its
-# small roll-ups (orchestration.serving_copy.ROLLUPS): tables in the DuckDB serving copy, the
-# same SQL inline over PostgreSQL. Sums of the roll-up's sums are the sums over contacts.
+# small roll-ups, contact_segment_summary and top_contacts, so a page's cost follows
+# aggregated rows. Sums of the segments' sums are the sums over contacts.
+
+#: How many contacts per (business, branch) marts.top_contacts keeps (its `tenant_rank`).
+TOP_CONTACTS_PER_TENANT = 20
 
 
 def top_contacts(src: Source, scope: Scope, filters: Filters, limit: int = 20) -> pl.DataFrame:
@@ -507,7 +524,7 @@ def top_contacts(src: Source, scope: Scope, filters: Filters, limit: int = 20) -
         select contact_pk, contact_code, business_id, branch_id, contact_type,
                customer_group_name, won_revenue, won_deal_count, open_pipeline_value,
                total_sale_due, account_balance
-        from {_rollup(src, "top_contacts")} {where}
+        from marts.top_contacts {where}
         order by won_revenue desc, contact_pk limit ?""", [*params, limit])
 
 
@@ -519,7 +536,7 @@ def balances_by_contact_type(src: Source, scope: Scope, filters: Filters) -> pl.
                sum(total_sale_due) as total_sale_due,
                sum(total_sale_return_due) as total_sale_return_due,
                sum(credit_limit) as credit_limit
-        from {_rollup(src, "contact_rollup")} {where}
+        from marts.contact_segment_summary {where}
         group by coalesce(contact_type, 'unknown') order by 1""", params)
 
 
@@ -530,7 +547,7 @@ def customer_groups(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
                sum(contacts) as contacts, sum(won_revenue) as won_revenue,
                sum(open_pipeline_value) as open_pipeline_value,
                sum(total_sale_due) as total_sale_due, sum(won_deal_count) as won_deals
-        from {_rollup(src, "contact_rollup")} {where}
+        from marts.contact_segment_summary {where}
         group by coalesce(customer_group_name, '(no group)')
         order by sum(won_revenue) desc nulls last, 1""", params)
 
@@ -542,7 +559,7 @@ def contact_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any
                coalesce(sum(won_revenue), 0) as won_revenue,
                coalesce(sum(total_sale_due), 0) as total_sale_due,
                coalesce(sum(account_balance), 0) as account_balance
-        from {_rollup(src, "contact_rollup")} {where}""", params).row(0, named=True)
+        from marts.contact_segment_summary {where}""", params).row(0, named=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -575,16 +592,12 @@ def headline_numbers(settings: Settings) -> list[tuple[str, str]]:
     return [
         ("Open pipeline", f"{k['open_pipeline']:,.2f}"),
         ("Won revenue", f"{k['won_revenue']:,.2f}"),
-        ("Win rate (count)", _pct(k["win_rate"])),
-        ("Lead qualification rate", _pct(k["qualification_rate"])),
+        ("Win rate (count)", pct(k["win_rate"])),
+        ("Lead qualification rate", pct(k["qualification_rate"])),
         ("Campaign revenue", f"{k['campaign_revenue']:,.2f}"),
         ("Campaign spend", f"{k['spend']:,.2f}"),
-        ("Campaign ROI", _pct(k["roi"])),
+        ("Campaign ROI", pct(k["roi"])),
     ]
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,7 +655,7 @@ SALES_SUMS = """
     coalesce(sum(new_deals), 0) as new_deals, coalesce(sum(new_pipeline), 0) as new_pipeline,
     coalesce(sum(won_deals), 0) as won_deals, coalesce(sum(won_amount), 0) as won_amount,
     coalesce(sum(lost_deals), 0) as lost_deals, coalesce(sum(lost_amount), 0) as lost_amount,
-    """ + _rate("sum(won_deals)", "sum(won_deals) + sum(lost_deals)") + " as win_rate"
+    """ + safe_ratio("sum(won_deals)", "sum(won_deals) + sum(lost_deals)") + " as win_rate"
 
 
 def sales_by_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
@@ -715,9 +728,9 @@ LEADER_SUMS = """
     sum(new_deals) as new_deals, sum(new_pipeline) as new_pipeline,
     sum(won_deals) as won_deals, sum(won_amount) as won_amount,
     sum(lost_deals) as lost_deals, sum(lost_amount) as lost_amount,
-    """ + _rate("sum(won_deals)", "sum(won_deals) + sum(lost_deals)") + """ as win_rate,
-    """ + _rate("sum(won_amount)", "sum(won_deals)") + """ as avg_deal_size,
-    """ + _rate("sum(cycle_days_sum)", "sum(won_deals)") + " as avg_cycle_days"
+    """ + safe_ratio("sum(won_deals)", "sum(won_deals) + sum(lost_deals)") + """ as win_rate,
+    """ + safe_ratio("sum(won_amount)", "sum(won_deals)") + """ as avg_deal_size,
+    """ + safe_ratio("sum(cycle_days_sum)", "sum(won_deals)") + " as avg_cycle_days"
 
 
 def leaderboard_periods(src: Source, scope: Scope, period_type: str) -> list[date]:
@@ -755,9 +768,9 @@ VELOCITY_PARTS = """
 def _velocity(parts: str) -> str:
     """Velocity from summed parts: open deals x win rate x average deal size / cycle days,
     NULL when a part is missing or the cycle is 0 (the mart's own definition)."""
-    win_rate = _rate("won_deals", "won_deals + lost_deals")
-    deal_size = _rate("won_amount", "won_deals")
-    cycle = _rate("cycle_days_sum", "won_deals")
+    win_rate = safe_ratio("won_deals", "won_deals + lost_deals")
+    deal_size = safe_ratio("won_amount", "won_deals")
+    cycle = safe_ratio("cycle_days_sum", "won_deals")
     return f"""
         select {parts} {win_rate} as win_rate, {deal_size} as avg_deal_size,
                {cycle} as avg_cycle_days,
@@ -797,9 +810,9 @@ def slippage_by_owner(src: Source, scope: Scope, filters: Filters) -> pl.DataFra
                count(*) as deals,
                sum(case when s.slip_count > 0 then 1 else 0 end) as slipped_deals,
                sum(s.slip_count) as slips, sum(s.slip_days_total) as slip_days,
-               {_rate("sum(case when s.slip_count > 0 then 1 else 0 end)", "count(*)")}
+               {safe_ratio("sum(case when s.slip_count > 0 then 1 else 0 end)", "count(*)")}
                    as slipped_share,
-               {_rate("sum(s.slip_days_total)", "sum(s.slip_count)")} as days_per_slip
+               {safe_ratio("sum(s.slip_days_total)", "sum(s.slip_count)")} as days_per_slip
         from (select * from marts.deal_close_date_slippage {where}) as s
         left join marts.dim_owners as o on o.owner_id = s.owner_id
         group by s.owner_id
@@ -820,7 +833,7 @@ def campaign_attribution(src: Source, scope: Scope, filters: Filters) -> pl.Data
                    as campaign_type, a.business_id, a.branch_id, a.attributed_leads,
                a.attributed_deals, a.won_deals, a.won_amount, a.spend, a.cost_per_lead,
                a.won_roi, p.revenue as reported_revenue,
-               {_rate("p.revenue - p.spend", "p.spend")} as reported_roi
+               {safe_ratio("p.revenue - p.spend", "p.spend")} as reported_roi
         from (select * from marts.campaign_attribution {where}) as a
         left join (select campaign_id, sum(revenue) as revenue, sum(spend) as spend
                    from marts.v_crm_campaign_performance group by campaign_id) as p
@@ -835,9 +848,10 @@ def attribution_totals(src: Source, scope: Scope, filters: Filters) -> dict[str,
                coalesce(sum(attributed_deals), 0) as attributed_deals,
                coalesce(sum(won_deals), 0) as won_deals,
                coalesce(sum(won_amount), 0) as won_amount, sum(spend) as spend,
-               {_rate("sum(spend)", "sum(case when spend is not null then attributed_leads end)")}
+               {safe_ratio("sum(spend)",
+                           "sum(case when spend is not null then attributed_leads end)")}
                    as cost_per_lead,
-               {_rate("sum(case when spend is not null then won_amount end) - sum(spend)",
+               {safe_ratio("sum(case when spend is not null then won_amount end) - sum(spend)",
                       "sum(spend)")} as won_roi
         from marts.campaign_attribution {where}""", params).row(0, named=True)
 

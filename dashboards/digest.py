@@ -34,10 +34,10 @@ from urllib.parse import unquote, urlsplit
 
 import polars as pl
 
+from crm_core.errors import CrmError, first_line
+from crm_core.settings import Settings
 from dashboards import data, formats
 from dashboards.access import Scope, digest_recipients
-from ingestion.errors import CrmError, first_line
-from orchestration.settings import Settings
 
 #: How many deals at risk an e-mail lists (the rest are counted).
 RISK_ROWS = 10

@@ -17,12 +17,12 @@ import plotly.io as pio
 import polars as pl
 import streamlit as st
 
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from dashboards import data, formats
 from dashboards.access import Scope, Viewer, resolve_viewer
 from dashboards.data import Coverage, Filters, Source
 from dashboards.names import Names
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
 
 #: Default length of the date range: the last quarter up to the as-of date.
 DEFAULT_RANGE_DAYS = 90
@@ -32,8 +32,8 @@ PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#d
 REVENUE, SPEND = PALETTE[1], PALETTE[3]
 
 # One small chart template, registered once as Plotly's default. Naming a built-in template
-# such as "plotly_white" on every figure deep-copies and re-validates it each time: that was
-# about 50 ms per chart, most of a cached page run.
+# such as "plotly_white" on every figure deep-copies and re-validates it each time, which
+# would dominate a cached page run.
 _AXIS = {"gridcolor": "#e5e7eb", "linecolor": "#d1d5db", "zerolinecolor": "#e5e7eb",
          "automargin": True}
 pio.templates["crm"] = go.layout.Template(layout={

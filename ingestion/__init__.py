@@ -1,1 +1,1 @@
-"""Getting data in: the ERP tables (sync), the campaign event files, and the demo generator."""
+"""Getting data in: the ERP tables (`erp/`) and the campaign event files (`events/`)."""

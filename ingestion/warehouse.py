@@ -17,8 +17,9 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ingestion.errors import CrmError, first_line
-from ingestion.urls import WarehouseTarget
+from crm_core.errors import CrmError, first_line
+from crm_core.sql import pg_placeholders, qualified, quote_ident
+from crm_core.urls import WarehouseTarget
 
 
 class Warehouse(Protocol):
@@ -36,15 +37,6 @@ class Warehouse(Protocol):
     def create_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None: ...
     def append(self, schema: str, table: str, batch: pa.RecordBatch | pa.Table) -> None: ...
     def close(self) -> None: ...
-
-
-def quote_ident(name: str) -> str:
-    """Double-quote an identifier (both warehouses follow the SQL standard here)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str, table: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,9 +137,8 @@ def duckdb_landing(con: duckdb.DuckDBPyConnection,
     afterwards.
 
     - No FSST, DuckDB's string compression: it is the costliest step of writing many strings
-      (~0.5 s of a ~4 s full sync at `large`, ~1.6 s of a 25 s history of events) and saves
-      ~30% of `raw`'s size. `raw` is a landing zone that staging reads once per run; the marts
-      are written by dbt's own connection, with every method on.
+      (BENCHMARKS.md) and only saves space. `raw` is a landing zone that staging reads once per
+      run; the marts are written by dbt's own connection, with every method on.
     - `memory_limit`, when given: DuckDB's buffer pool keeps every block written cached, so
       without a cap memory grows with the data (to DuckDB's default of 80% of RAM); beyond the
       cap blocks already on disk are simply dropped."""
@@ -202,10 +193,10 @@ class PostgresWarehouse:
             yield
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.conn.execute(_pg_placeholders(sql), list(params))
+        self.conn.execute(pg_placeholders(sql), list(params))
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.conn.execute(_pg_placeholders(sql), list(params)).fetchall()
+        return self.conn.execute(pg_placeholders(sql), list(params)).fetchall()
 
     def table_exists(self, schema: str, table: str) -> bool:
         return table in table_names(self, schema)
@@ -262,10 +253,6 @@ def pg_columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[
         [schema, table],
     ).fetchall()
     return [(name, pg_type) for name, pg_type in rows]
-
-
-def _pg_placeholders(sql: str) -> str:
-    return sql.replace("%", "%%").replace("?", "%s")
 
 
 # --------------------------------------------------------------------------------------------

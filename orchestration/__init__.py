@@ -1,1 +1,1 @@
-"""Dagster orchestration of the CRM pipeline, and the `crm-analytics` command line."""
+"""Dagster orchestration of the CRM pipeline: assets, jobs, schedules, sensors, checks."""

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from ingestion.errors import CrmError
-from ingestion.urls import WarehouseTarget
-from orchestration.settings import PROJECT_ROOT
+from crm_core.errors import CrmError
+from crm_core.settings import PROJECT_ROOT
+from crm_core.urls import WarehouseTarget
 
 crm_dbt_project = DbtProject(project_dir=PROJECT_ROOT, profiles_dir=PROJECT_ROOT)
 

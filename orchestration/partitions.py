@@ -14,7 +14,8 @@ from pathlib import Path
 
 from dagster import DailyPartitionsDefinition
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
+from crm_core.landing import landing_folders
 
 #: First possible landing date. Folders dated earlier are not loaded.
 EVENTS_START_DATE = date(2020, 1, 1)
@@ -34,12 +35,6 @@ def landing_range_tags(events_path: Path, as_of: date) -> dict[str, str]:
         raise CrmError(f"as-of date {as_of.isoformat()} is in the future")
     if as_of < EVENTS_START_DATE:
         raise CrmError(f"as-of date {as_of.isoformat()} is before {EVENTS_START_DATE}")
-    dated = []
-    if events_path.is_dir():
-        for folder in events_path.iterdir():
-            try:
-                dated.append(date.fromisoformat(folder.name))
-            except ValueError:
-                continue
+    dated = [day for day, _ in landing_folders(events_path)]
     start = max(min([d for d in dated if d <= as_of], default=as_of), EVENTS_START_DATE)
     return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: as_of.isoformat()}

@@ -14,7 +14,7 @@ two 64-byte key pads handed to the warehouse session out of band:
 - PostgreSQL: libpq's `PGOPTIONS` sets the custom settings `crm.pii_ipad` / `crm.pii_opad`
   (hex) when dbt connects; the SQL reads them with `current_setting`.
 
-Without a key the variables are absent and every hash is NULL (see README "Configuration").
+Without a key the variables are absent and every hash is NULL (see README.md, "Configuration").
 Stdlib only: the dbt process imports this through the plugin.
 """
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 from dagster import ConfigurableResource
 
+from crm_core.settings import Settings
 from ingestion.warehouse import Warehouse, open_warehouse
-from orchestration.settings import Settings
 
 
 class CrmSettingsResource(ConfigurableResource):

@@ -6,8 +6,8 @@ from datetime import date
 
 from dagster import Config
 
-from ingestion.errors import CrmError
-from orchestration.settings import Settings
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 
 
 class AsOfConfig(Config):

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from ingestion.errors import CrmError, first_line
-from ingestion.urls import WarehouseTarget
+from crm_core.errors import CrmError, first_line
+from crm_core.urls import WarehouseTarget
 
 ADVISORY_LOCK_KEY = 0x43524D  # "CRM"
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
 from orchestration.run_lock import warehouse_write_lock
-from orchestration.settings import Settings
 
 
 @dataclass

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
+from crm_core.settings import Settings
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
 from orchestration.partitions import landing_range_tags
-from orchestration.settings import Settings
 
 DAILY_ROLLUP_CRON = "0 1 * * *"
 

@@ -11,21 +11,21 @@ from pathlib import Path
 
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from crm_core.landing import is_event_file, landing_folders
+from crm_core.settings import Settings
 from orchestration.jobs import as_of_run_config, crm_pipeline_job
 from orchestration.partitions import landing_range_tags
-from orchestration.settings import Settings
 
 
 def landing_fingerprint(events_path: Path) -> str:
     """A digest of every event file's path, size and mtime in dated landing folders."""
     digest = hashlib.sha256()
-    if events_path.is_dir():
-        for folder in sorted(p for p in events_path.iterdir() if p.is_dir()):
-            for path in sorted(folder.glob("*.jsonl*")):
-                if path.name.endswith((".jsonl", ".jsonl.gz")) and path.is_file():
-                    stat = path.stat()
-                    digest.update(f"{folder.name}/{path.name}|{stat.st_size}|"
-                                  f"{stat.st_mtime_ns}\n".encode())
+    for _, folder in landing_folders(events_path):
+        for path in sorted(folder.iterdir()):
+            if is_event_file(path) and path.is_file():
+                stat = path.stat()
+                digest.update(f"{folder.name}/{path.name}|{stat.st_size}|"
+                              f"{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

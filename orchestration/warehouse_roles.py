@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from ingestion.errors import CrmError, first_line
-from ingestion.urls import WarehouseTarget
+from crm_core.errors import CrmError, first_line
+from crm_core.urls import WarehouseTarget
 
 #: The schema holding the role registry and the policy function (owned by the admin).
 ACCESS_SCHEMA = "crm_access"

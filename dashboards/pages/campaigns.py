@@ -62,7 +62,8 @@ by_type = data.campaign_types_table(src, scope, f)
 left, right = ui.st.columns(2)
 with left:
     tframe = ui.chart_frame(by_type)
-    # Three small panels side by side (plain axes: make_subplots costs ~20 ms per page run).
+    # Three small panels side by side, on plain axes: make_subplots builds a heavier figure
+    # on every page run.
     fig = go.Figure([go.Bar(x=tframe["campaign_type"], y=tframe[metric], name=metric.upper(),
                             xaxis=f"x{i}", yaxis=f"y{i}", marker_color=ui.PALETTE[i - 1])
                      for i, metric in enumerate(("ctr", "cvr", "roi"), start=1)])

@@ -1,4 +1,4 @@
-{#- Access control that must survive dbt's rebuilds (README "Running it in production").
+{#- Access control that must survive dbt's rebuilds (docs/operations.md, "Warehouse").
 
     dbt replaces a table model by building a new table and renaming it into place, which drops
     the old table's grants, row-level security and policies. On PostgreSQL each mart's

@@ -1,4 +1,4 @@
--- Layers reconcile: per tenant pair, the pipeline summary's deal totals equal the contact
+-- Layers reconcile: per tenant pair, the pipeline's deal totals equal the contact
 -- summary's plus the deals the contact summary leaves out by definition (those of
 -- soft-deleted contacts, and those without a known contact). Returns the pairs that differ.
 
@@ -6,17 +6,7 @@ with
 
 pipeline_pairs as (
 
-    select distinct
-        business_id,
-        branch_id,
-        total_deals,
-        open_deals,
-        open_amount,
-        won_deals,
-        won_amount,
-        lost_deals
-
-    from {{ ref('v_crm_pipeline_summary') }}
+    select * from {{ ref('pipeline_by_tenant') }}
 
 ),
 

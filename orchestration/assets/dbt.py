@@ -11,13 +11,13 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from ingestion.errors import CrmError
+from crm_core.errors import CrmError
+from crm_core.serving_copy import publish_serving_copy
 from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_manifest
 from orchestration.pii import dbt_secret_environment, environment_while
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 from orchestration.run_log import record_successful_run
-from orchestration.serving_copy import publish_serving_copy
 
 
 class CrmDbtTranslator(DagsterDbtTranslator):

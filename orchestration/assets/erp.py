@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
-from ingestion.erp_schema import SOURCE_TABLES
-from ingestion.sync import sync_erp
+from ingestion.erp.schema import SOURCE_TABLES
+from ingestion.erp.sync import sync_configured
 from orchestration.resources import CrmSettingsResource
 
 ERP_ASSET_KEYS = [AssetKey(["raw", name]) for name in SOURCE_TABLES]
@@ -25,11 +25,8 @@ ERP_ASSET_KEYS = [AssetKey(["raw", name]) for name in SOURCE_TABLES]
 def erp_tables(context: AssetExecutionContext, crm: CrmSettingsResource
                ) -> Iterator[MaterializeResult]:
     """All tables are synced together in one warehouse transaction, so they are one step."""
-    settings = crm.settings()
     with crm.warehouse() as wh:
-        report = sync_erp(settings.source_url, settings.source_schema, wh,
-                          overlap=settings.sync_overlap,
-                          statement_timeout=settings.source_statement_timeout)
+        report = sync_configured(crm.settings(), wh)
     context.log.info(f"synced {sum(report.rows.values())} rows in {report.seconds:.1f}s")
     for name, rows in report.rows.items():
         yield MaterializeResult(asset_key=AssetKey(["raw", name]),

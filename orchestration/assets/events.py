@@ -13,7 +13,7 @@ from dagster import (
     multi_asset,
 )
 
-from ingestion.event_files import load_events
+from ingestion.events.files import load_events
 from orchestration.assets.erp import ERP_ASSET_KEYS
 from orchestration.partitions import landing_date_partitions
 from orchestration.resources import CrmSettingsResource

@@ -12,13 +12,15 @@ users as (
 
 deal_owners as (
 
-    select distinct owner_id from {{ ref('stg_erp__crm_deals') }} where owner_id is not null
+    select distinct owner_id from {{ ref('stg_erp__crm_deals') }}
+    where owner_id is not null
 
 ),
 
 lead_owners as (
 
-    select distinct owner_id from {{ ref('stg_erp__crm_leads') }} where owner_id is not null
+    select distinct owner_id from {{ ref('stg_erp__crm_leads') }}
+    where owner_id is not null
 
 ),
 
@@ -37,12 +39,14 @@ named as (
     select
         owner_ids.owner_id,
         users.username,
-        nullif(trim(coalesce(users.first_name, '') || ' ' || coalesce(users.last_name, '')),
-               '') as full_name
+        nullif(
+            trim(coalesce(users.first_name, '') || ' ' || coalesce(users.last_name, '')),
+            ''
+        ) as full_name
 
     from owner_ids
 
-    left join users on users.user_id = owner_ids.owner_id
+    left join users on owner_ids.owner_id = users.user_id
 
 ),
 
@@ -50,8 +54,10 @@ final as (
 
     select
         cast(owner_id as bigint) as owner_id,
-        cast(coalesce(full_name, username,
-                      'Owner ' || cast(owner_id as varchar)) as varchar) as owner_name,
+        cast(coalesce(
+            full_name, username,
+            'Owner ' || cast(owner_id as varchar)
+        ) as varchar) as owner_name,
         cast(username as varchar) as username
 
     from named

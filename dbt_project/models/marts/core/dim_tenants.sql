@@ -18,9 +18,16 @@ branches as (
 
 pairs as (
 
-    select business_id, branch_id, branch_name from branches
+    select
+        business_id,
+        branch_id,
+        branch_name
+    from branches
     union all
-    select business_id, cast(null as bigint) as branch_id, cast(null as varchar) as branch_name
+    select
+        business_id,
+        cast(null as bigint) as branch_id,
+        cast(null as varchar) as branch_name
     from businesses
 
 ),
@@ -31,19 +38,23 @@ final as (
         cast(pairs.business_id as bigint) as business_id,
         cast(case
             when pairs.business_id is null then null
-            else coalesce(nullif(trim(businesses.business_name), ''),
-                          'Business ' || cast(pairs.business_id as varchar))
+            else coalesce(
+                    nullif(trim(businesses.business_name), ''),
+                    'Business ' || cast(pairs.business_id as varchar)
+                )
         end as varchar) as business_name,
         cast(pairs.branch_id as bigint) as branch_id,
         cast(case
             when pairs.branch_id is null then null
-            else coalesce(nullif(trim(pairs.branch_name), ''),
-                          'Branch ' || cast(pairs.branch_id as varchar))
+            else coalesce(
+                    nullif(trim(pairs.branch_name), ''),
+                    'Branch ' || cast(pairs.branch_id as varchar)
+                )
         end as varchar) as branch_name
 
     from pairs
 
-    left join businesses on businesses.business_id = pairs.business_id
+    left join businesses on pairs.business_id = businesses.business_id
 
 )
 

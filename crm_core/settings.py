@@ -1,0 +1,220 @@
+"""The one typed settings object: environment (and `./.env`) -> `Settings`.
+
+Everything configurable comes through here (docs/contract.md section 1) so that resources, the CLI
+and the dashboards agree on what the configuration is. Stdlib only: it is imported everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from crm_core.errors import CrmError
+from crm_core.urls import WarehouseTarget, parse_warehouse_url, redact_url
+
+#: The repository root: the dbt project, profiles.yml and the Dagster code live here.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULTS: dict[str, str] = {
+    "CRM_SOURCE_URL": "sqlite:///data/erp_demo.sqlite",
+    "CRM_SOURCE_SCHEMA": "public",
+    "CRM_EVENTS_PATH": "data/landing/events",
+    "CRM_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
+    "CRM_REPORTING_TZ": "UTC",
+    # Operations (beyond the contract): asset-check thresholds.
+    "CRM_REJECT_RATE_WARN": "0.01",
+    "CRM_LANDING_DEADLINE_HOUR": "6",
+    # Sync (beyond the contract): how far before its cursor an incremental sync looks again.
+    "CRM_SYNC_OVERLAP": "10m",
+    # Sync (beyond the contract): the longest a statement on the ERP database may run.
+    "CRM_SOURCE_STATEMENT_TIMEOUT": "15m",
+    # Dashboards (beyond the contract): who may see which tenant.
+    "CRM_ACCESS_FILE": "",
+    "CRM_AUTH": "auto",
+    "CRM_AUTH_HEADER": "X-Forwarded-Email",
+    # Security (beyond the contract): the key of the keyed hashes of phones and tax numbers.
+    "CRM_PII_KEY": "",
+    # Dashboards and digest (beyond the contract): ISO 4217 code money is shown in; empty =
+    # plain numbers.
+    "CRM_CURRENCY": "",
+    # Daily digest (beyond the contract): SMTP server, sender, stale-deal alert threshold.
+    "CRM_SMTP_URL": "",
+    "CRM_DIGEST_FROM": "crm-analytics@localhost",
+    "CRM_DIGEST_STALE_DEALS": "10",
+}
+
+#: Shortest accepted CRM_PII_KEY (characters): a random secret, not a word.
+MIN_PII_KEY_LENGTH = 16
+
+#: How the dashboards learn who is looking: `auto` = OIDC when Streamlit's `[auth]` secrets
+#: are configured, otherwise demo mode; `oidc`; `header` (a trusted authenticating proxy);
+#: `none` (demo mode: everything visible, badged "demo — not signed in").
+AUTH_MODES = ("auto", "oidc", "header", "none")
+
+
+def parse_duration(text: str, name: str) -> timedelta:
+    """`600`, `600s`, `10m` or `1h` as a `timedelta` (a bare number is seconds)."""
+    value = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    factor = units.get(value[-1:])
+    number = value[:-1] if factor else value
+    try:
+        seconds = float(number) * (factor or 1)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds < 10**9:
+        raise CrmError(f"{name} must be a duration such as 600, 600s, 10m or 1h "
+                       f"(got {text!r})")
+    return timedelta(seconds=seconds)
+
+
+def _positive(value: timedelta, name: str) -> timedelta:
+    """A duration that must be above zero (PostgreSQL reads a 0 timeout as "no timeout")."""
+    if value <= timedelta(0):
+        raise CrmError(f"{name} must be above zero (got {value.total_seconds():g}s)")
+    return value
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a simple `.env` file (KEY=VALUE, # comments, optional quotes)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _absolute_sqlite_url(url: str, cwd: Path) -> str:
+    """SQLAlchemy resolves `sqlite:///rel` against the process cwd; pin it to `cwd` now."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((cwd / url[len(prefix):]).resolve())
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Paths are absolute; URLs keep their passwords (never print them:
+    use `redact_url`)."""
+
+    source_url: str
+    source_schema: str
+    events_path: Path
+    warehouse_url: str
+    reporting_tz: str
+    warehouse: WarehouseTarget = field(repr=False)
+    #: Share of rejected event lines above which the reject-rate check warns.
+    reject_rate_warn: float = 0.01
+    #: Local hour by which yesterday's landing folder should exist (freshness check).
+    landing_deadline_hour: int = 6
+    #: How far before its cursor an incremental sync reads again: rows whose transaction
+    #: committed up to this long after a later-stamped one are still caught.
+    sync_overlap: timedelta = timedelta(minutes=10)
+    #: The statement timeout every source connection sets: a sync never holds the ERP's
+    #: database (or waits on one of its locks) for longer.
+    source_statement_timeout: timedelta = timedelta(minutes=15)
+    #: YAML file: user -> the business and branch ids they may see (dashboards).
+    access_file: Path | None = None
+    #: One of `AUTH_MODES`.
+    auth: str = "auto"
+    #: Request header carrying the signed-in user when `auth` is `header`.
+    auth_header: str = "X-Forwarded-Email"
+    #: Key of the HMAC-SHA256 digests staging keeps instead of phones and tax numbers
+    #: (orchestration/pii.py); None: no key, the digests are NULL. Never printed.
+    pii_key: str | None = field(default=None, repr=False)
+    #: ISO 4217 code of the money the ERP records (upper case); None: no currency shown.
+    currency: str | None = None
+    #: smtp://[user:password@]host[:port] (or smtps://, or smtp+starttls://) the daily digest
+    #: is sent through; None: the digest can only be printed (`--dry-run`). Never printed.
+    smtp_url: str | None = field(default=None, repr=False)
+    #: The digest's From address.
+    digest_from: str = "crm-analytics@localhost"
+    #: The digest alerts when a recipient's scope has more stale deals than this.
+    digest_stale_deals: int = 10
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        """Environment wins over `./.env`, which wins over the defaults."""
+        cwd = (cwd or Path.cwd()).resolve()
+        env = dict(DEFAULTS)
+        env.update({k: v for k, v in read_dotenv(cwd / ".env").items() if k in DEFAULTS})
+        source = os.environ if environ is None else environ
+        env.update({k: source[k] for k in DEFAULTS if source.get(k)})
+
+        tz = env["CRM_REPORTING_TZ"].strip()
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CrmError(f"CRM_REPORTING_TZ: unknown IANA time zone {tz!r}") from None
+
+        source_url = env["CRM_SOURCE_URL"].strip()
+        if "://" not in source_url:
+            raise CrmError("CRM_SOURCE_URL: malformed URL (expected e.g. sqlite:///path or "
+                           "postgresql+psycopg://user@host:5432/db)")
+        warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
+        try:
+            reject_rate_warn = float(env["CRM_REJECT_RATE_WARN"])
+            deadline = int(env["CRM_LANDING_DEADLINE_HOUR"])
+        except ValueError:
+            raise CrmError("CRM_REJECT_RATE_WARN must be a number and CRM_LANDING_DEADLINE_HOUR "
+                           "a whole hour (0-23)") from None
+        auth = env["CRM_AUTH"].strip().lower() or "auto"
+        if auth not in AUTH_MODES:
+            raise CrmError(f"CRM_AUTH must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        access_file = env["CRM_ACCESS_FILE"].strip()
+        pii_key = env["CRM_PII_KEY"].strip()
+        if pii_key and len(pii_key) < MIN_PII_KEY_LENGTH:
+            raise CrmError(f"CRM_PII_KEY must be at least {MIN_PII_KEY_LENGTH} characters (a "
+                           "random secret, e.g. from `openssl rand -hex 32`)")
+        currency = env["CRM_CURRENCY"].strip().upper()
+        if currency and not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+            raise CrmError(f"CRM_CURRENCY must be an ISO 4217 code such as EUR or USD (got "
+                           f"{env['CRM_CURRENCY']!r})")
+        try:
+            stale_deals = int(env["CRM_DIGEST_STALE_DEALS"])
+        except ValueError:
+            stale_deals = -1
+        if stale_deals < 0:
+            raise CrmError("CRM_DIGEST_STALE_DEALS must be a whole number of deals, 0 or more "
+                           f"(got {env['CRM_DIGEST_STALE_DEALS']!r})")
+        return cls(
+            source_url=_absolute_sqlite_url(source_url, cwd),
+            source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
+            events_path=(cwd / env["CRM_EVENTS_PATH"]).resolve(),
+            warehouse_url=warehouse_url,
+            reporting_tz=tz,
+            warehouse=parse_warehouse_url(warehouse_url, cwd),
+            reject_rate_warn=reject_rate_warn,
+            landing_deadline_hour=deadline,
+            sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),
+            source_statement_timeout=_positive(parse_duration(
+                env["CRM_SOURCE_STATEMENT_TIMEOUT"], "CRM_SOURCE_STATEMENT_TIMEOUT"),
+                "CRM_SOURCE_STATEMENT_TIMEOUT"),
+            access_file=(cwd / access_file).resolve() if access_file else None,
+            auth=auth,
+            auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",
+            pii_key=pii_key or None,
+            currency=currency or None,
+            smtp_url=env["CRM_SMTP_URL"].strip() or None,
+            digest_from=env["CRM_DIGEST_FROM"].strip() or "crm-analytics@localhost",
+            digest_stale_deals=stale_deals,
+        )
+
+    def today(self) -> date:
+        """Today in the reporting time zone: the default as-of date."""
+        return datetime.now(ZoneInfo(self.reporting_tz)).date()
+
+
+__all__ = ["PROJECT_ROOT", "Settings", "redact_url"]

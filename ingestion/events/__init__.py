@@ -1,0 +1,1 @@
+"""The campaign event files: the landing folder into `raw.campaign_events`."""

@@ -1,0 +1,76 @@
+"""Settings: environment, `.env`, defaults, URL parsing and password redaction."""
+
+from pathlib import Path
+
+import pytest
+
+from crm_core.errors import CrmError
+from crm_core.settings import Settings
+from crm_core.urls import parse_warehouse_url, redact_url
+
+
+def test_defaults_are_relative_to_the_working_directory(tmp_path: Path) -> None:
+    s = Settings.from_env(environ={}, cwd=tmp_path)
+    assert s.source_url == f"sqlite:///{tmp_path}/data/erp_demo.sqlite"
+    assert s.events_path == tmp_path / "data/landing/events"
+    assert s.warehouse.is_duckdb and s.warehouse.duckdb_path == tmp_path / "data/warehouse.duckdb"
+    assert s.reporting_tz == "UTC" and s.source_schema == "public"
+
+
+def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# comment\nCRM_REPORTING_TZ='America/New_York'\nexport CRM_SOURCE_SCHEMA=erp\n"
+        "CRM_EVENTS_PATH=from_dotenv\n"
+    )
+    s = Settings.from_env(environ={"CRM_EVENTS_PATH": "/abs/events"}, cwd=tmp_path)
+    assert s.reporting_tz == "America/New_York"
+    assert s.source_schema == "erp"
+    assert s.events_path == Path("/abs/events")
+
+
+def test_unknown_time_zone_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(CrmError, match="unknown IANA time zone 'Mars/Base'"):
+        Settings.from_env(environ={"CRM_REPORTING_TZ": "Mars/Base"}, cwd=tmp_path)
+
+
+def test_postgres_warehouse_url_is_parsed_and_never_printed_with_its_password() -> None:
+    t = parse_warehouse_url("postgresql+psycopg://ana:s3cr%40t@db.example:6543/wh", Path("."))
+    assert (t.kind, t.host, t.port, t.user, t.password, t.dbname) == (
+        "postgres", "db.example", 6543, "ana", "s3cr@t", "wh")
+    assert "s3cr" not in t.describe()
+    assert redact_url("postgresql://ana:s3cr@db:5432/wh") == "postgresql://ana:***@db:5432/wh"
+    assert redact_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "duckdb:///", "postgresql://u:hunter2@h:notaport/db"])
+def test_malformed_warehouse_urls(url: str) -> None:
+    with pytest.raises(CrmError, match="CRM_WAREHOUSE_URL: malformed URL") as err:
+        parse_warehouse_url(url, Path("."))
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    (None, 600), ("90", 90), ("45s", 45), ("10m", 600), ("2h", 7200), (" 1.5M ", 90),
+])
+def test_sync_overlap(tmp_path: Path, text: str | None, seconds: int) -> None:
+    environ = {"CRM_SYNC_OVERLAP": text} if text is not None else {}
+    assert Settings.from_env(environ=environ, cwd=tmp_path).sync_overlap.total_seconds() == \
+        seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "10d", "inf", "nan"])
+def test_bad_sync_overlap_is_one_clear_line(tmp_path: Path, text: str) -> None:
+    with pytest.raises(CrmError, match=r"^CRM_SYNC_OVERLAP must be a duration"):
+        Settings.from_env(environ={"CRM_SYNC_OVERLAP": text}, cwd=tmp_path)
+
+
+def test_currency_and_digest_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CRM_CURRENCY": " eur ", "CRM_SMTP_URL": "smtp://u:pw@h",
+                                  "CRM_DIGEST_STALE_DEALS": "0"}, cwd=tmp_path)
+    assert (settings.currency, settings.digest_stale_deals) == ("EUR", 0)
+    assert "pw" not in repr(settings)
+    assert Settings.from_env({}, cwd=tmp_path).currency is None
+    for env, message in (({"CRM_CURRENCY": "euro"}, "ISO 4217"),
+                         ({"CRM_DIGEST_STALE_DEALS": "-1"}, "whole number")):
+        with pytest.raises(CrmError, match=message):
+            Settings.from_env(env, cwd=tmp_path)

@@ -1,0 +1,173 @@
+"""The synthetic ERP: deterministic, shaped like a business, untidy like a real ERP, and the same
+rows whether written to SQLite or PostgreSQL."""
+
+import gzip
+import hashlib
+import json
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from crm_core.errors import CrmError
+from crm_demo.generator import generate
+from ingestion.erp.schema import SOURCE_TABLES
+from tests.helpers import oracle
+from tests.helpers.postgres import pg_url
+
+END = date(2026, 2, 28)
+
+
+def table_digest(url: str, schema: str | None = None) -> dict[str, str]:
+    engine = sa.create_engine(url)
+    md = sa.MetaData(schema=schema)
+    out = {}
+    with engine.connect() as conn:
+        for name in SOURCE_TABLES:
+            table = sa.Table(name, md, autoload_with=conn)
+            rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+            out[name] = hashlib.sha256(repr([tuple(map(str, r)) for r in rows]).encode()) \
+                .hexdigest()
+    engine.dispose()
+    return out
+
+
+def files_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            h.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        result = [tuple(r) for r in conn.exec_driver_sql(sql)]
+    engine.dispose()
+    return result
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    tmp = tmp_path_factory.mktemp("gen")
+    url = f"sqlite:///{tmp}/erp.sqlite"
+    generate(url, tmp / "events", scale="small", days=60, seed=3, end_date=END, progress=False)
+    return url, tmp / "events"
+
+
+def test_same_arguments_give_identical_output(small, tmp_path: Path) -> None:
+    url, events = small
+    again = f"sqlite:///{tmp_path}/erp.sqlite"
+    generate(again, tmp_path / "events", scale="small", days=60, seed=3, end_date=END,
+             progress=False)
+    assert table_digest(again) == table_digest(url)
+    assert files_digest(tmp_path / "events") == files_digest(events)
+    other = f"sqlite:///{tmp_path}/other.sqlite"
+    generate(other, tmp_path / "other", scale="small", days=60, seed=4, end_date=END,
+             progress=False)
+    assert table_digest(other)["crm_deals"] != table_digest(url)["crm_deals"]
+
+
+def test_small_scale_is_a_plausible_business(small) -> None:
+    url, _ = small
+    counts = {t: rows(url, f"select count(*) from {t}")[0][0] for t in SOURCE_TABLES}
+    assert counts["contacts"] == 3000 and counts["crm_leads"] == 4000
+    assert counts["crm_deals"] == 2500 and counts["crm_campaigns"] == 40
+    tenants = sorted((n for _, n in rows(url, "select business_id, count(*) from contacts "
+                                               "group by 1")), reverse=True)
+    assert len(tenants) >= 3 and tenants[0] > 3 * tenants[-1]  # unequal tenants
+    statuses = Counter(s.strip().lower() for (s,) in rows(url, "select status from crm_leads"))
+    assert statuses["new"] > statuses["qualified"] > 0 and statuses["won"] > 0
+
+
+def test_the_untidiness_a_real_erp_has(small) -> None:
+    url, _ = small
+    one = lambda sql: rows(url, sql)[0][0]  # noqa: E731
+    assert one("select count(*) from contacts where is_deleted") > 0
+    assert one("select count(*) from crm_deals where stage_id is null") > 0
+    assert one("select count(*) from contacts c where not exists "
+               "(select 1 from contact_accounts a where a.contact_id = c.id)") > 0
+    assert one("select count(*) from (select contact_id from contact_accounts "
+               "group by contact_id having count(*) = 2)") > 0
+    assert one("select count(*) from crm_leads where status <> lower(trim(status))") > 0
+    assert one("select count(*) from crm_leads where source is null") > 0
+    assert one("select count(*) from crm_leads where source is not null "
+               "and trim(source) = ''") > 0
+    assert one("select count(*) from crm_campaigns where budget is null") > 0
+    assert one("select count(*) from crm_campaigns where end_date is null") > 0
+    assert one("select count(*) from (select campaign_id, date from crm_campaign_performance "
+               "group by 1, 2 having count(*) > 1)") > 0
+
+
+def test_event_files_are_cloudevents_with_duplicates_late_and_bad_lines(small) -> None:
+    _, events = small
+    folders = sorted(p for p in events.iterdir() if p.is_dir())
+    assert all((f / "_SUCCESS").exists() for f in folders)
+    assert any(p.suffix == ".gz" for f in folders for p in f.iterdir())
+    ids: Counter[tuple[str, str]] = Counter()
+    bad = late = 0
+    types = Counter()
+    for folder in folders:
+        landing = date.fromisoformat(folder.name)
+        for path in sorted(folder.glob("*.jsonl*")):
+            data = path.read_bytes()
+            text = gzip.decompress(data) if path.suffix == ".gz" else data
+            for line in text.decode().splitlines():
+                if not line:
+                    continue
+                try:
+                    ev = json.loads(line)
+                    when = date.fromisoformat(ev["time"][:10])
+                except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+                    bad += 1
+                    continue
+                if not isinstance(ev.get("data"), dict) or not ev["type"].startswith("erp."):
+                    bad += 1
+                    continue
+                if ev["type"] == "erp.campaign.like":
+                    bad += 1
+                    continue
+                assert ev["specversion"] == "1.0"
+                ids[(ev["source"], ev["id"])] += 1
+                types[ev["type"]] += 1
+                late += (landing - when).days >= 2
+    assert set(types) == {"erp.campaign.impression", "erp.campaign.click",
+                          "erp.campaign.conversion", "erp.campaign.sent",
+                          "erp.lead.qualified", "erp.opportunity.won"}
+    assert types["erp.campaign.impression"] > types["erp.campaign.click"] \
+        > types["erp.campaign.conversion"]
+    assert sum(n > 1 for n in ids.values()) > 0  # duplicate deliveries
+    assert late > 0 and bad > 0
+
+
+@pytest.mark.postgres
+def test_postgres_receives_the_same_rows_as_sqlite(small, pg_database: str,
+                                                   tmp_path: Path) -> None:
+    url, _ = small
+    pg = pg_url(pg_database)
+    generate(pg, tmp_path / "events", scale="small", days=60, seed=3, end_date=END,
+             schema="erp", progress=False)
+    pg_rows, sqlite_rows = oracle.read_source(pg, "erp"), oracle.read_source(url)
+
+    def normal(table: list[dict]) -> list[tuple]:
+        """Typed values, timestamps as UTC instants (SQLite keeps them naive)."""
+        def value(v: object) -> object:
+            return oracle.utc(v) if isinstance(v, datetime) else v
+
+        return sorted((tuple((k, value(v)) for k, v in sorted(r.items())) for r in table),
+                      key=repr)
+
+    for name in sqlite_rows:
+        assert normal(pg_rows[name]) == normal(sqlite_rows[name]), name
+
+
+def test_a_bad_url_is_one_line_without_the_password(tmp_path: Path) -> None:
+    with pytest.raises(CrmError) as err:
+        generate("postgresql+psycopg://u:hunter2@127.0.0.1:1/x", tmp_path / "ev",
+                 progress=False)
+    assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(CrmError, match="unknown scale"):
+        generate(f"sqlite:///{tmp_path}/x.sqlite", tmp_path / "ev", scale="huge")
