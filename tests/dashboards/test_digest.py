@@ -209,3 +209,45 @@ def test_bad_input_is_one_error_line(dashboard_warehouse: DashboardWarehouse,
     assert proc.returncode == 1
     assert all(line.startswith("error: ") for line in proc.stderr.splitlines())
     assert "cannot reach the SMTP server" in proc.stderr and "s3cret" not in proc.stderr
+
+
+def test_the_daily_digest_sensor_sends_after_the_scheduled_rollup_only(
+        dashboard_warehouse: DashboardWarehouse, smtp: tuple[Inbox, int], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Dagster sensor (which runs `crm-analytics digest` in a child process, the layer
+    rule keeping Dagster's definitions from importing the dashboards) sends each recipient's
+    digest once, after a run tagged with the daily_rollup schedule, and skips other runs."""
+    from dagster import DagsterInstance, build_run_status_sensor_context, job, op
+
+    from orchestration.digest_sensor import daily_digest
+
+    inbox, port = smtp
+    for key, value in _env(dashboard_warehouse, tmp_path, port).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(dashboard_warehouse.work)
+    (dashboard_warehouse.warehouse_file.parent / "digests_sent.jsonl").unlink(missing_ok=True)
+
+    @op
+    def step() -> None:
+        pass
+
+    @job
+    def rollup() -> None:
+        step()
+
+    instance = DagsterInstance.ephemeral()
+
+    def tick(tags: dict[str, str]) -> Any:
+        result = rollup.execute_in_process(instance=instance, tags=tags)
+        return daily_digest(build_run_status_sensor_context(
+            sensor_name="daily_digest", dagster_event=result.get_run_success_event(),
+            dagster_instance=instance, dagster_run=result.dagster_run))
+
+    assert "not the scheduled daily rollup" in tick({}).skip_message
+    assert not inbox.messages
+    outcome = tick({"dagster/schedule_name": "daily_rollup"})
+    assert "exit 0" in outcome.skip_message, outcome.skip_message
+    assert sorted(m["To"] for m in inbox.messages) == [
+        "ana@example.com", "bo@example.com", "boss@example.com"]
+    tick({"dagster/schedule_name": "daily_rollup"})  # a repeated tick sends nothing twice
+    assert len(inbox.messages) == 3
