@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = ["overview", "pipeline", "leads", "campaigns", "customers"]
+PAGES = ["overview", "pipeline", "forecast", "team", "leads", "campaigns", "customers"]
 
 
 def build(scale: str, folder: Path) -> None:

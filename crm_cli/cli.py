@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
+from crm_cli import digest_command
 from crm_core.errors import CrmError, first_line, redact
 from crm_core.settings import Settings
 
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="port, 1 to 65535 (default: 3000)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1)")
+
+    digest_command.add_parser(sub, _parse_date)
     return parser
 
 
@@ -324,6 +327,7 @@ COMMANDS = {
     "dashboard": cmd_dashboard,
     "cdc": cmd_cdc,
     "serve": cmd_serve,
+    "digest": digest_command.cmd_digest,
 }
 
 

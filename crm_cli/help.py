@@ -19,6 +19,14 @@ MEANINGS: dict[str, str] = {
     "CRM_AUTH": "dashboards: auto, oidc, header or none (demo mode)",
     "CRM_AUTH_HEADER": "dashboards: header carrying the signed-in user (CRM_AUTH=header)",
     "CRM_PII_KEY": "secret key of the hashes staging keeps of phones and tax numbers",
+    "CRM_MAX_EVENT_LINE_BYTES": "longest event line in bytes; longer is rejected (line_too_long)",
+    "CRM_SYNC_MODE": "how the ERP is read: readonly (queries) or cdc (logical decoding)",
+    "CRM_CDC_SLOT": "name of the replication slot and publication CRM_SYNC_MODE=cdc reads",
+    "CRM_CDC_RETAINED_WAL_WARN": "WAL kept by the slot above which the cdc_retained_wal check warns",
+    "CRM_CURRENCY": "ISO 4217 code the dashboards and the digest show money in",
+    "CRM_SMTP_URL": "smtp://[user:pw@]host[:port] the daily digest is sent through",
+    "CRM_DIGEST_FROM": "the digest's From address",
+    "CRM_DIGEST_STALE_DEALS": "stale deals in a scope above which the digest alerts",
 }
 
 DAGSTER_HOME_DEFAULT = "dagster_home beside the DuckDB file; data/dagster_home for PostgreSQL"

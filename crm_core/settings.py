@@ -52,6 +52,13 @@ DEFAULTS: dict[str, str] = {
     "CRM_AUTH_HEADER": "X-Forwarded-Email",
     # Security (beyond the contract): the key of the keyed hashes of phones and tax numbers.
     "CRM_PII_KEY": "",
+    # Dashboards and digest (beyond the contract): ISO 4217 code money is shown in; empty =
+    # plain numbers.
+    "CRM_CURRENCY": "",
+    # Daily digest (beyond the contract): SMTP server, sender, stale-deal alert threshold.
+    "CRM_SMTP_URL": "",
+    "CRM_DIGEST_FROM": "crm-analytics@localhost",
+    "CRM_DIGEST_STALE_DEALS": "10",
 }
 
 #: How the ERP is synced: `readonly` reads the tables with queries only (cursors, xmin,
@@ -169,6 +176,15 @@ class Settings:
     pii_key: str | None = field(default=None, repr=False)
     #: Longest event line in bytes; a longer one is rejected as `line_too_long`.
     max_event_line_bytes: int = MAX_LINE_BYTES
+    #: ISO 4217 code of the money the ERP records (upper case); None: no currency shown.
+    currency: str | None = None
+    #: smtp://[user:password@]host[:port] (or smtps://, or smtp+starttls://) the daily digest
+    #: is sent through; None: the digest can only be printed (`--dry-run`). Never printed.
+    smtp_url: str | None = field(default=None, repr=False)
+    #: The digest's From address.
+    digest_from: str = "crm-analytics@localhost"
+    #: The digest alerts when a recipient's scope has more stale deals than this.
+    digest_stale_deals: int = 10
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -219,6 +235,17 @@ class Settings:
         if pii_key and len(pii_key) < MIN_PII_KEY_LENGTH:
             raise CrmError(f"CRM_PII_KEY must be at least {MIN_PII_KEY_LENGTH} characters (a "
                            "random secret, e.g. from `openssl rand -hex 32`)")
+        currency = env["CRM_CURRENCY"].strip().upper()
+        if currency and not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+            raise CrmError(f"CRM_CURRENCY must be an ISO 4217 code such as EUR or USD (got "
+                           f"{env['CRM_CURRENCY']!r})")
+        try:
+            stale_deals = int(env["CRM_DIGEST_STALE_DEALS"])
+        except ValueError:
+            stale_deals = -1
+        if stale_deals < 0:
+            raise CrmError("CRM_DIGEST_STALE_DEALS must be a whole number of deals, 0 or more "
+                           f"(got {env['CRM_DIGEST_STALE_DEALS']!r})")
         return cls(
             source_url=_absolute_sqlite_url(source_url, cwd),
             source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
@@ -241,6 +268,10 @@ class Settings:
             auth_header=env["CRM_AUTH_HEADER"].strip() or "X-Forwarded-Email",
             pii_key=pii_key or None,
             max_event_line_bytes=max_line_bytes_from(env["CRM_MAX_EVENT_LINE_BYTES"].strip()),
+            currency=currency or None,
+            smtp_url=env["CRM_SMTP_URL"].strip() or None,
+            digest_from=env["CRM_DIGEST_FROM"].strip() or "crm-analytics@localhost",
+            digest_stale_deals=stale_deals,
         )
 
     def today(self) -> date:

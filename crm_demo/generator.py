@@ -62,6 +62,18 @@ CAMPAIGN_TYPES = ["banner", "email", "social", "sms", "promotional", "seasonal",
                   "product_launch", "loyalty"]
 CAMPAIGN_STATUSES = ["active", "completed", "paused", "draft", "cancelled", "Active "]
 CAMPAIGN_STATUS_P = [0.45, 0.30, 0.08, 0.05, 0.05, 0.07]
+#: Where the generated branches are (their names).
+CITIES = ["Lisbon", "Lagos", "Lyon", "Leeds", "Lima", "Lahore", "Linz", "Lund", "Lille",
+          "Luanda", "León", "Lucca", "Lublin", "Laval", "Lorca", "Lugo", "Luxor", "Lecce",
+          "Lodz", "Limerick", "Lausanne", "Leiden", "Landshut", "Lemgo"]
+#: The auth service's users who own leads and deals (owner ids 1-24). Owner 24 has no user
+#: row and owner 5 only a username, so both name fallbacks have something to show.
+FIRST_NAMES = ["Ana", "Ben", "Chloé", "Dev", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jade",
+               "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven",
+               "Tariq", "Uma", "Viktor", "Wen"]
+LAST_NAMES = ["Silva", "Okafor", "Martin", "Patel", "Cohen", "Haddad", "Novak", "Sato",
+              "Petrov", "Nguyen", "Mensah", "Fischer", "García", "Berg", "Aziz", "Sharma",
+              "Lee", "Rossi", "Larsen", "Khan", "Iyer", "Kovač", "Zhang"]
 EVENT_OFFSETS_MIN = np.array([0, 0, 120, -300, 330, -480])  # Z, Z, +02:00, -05:00, +05:30, -08:00
 
 
@@ -123,7 +135,8 @@ def build_tables(scale: str, days: int, seed: int, end_date: date) -> dict[str, 
                                            "Initech", "Umbrella"][:n_biz]]})
     t["branches"] = pl.DataFrame({
         "id": np.arange(1, len(branch_biz) + 1), "business_id": branch_biz,
-        "name": [f"Branch {i}" for i in range(1, len(branch_biz) + 1)]})
+        "name": [f"{CITIES[i % len(CITIES)]} {'store' if i % 3 else 'outlet'}"
+                 for i in range(len(branch_biz))]})
     t["customer_groups"] = pl.DataFrame({
         "id": np.arange(1, 9),
         "group_name": ["Retail", "Wholesale", "VIP", "Staff", "Online", "Partners", "Schools",
@@ -266,7 +279,23 @@ def build_tables(scale: str, days: int, seed: int, end_date: date) -> dict[str, 
     )
 
     t["crm_campaign_performance"] = _campaign_performance(rng, t["crm_campaigns"], start, days)
+    t["auth_users"] = _auth_users()
     return t
+
+
+def _auth_users() -> pl.DataFrame:
+    """The owners' user rows; no random draws, so the other tables stay what they were."""
+    ids = list(range(1, len(FIRST_NAMES) + 1))
+    first = [None if i == 5 else name for i, name in zip(ids, FIRST_NAMES, strict=True)]
+    last = [None if i == 5 else name for i, name in zip(ids, LAST_NAMES, strict=True)]
+    return pl.DataFrame({
+        "id": ids,
+        "username": [f"{f.lower()}.{s.lower()}" for f, s in zip(FIRST_NAMES, LAST_NAMES,
+                                                              strict=True)],
+        "first_name": first, "last_name": last,
+        "email": [f"{f.lower()}@shop.example" for f in FIRST_NAMES],
+    }, schema={"id": pl.Int64, "username": pl.String, "first_name": pl.String,
+               "last_name": pl.String, "email": pl.String})
 
 
 def _campaign_performance(rng: np.random.Generator, campaigns: pl.DataFrame, start: datetime,

@@ -9,6 +9,8 @@ file (`CRM_ACCESS_FILE`) maps each user to the business and branch ids they may 
       ana@example.com:
         businesses: [1]      # every branch of business 1
         branches: [7, 8]     # and these branches of other businesses
+        digest: true         # and the daily digest e-mail of that scope
+      cfo@example.com: {all: true, digest: true}
 
 The resulting `Scope` is applied in the SQL of `dashboards.data` (as bound parameters), so no
 filter, query parameter or widget value can widen it. No authentication configured at all:
@@ -63,6 +65,17 @@ class Viewer:
 
 def load_access_file(path: Path) -> dict[str, Scope]:
     """Parse the access file into user (lower-cased) -> Scope; one-line `CrmError` if bad."""
+    return {user: scope for user, (scope, _digest) in _read_users(path).items()}
+
+
+def digest_recipients(path: Path) -> dict[str, Scope]:
+    """The users marked `digest: true`, with their scope: who gets the daily e-mail."""
+    return {user: scope for user, (scope, digest) in _read_users(path).items()
+            if digest and not scope.is_empty}
+
+
+def _read_users(path: Path) -> dict[str, tuple[Scope, bool]]:
+    """user (lower-cased) -> (Scope, wants the digest); one-line `CrmError` if bad."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -74,16 +87,28 @@ def load_access_file(path: Path) -> dict[str, Scope]:
     users = document.get("users") if isinstance(document, Mapping) else None
     if not isinstance(users, Mapping):
         raise CrmError(f"CRM_ACCESS_FILE {path} needs a top-level `users:` mapping")
-    return {str(user).strip().lower(): _scope_entry(path, str(user), entry)
+    return {str(user).strip().lower(): (_scope_entry(path, str(user), entry),
+                                        _wants_digest(path, str(user), entry))
             for user, entry in users.items()}
+
+
+def _wants_digest(path: Path, user: str, entry: Any) -> bool:
+    flag = entry.get("digest", False) if isinstance(entry, Mapping) else False
+    if not isinstance(flag, bool):
+        raise CrmError(f"CRM_ACCESS_FILE {path}: digest of {user!r} must be true or false")
+    return flag
 
 
 def _scope_entry(path: Path, user: str, entry: Any) -> Scope:
     if isinstance(entry, str) and entry.strip().lower() == "all":
         return EVERYTHING
-    if not isinstance(entry, Mapping) or not set(entry) <= {"businesses", "branches"}:
+    if not isinstance(entry, Mapping) or not set(entry) <= {"businesses", "branches", "all",
+                                                            "digest"}:
         raise CrmError(f"CRM_ACCESS_FILE {path}: user {user!r} must map to `all` or to "
-                       "`businesses:` and/or `branches:` lists of ids")
+                       "`businesses:` and/or `branches:` lists of ids (and optionally "
+                       "`digest: true`)")
+    if entry.get("all") is True:
+        return EVERYTHING
     ids: dict[str, frozenset[int]] = {}
     for key in ("businesses", "branches"):
         values = entry.get(key) or []

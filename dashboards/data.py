@@ -41,6 +41,8 @@ from crm_core.serving_copy import serving_path
 from crm_core.settings import Settings
 from crm_core.sql import pg_placeholders
 from dashboards.access import Scope
+from dashboards.formats import pct
+from dashboards.names import Names
 
 # --------------------------------------------------------------------------------------------
 # Reading the warehouse
@@ -611,6 +613,282 @@ def headline_numbers(settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
-def pct(value: float | None) -> str:
-    """A rate as a percentage with one decimal; "n/a" when it is undefined."""
-    return "n/a" if value is None else f"{value:.1%}"
+# --------------------------------------------------------------------------------------------
+# Names (dim_tenants, dim_owners): what people read instead of ids
+
+
+def names(src: Source, scope: Scope) -> Names:
+    """Business and branch names of the viewer's tenants, and every owner's name."""
+    where, params = _where(scope, Filters())
+    tenants_df = src.run(f"select business_id, business_name, branch_id, branch_name "
+                         f"from marts.dim_tenants {where}", params)
+    owners_df = src.run("select owner_id, owner_name from marts.dim_owners")
+    businesses = {b: n for b, n in tenants_df.select("business_id", "business_name").unique()
+                  .iter_rows() if b is not None and n is not None}
+    branches = {b: n for b, n in tenants_df.select("branch_id", "branch_name").unique()
+                .iter_rows() if b is not None and n is not None}
+    owners = dict(owners_df.iter_rows())
+    return Names(businesses, branches, owners)
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage: where the data starts, so a delta is only shown against a covered period
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """First day with data in the viewer's scope, per kind of figure (None: no data)."""
+
+    campaigns: date | None
+    leads: date | None
+    deals: date | None
+
+    @staticmethod
+    def covers(first: date | None, previous: Filters) -> bool:
+        """True when the previous period lies wholly on or after the first day of data."""
+        return (first is not None and previous.start is not None
+                and previous.end is not None and previous.start <= previous.end
+                and previous.start >= first)
+
+
+def coverage(src: Source, scope: Scope) -> Coverage:
+    where, params = _where(scope, Filters())
+    row = src.run(f"""
+        select (select min({DATE}) from marts.v_crm_campaign_performance {where}) as campaigns,
+               (select min(cohort_month) from marts.v_crm_lead_conversion {where}) as leads,
+               (select min(month) from marts.sales_monthly {where}) as deals""",
+                  params * 3).row(0, named=True)
+    return Coverage(row["campaigns"], row["leads"], row["deals"])
+
+
+# --------------------------------------------------------------------------------------------
+# Bookings (sales_monthly: by tenant, owner and month)
+
+SALES_SUMS = """
+    coalesce(sum(new_deals), 0) as new_deals, coalesce(sum(new_pipeline), 0) as new_pipeline,
+    coalesce(sum(won_deals), 0) as won_deals, coalesce(sum(won_amount), 0) as won_amount,
+    coalesce(sum(lost_deals), 0) as lost_deals, coalesce(sum(lost_amount), 0) as lost_amount,
+    """ + safe_ratio("sum(won_deals)", "sum(won_deals) + sum(lost_deals)") + " as win_rate"
+
+
+def sales_by_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per month the date range overlaps: new deals and pipeline, bookings (won), lost."""
+    where, params = _where(scope, filters, month_column="month", owner=True)
+    return src.run(f"""
+        select month, {SALES_SUMS} from marts.sales_monthly {where}
+        group by month order by month""", params)
+
+
+def sales_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
+    """Bookings and new pipeline over the months the date range overlaps."""
+    where, params = _where(scope, filters, month_column="month", owner=True)
+    return src.run(f"select {SALES_SUMS} from marts.sales_monthly {where}",
+                   params).row(0, named=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Forecast and deals at risk (sales_forecast, deals_at_risk, deal_close_date_slippage)
+
+
+def forecast_by_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per month from the as-of month on: open deals, best case (every open deal's amount),
+    weighted (amount x stage probability) and already won."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select month, coalesce(sum(open_deals), 0) as open_deals,
+               coalesce(sum(best_case_amount), 0) as best_case_amount,
+               coalesce(sum(weighted_amount), 0) as weighted_amount,
+               coalesce(sum(won_deals), 0) as won_deals,
+               coalesce(sum(won_amount), 0) as won_amount
+        from marts.sales_forecast {where}
+        group by month order by month""", params)
+
+
+def deals_at_risk(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Open deals that are overdue or stale, with the owner's name and whether (and how far)
+    the close date has slipped; most overdue first."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select r.deal_id, r.business_id, r.branch_id, r.owner_id,
+               coalesce(o.owner_name, case when r.owner_id is null then 'unassigned'
+                        else 'Owner ' || cast(r.owner_id as varchar) end) as owner_name,
+               r.stage_name, r.amount, r.close_date, r.is_overdue, r.days_overdue,
+               r.is_stale, r.days_since_update,
+               coalesce(s.slip_count, 0) > 0 as is_slipped,
+               coalesce(s.slip_count, 0) as slip_count,
+               coalesce(s.slip_days_total, 0) as slip_days_total
+        from (select * from marts.deals_at_risk {where}) as r
+        left join marts.dim_owners as o on o.owner_id = r.owner_id
+        left join marts.deal_close_date_slippage as s on s.deal_id = r.deal_id
+        order by r.days_overdue desc, r.days_since_update desc, r.deal_id""", params)
+
+
+def risk_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
+    """How many deals at risk, overdue and stale, and their amount."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select count(*) as deals, coalesce(sum(amount), 0) as amount,
+               coalesce(sum(case when is_overdue then 1 else 0 end), 0) as overdue_deals,
+               coalesce(sum(case when is_overdue then amount else 0 end), 0) as overdue_amount,
+               coalesce(sum(case when is_stale then 1 else 0 end), 0) as stale_deals
+        from marts.deals_at_risk {where}""", params).row(0, named=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Team (owner_leaderboard, sales_velocity, deal_close_date_slippage), summed over tenants
+
+LEADER_SUMS = """
+    sum(new_deals) as new_deals, sum(new_pipeline) as new_pipeline,
+    sum(won_deals) as won_deals, sum(won_amount) as won_amount,
+    sum(lost_deals) as lost_deals, sum(lost_amount) as lost_amount,
+    """ + safe_ratio("sum(won_deals)", "sum(won_deals) + sum(lost_deals)") + """ as win_rate,
+    """ + safe_ratio("sum(won_amount)", "sum(won_deals)") + """ as avg_deal_size,
+    """ + safe_ratio("sum(cycle_days_sum)", "sum(won_deals)") + " as avg_cycle_days"
+
+
+def leaderboard_periods(src: Source, scope: Scope, period_type: str) -> list[date]:
+    """The periods ('month' or 'quarter') with activity in the scope, latest first."""
+    where, params = _where(scope, Filters())
+    df = src.run(f"""
+        select distinct period_start from marts.owner_leaderboard {where}
+        {'and' if where else 'where'} period_type = ? order by period_start desc""",
+                 [*params, period_type])
+    return df["period_start"].to_list()
+
+
+def leaderboard(src: Source, scope: Scope, filters: Filters, period_type: str,
+                period_start: date) -> pl.DataFrame:
+    """Per owner in one period: bookings, won and lost, win rate, average deal size and
+    cycle days (rates from summed parts over the owner's tenants); top bookings first."""
+    where, params = _where(scope, filters, owner=True)
+    where = (where + " and" if where else "where") + " period_type = ? and period_start = ?"
+    return src.run(f"""
+        select l.owner_id, coalesce(min(o.owner_name), 'unassigned') as owner_name,
+               {LEADER_SUMS}
+        from (select * from marts.owner_leaderboard {where}) as l
+        left join marts.dim_owners as o on o.owner_id = l.owner_id
+        group by l.owner_id
+        order by sum(won_amount) desc, sum(won_deals) desc, l.owner_id nulls last""",
+                   [*params, period_type, period_start])
+
+
+VELOCITY_PARTS = """
+    sum(open_deals) as open_deals, sum(open_amount) as open_amount,
+    sum(won_deals) as won_deals, sum(lost_deals) as lost_deals,
+    sum(won_amount) as won_amount, sum(cycle_days_sum) as cycle_days_sum"""
+
+
+def _velocity(parts: str) -> str:
+    """Velocity from summed parts: open deals x win rate x average deal size / cycle days,
+    NULL when a part is missing or the cycle is 0 (the mart's own definition)."""
+    win_rate = safe_ratio("won_deals", "won_deals + lost_deals")
+    deal_size = safe_ratio("won_amount", "won_deals")
+    cycle = safe_ratio("cycle_days_sum", "won_deals")
+    return f"""
+        select {parts} {win_rate} as win_rate, {deal_size} as avg_deal_size,
+               {cycle} as avg_cycle_days,
+               open_deals * {win_rate} * {deal_size} / nullif({cycle}, 0) as velocity_per_day"""
+
+
+def velocity_by_owner(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per owner, over the trailing 365 days to the as-of date: the velocity and its parts."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        with parts as (
+            select v.owner_id, coalesce(min(o.owner_name), 'unassigned') as owner_name,
+                   {VELOCITY_PARTS}
+            from (select * from marts.sales_velocity {where}) as v
+            left join marts.dim_owners as o on o.owner_id = v.owner_id
+            group by v.owner_id
+        )
+        {_velocity("owner_id, owner_name, open_deals, open_amount, won_deals, lost_deals, "
+                   "won_amount, cycle_days_sum,")}
+        from parts order by velocity_per_day desc nulls last, owner_id nulls last""", params)
+
+
+def velocity_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        with parts as (select {VELOCITY_PARTS} from marts.sales_velocity {where})
+        {_velocity("open_deals, open_amount, won_deals, lost_deals, won_amount,")}
+        from parts""", params).row(0, named=True)
+
+
+def slippage_by_owner(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per owner: how often close dates moved later (deals slipped / deals with history) and
+    how far (days moved later per slip)."""
+    where, params = _where(scope, filters, owner=True)
+    return src.run(f"""
+        select s.owner_id, coalesce(min(o.owner_name), 'unassigned') as owner_name,
+               count(*) as deals,
+               sum(case when s.slip_count > 0 then 1 else 0 end) as slipped_deals,
+               sum(s.slip_count) as slips, sum(s.slip_days_total) as slip_days,
+               {safe_ratio("sum(case when s.slip_count > 0 then 1 else 0 end)", "count(*)")}
+                   as slipped_share,
+               {safe_ratio("sum(s.slip_days_total)", "sum(s.slip_count)")} as days_per_slip
+        from (select * from marts.deal_close_date_slippage {where}) as s
+        left join marts.dim_owners as o on o.owner_id = s.owner_id
+        group by s.owner_id
+        order by slipped_share desc nulls last, s.owner_id nulls last""", params)
+
+
+# --------------------------------------------------------------------------------------------
+# Campaign attribution (campaign_attribution: one row per campaign, lifetime to the as-of
+# date, so the date range does not narrow it)
+
+
+def campaign_attribution(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per campaign: leads and deals it brought, won revenue, spend, cost per lead and ROI on
+    won deals, beside the ROI the campaign reports (revenue_generated over its lifetime)."""
+    where, params = _where(scope, replace(filters, start=None, end=None), campaign_type=True)
+    return src.run(f"""
+        select a.campaign_id, a.campaign_name, coalesce(a.campaign_type, 'unknown')
+                   as campaign_type, a.business_id, a.branch_id, a.attributed_leads,
+               a.attributed_deals, a.won_deals, a.won_amount, a.spend, a.cost_per_lead,
+               a.won_roi, p.revenue as reported_revenue,
+               {safe_ratio("p.revenue - p.spend", "p.spend")} as reported_roi
+        from (select * from marts.campaign_attribution {where}) as a
+        left join (select campaign_id, sum(revenue) as revenue, sum(spend) as spend
+                   from marts.v_crm_campaign_performance group by campaign_id) as p
+            on p.campaign_id = a.campaign_id
+        order by a.won_amount desc, a.attributed_leads desc, a.campaign_id""", params)
+
+
+def attribution_totals(src: Source, scope: Scope, filters: Filters) -> dict[str, Any]:
+    where, params = _where(scope, replace(filters, start=None, end=None), campaign_type=True)
+    return src.run(f"""
+        select coalesce(sum(attributed_leads), 0) as attributed_leads,
+               coalesce(sum(attributed_deals), 0) as attributed_deals,
+               coalesce(sum(won_deals), 0) as won_deals,
+               coalesce(sum(won_amount), 0) as won_amount, sum(spend) as spend,
+               {safe_ratio("sum(spend)",
+                           "sum(case when spend is not null then attributed_leads end)")}
+                   as cost_per_lead,
+               {safe_ratio("sum(case when spend is not null then won_amount end) - sum(spend)",
+                      "sum(spend)")} as won_roi
+        from marts.campaign_attribution {where}""", params).row(0, named=True)
+
+
+def contact_labels(src: Source, scope: Scope, contact_pks: Sequence[int]) -> dict[int, str]:
+    """The label of each listed contact the viewer may see: business name, else code."""
+    if not contact_pks:
+        return {}
+    where, params = _where(scope, Filters())
+    by_pk, pk_params = _in("contact_pk", sorted(set(contact_pks)))
+    where = (where + " and " if where else "where ") + by_pk
+    df = src.run(f"select contact_pk, contact_label from marts.dim_contacts {where}",
+                 [*params, *pk_params])
+    return dict(df.iter_rows())
+
+
+def campaign_alerts(src: Source, scope: Scope) -> pl.DataFrame:
+    """Active campaigns (lifetime to the as-of date) losing money or over budget: what the
+    daily digest alerts on."""
+    where, params = _where(scope, Filters())
+    where = (where + " and" if where else "where") + \
+        " status = 'active' and (roi < 0 or round(spend, 2) > budget)"
+    return src.run(f"""
+        select campaign_id, campaign_name, business_id, branch_id, revenue, spend, budget,
+               roi, budget_used, round(spend, 2) > budget as over_budget
+        from marts.campaign_lifetime {where}
+        order by campaign_id""", params)

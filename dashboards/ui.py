@@ -6,6 +6,7 @@ No SQL here: numbers come from `dashboards.data`; this module only decides how t
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -19,9 +20,10 @@ import streamlit as st
 from crm_core.errors import CrmError
 from crm_core.landing import strict_date
 from crm_core.settings import Settings
-from dashboards import data
+from dashboards import data, formats
 from dashboards.access import Scope, Viewer, resolve_viewer
-from dashboards.data import Filters, Source, shift_days
+from dashboards.data import Coverage, Filters, Source, shift_days
+from dashboards.names import Names
 
 #: Default length of the date range: the last quarter up to the as-of date.
 DEFAULT_RANGE_DAYS = 90
@@ -38,8 +40,10 @@ _AXIS = {"gridcolor": "#e5e7eb", "linecolor": "#d1d5db", "zerolinecolor": "#e5e7
 pio.templates["crm"] = go.layout.Template(layout={
     "colorway": PALETTE, "paper_bgcolor": "white", "plot_bgcolor": "white",
     "font": {"family": "Inter, Segoe UI, sans-serif", "size": 13, "color": "#1f2937"},
-    "margin": {"l": 8, "r": 8, "t": 32, "b": 8},
-    "legend": {"orientation": "h", "y": 1.12, "x": 0, "title": {"text": ""}},
+    # The legend sits above the plot area, in its own top margin: never over the data.
+    "margin": {"l": 8, "r": 8, "t": 48, "b": 8},
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0,
+               "title": {"text": ""}},
     "xaxis": _AXIS, "yaxis": _AXIS, "hovermode": "closest",
 })
 pio.templates.default = "crm"
@@ -53,6 +57,8 @@ class PageContext:
     scope: Scope
     filters: Filters
     viewer: Viewer
+    #: Business, branch and owner names for every label the page shows.
+    names: Names
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,10 +88,26 @@ def _viewer(settings: Settings) -> Viewer:
                           oidc_configured=oidc_configured)
 
 
+#: KPI cards never cut a figure or a label: a row of cards wraps onto a second line when the
+#: window is too narrow for all of them at their minimum width, labels and the grey "no
+#: comparison" reason wrap inside the card.
+_CARD_CSS = """<style>
+div[data-testid="stHorizontalBlock"]:has(> div [data-testid="stMetric"]) {
+    flex-wrap: wrap; row-gap: 1rem; }
+div[data-testid="stHorizontalBlock"]:has(> div [data-testid="stMetric"])
+    > div[data-testid="stColumn"] { min-width: 170px; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *,
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
+    white-space: normal !important; overflow: visible !important;
+    text-overflow: clip !important; height: auto !important; }
+</style>"""
+
+
 def page(title: str, *, dates: bool = True, campaign_type: bool = False,
          lead_source: bool = False, owner: bool = False, note: str = "") -> PageContext:
     """Title, sign-in, sidebar filters and the "data as of" line; stops the page (with a
     message saying why) when there is nothing the viewer may see."""
+    st.html(_CARD_CSS)
     st.title(title)
     try:
         settings = Settings.from_env()
@@ -93,15 +115,17 @@ def page(title: str, *, dates: bool = True, campaign_type: bool = False,
         if not viewer.allowed:
             st.error(viewer.message, icon="🔒")
             st.stop()
+        _currency.set(settings.currency)
         src = Source.open(settings)
         as_of = data.data_as_of(src)
-        filters = _sidebar(src, viewer, as_of, dates=dates, campaign_type=campaign_type,
+        names = data.names(src, viewer.scope)
+        filters = _sidebar(src, viewer, as_of, names, dates=dates, campaign_type=campaign_type,
                            lead_source=lead_source, owner=owner)
     except CrmError as exc:
         st.warning(f"No data to show: {exc}", icon="⏳")
         st.stop()
     _as_of_line(as_of, filters, dates=dates, note=note)
-    return PageContext(src, viewer.scope, filters, viewer)
+    return PageContext(src, viewer.scope, filters, viewer, names)
 
 
 def _as_of_line(as_of: dict[str, Any] | None, filters: Filters, *, dates: bool,
@@ -119,8 +143,8 @@ def _as_of_line(as_of: dict[str, Any] | None, filters: Filters, *, dates: bool,
     st.caption(" · ".join(parts))
 
 
-def _sidebar(src: Source, viewer: Viewer, as_of: dict[str, Any] | None, *, dates: bool,
-             campaign_type: bool, lead_source: bool, owner: bool) -> Filters:
+def _sidebar(src: Source, viewer: Viewer, as_of: dict[str, Any] | None, names: Names, *,
+             dates: bool, campaign_type: bool, lead_source: bool, owner: bool) -> Filters:
     scope = viewer.scope
     with st.sidebar:
         if viewer.mode == "demo":
@@ -131,11 +155,11 @@ def _sidebar(src: Source, viewer: Viewer, as_of: dict[str, Any] | None, *, dates
         pairs = data.tenants(src, scope)
         businesses = sorted(b for b in pairs["business_id"].unique().to_list() if b is not None)
         chosen_businesses = _multiselect("Business", "business", businesses,
-                                         lambda b: f"Business {b}")
+                                         names.business)
         in_chosen = pairs if not chosen_businesses else pairs.filter(
             pl.col("business_id").is_in(chosen_businesses))
         branches = sorted(b for b in in_chosen["branch_id"].unique().to_list() if b is not None)
-        chosen_branches = _multiselect("Branch", "branch", branches, lambda b: f"Branch {b}")
+        chosen_branches = _multiselect("Branch", "branch", branches, names.branch)
         start = end = None
         if dates:
             start, end = _date_range(src, scope, as_of)
@@ -147,7 +171,7 @@ def _sidebar(src: Source, viewer: Viewer, as_of: dict[str, Any] | None, *, dates
             sources = _multiselect("Lead source", "source", data.lead_sources(src, scope), str)
         owners: list[int] = []
         if owner:
-            owners = _multiselect("Owner", "owner", data.deal_owners(src, scope), owner_label)
+            owners = _multiselect("Owner", "owner", data.deal_owners(src, scope), names.owner)
             st.caption("The owner filter narrows the open pipeline by owner and by close "
                        "month; the other figures here are not split by owner.")
     return Filters(tuple(chosen_businesses), tuple(chosen_branches), start, end,
@@ -208,53 +232,61 @@ def _param_date(name: str, default: date) -> date:
 # Numbers
 
 
+#: The page run's currency (CRM_CURRENCY), set by `page()`; None outside a page.
+_currency: ContextVar[str | None] = ContextVar("crm_currency", default=None)
+
+count, pct, change = formats.count, formats.pct, formats.change
+
+
 def money(value: Any) -> str:
-    if value is None:
-        return "–"
-    number = float(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(number) >= limit:
-            return f"{number / limit:,.2f}{suffix}"
-    return f"{number:,.0f}"
+    """Compact money in the configured currency ("$792k"): what cards and bars show."""
+    return formats.money(value, _currency.get())
 
 
-pct = data.pct
-
-
-def tenant_label(business_id: Any, branch_id: Any) -> str:
-    business = "no business" if business_id is None else f"Business {int(business_id)}"
-    branch = "no branch" if branch_id is None else f"Branch {int(branch_id)}"
-    return f"{business} · {branch}"
-
-
-def owner_label(owner_id: Any) -> str:
-    return "unassigned" if owner_id is None else f"Owner {int(owner_id)}"
+def money_exact(value: Any) -> str:
+    """Exact money with separators and cents: what tooltips show."""
+    return formats.money_exact(value, _currency.get())
 
 
 def month_label(month: Any) -> str:
-    return "no close date" if month is None else f"{month:%Y-%m}"
+    return "no close date" if month is None else f"{month:%b %Y}"
 
 
-def count(value: Any) -> str:
-    return f"{int(value or 0):,}"
+class Reason(str):
+    """Text that stands where a delta would: why there is no comparison."""
 
 
-def change(current: Any, previous: Any, *, rate: bool = False) -> str | None:
-    """The delta shown under a KPI: relative change for amounts, percentage points for rates;
-    None (no delta) when there is nothing to compare with."""
-    if current is None or previous is None:
-        return None
-    if rate:
-        return f"{(float(current) - float(previous)) * 100:+.1f} pp"
-    if float(previous) == 0:
-        return None
-    return f"{(float(current) - float(previous)) / abs(float(previous)):+.1%}"
+def compare(current: Any, previous: Any, first: date | None, period: Filters, *,
+            rate: bool = False) -> str:
+    """The delta against the previous period, only when data covers all of that period;
+    otherwise the reason (e.g. "no data before 2 Sep")."""
+    if not Coverage.covers(first, period):
+        return Reason(formats.no_comparison(first))
+    delta = change(current, previous, rate=rate)
+    return delta if delta is not None else Reason("0 in the period before")
 
 
 def kpi(column: Any, label: str, value: str, delta: str | None = None, *, help: str = "",
-        inverse: bool = False) -> None:
-    column.metric(label, value, delta, border=True, help=help or None,
+        inverse: bool = False, exact: str | None = None) -> None:
+    """A KPI card. `value` is compact so it never truncates; `exact` (the full figure) goes
+    into the tooltip. A `Reason` in place of the delta is shown grey, without an arrow."""
+    why = ("No change shown: the data do not cover the whole previous period."
+           if isinstance(delta, Reason) else "")
+    tip = " ".join(part for part in (f"Exact: **{exact}**." if exact else "", help, why)
+                   if part)
+    if isinstance(delta, Reason):
+        column.metric(label, value, str(delta), border=True, help=tip or None,
+                      delta_color="off", delta_arrow="off")
+        return
+    column.metric(label, value, delta, border=True, help=tip or None,
                   delta_color="inverse" if inverse else "normal")
+
+
+def money_kpi(column: Any, label: str, value: Any, delta: str | None = None, *,
+              help: str = "", inverse: bool = False) -> None:
+    """A money KPI: compact on the card, exact in the tooltip."""
+    kpi(column, label, money(value), delta, help=help, inverse=inverse,
+        exact=money_exact(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,11 +298,20 @@ def chart_frame(df: pl.DataFrame) -> Any:
     return df.with_columns(pl.col(pl.Decimal).cast(pl.Float64)).to_pandas()
 
 
-def style(fig: go.Figure, *, height: int = 340, money_axis: bool = False) -> go.Figure:
-    """Height and, for money, SI-abbreviated ticks; the rest comes from the "crm" template."""
+def style(fig: go.Figure, *, height: int = 340, money_axis: bool = False,
+          money_x: bool = False, every_tick: bool = False) -> go.Figure:
+    """Height; for money, SI-abbreviated ticks with the currency symbol (on y, or on x for a
+    horizontal bar chart); `every_tick` labels every category (turned when they are many)
+    instead of Plotly's every other one. The rest comes from the "crm" template."""
     fig.layout.height = height
+    prefix = formats.currency_prefix(_currency.get())
     if money_axis:
-        fig.layout.yaxis.tickformat = "~s"
+        fig.layout.yaxis.update(tickformat="~s", tickprefix=prefix)
+    if money_x:
+        fig.layout.xaxis.update(tickformat="~s", tickprefix=prefix)
+    if every_tick:
+        # Plotly turns the labels by itself when they would overlap, instead of skipping some
+        fig.layout.xaxis.update(type="category", tickmode="linear", dtick=1)
     return fig
 
 
@@ -287,12 +328,79 @@ def download(table: pl.DataFrame, file_name: str) -> None:
                        mime="text/csv", key=f"csv_{file_name}")
 
 
+#: Column labels people read (any other column: its name with spaces, capitalised).
+LABELS = {
+    "business_name": "Business", "branch_name": "Branch", "owner_name": "Owner",
+    "campaign_name": "Campaign", "campaign_type": "Type", "contact_code": "Contact",
+    "contact_label": "Contact", "contact_type": "Contact type",
+    "customer_group_name": "Customer group", "customer_group": "Customer group",
+    "won_revenue": "Won revenue", "won_deal_count": "Won deals",
+    "open_pipeline_value": "Open pipeline", "total_sale_due": "Sales due",
+    "account_balance": "Account balance", "ctr": "CTR", "cvr": "CVR", "roi": "ROI",
+    "won_roi": "ROI on won deals", "reported_roi": "Reported ROI",
+    "reported_revenue": "Reported revenue", "attributed_leads": "Leads brought",
+    "attributed_deals": "Deals brought", "won_amount": "Won revenue",
+    "cost_per_lead": "Cost per lead", "deal_id": "Deal", "stage_name": "Stage",
+    "close_date": "Close date", "days_overdue": "Days overdue",
+    "days_since_update": "Days since update", "is_overdue": "Overdue", "is_stale": "Stale",
+    "is_slipped": "Slipped", "slip_count": "Times slipped", "slip_days_total": "Days slipped",
+    "avg_deal_size": "Avg deal size", "avg_cycle_days": "Avg cycle (days)",
+    "velocity_per_day": "Velocity per day", "cohort_month": "Cohort month",
+    "new_pipeline": "New pipeline", "slipped_share": "Deals slipped",
+    "days_per_slip": "Days per slip",
+}
+#: Id columns a table hides when the name beside them is shown (the CSV keeps both).
+_ID_BESIDE_NAME = {"business_id": "business_name", "branch_id": "branch_name",
+                   "owner_id": "owner_name", "contact_pk": "contact_label"}
+
+
+#: Money columns that arrive as floats (ratios of money to a count).
+_MONEY_FLOATS = {"avg_deal_size", "velocity_per_day"}
+
+
+def label(column: str) -> str:
+    return LABELS.get(column) or column.replace("_", " ").capitalize()
+
+
+def _is_rate(column: str, dtype: pl.DataType) -> bool:
+    return dtype.is_float() and any(word in column for word in ("rate", "roi", "share",
+                                                                "ctr", "cvr"))
+
+
 def table(title: str, df: pl.DataFrame, *, file_name: str,
           column_config: dict[str, Any] | None = None) -> None:
+    """A titled table with human column labels, money in the currency with separators,
+    counts with separators and rates as percentages of one precision; the CSV download
+    keeps the raw columns (ids beside names, exact decimals)."""
+    prefix = formats.currency_prefix(_currency.get()).replace("%", "%%")
+    shown = df.drop([c for c, name in _ID_BESIDE_NAME.items()
+                     if c in df.columns and name in df.columns])
+    config: dict[str, Any] = {}
+    casts = []
+    for column, dtype in shown.schema.items():
+        if (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 0) \
+                or column in _MONEY_FLOATS:
+            config[column] = st.column_config.NumberColumn(label(column),
+                                                           format=f"{prefix}%,.2f")
+            casts.append(pl.col(column).cast(pl.Float64))
+        elif isinstance(dtype, pl.Decimal) or dtype.is_integer():
+            fmt = "%d" if column.endswith("_id") or column == "deal_id" else "%,d"
+            config[column] = st.column_config.NumberColumn(label(column), format=fmt)
+            casts.append(pl.col(column).cast(pl.Float64))
+        elif _is_rate(column, dtype):
+            config[column] = st.column_config.NumberColumn(
+                label(column), format=f"%.{formats.PCT_DECIMALS}f%%")
+            casts.append(pl.col(column) * 100)
+        elif dtype.is_float():
+            config[column] = st.column_config.NumberColumn(label(column), format="%,.1f")
+        elif dtype == pl.Date:
+            config[column] = st.column_config.DateColumn(label(column), format="YYYY-MM-DD")
+        else:
+            config[column] = label(column)
+    config.update(column_config or {})
     with st.container(border=True):
         st.markdown(f"**{title}**")
-        st.dataframe(df.with_columns(pl.col(pl.Decimal).cast(pl.Float64)), hide_index=True,
-                     column_config=column_config)
+        st.dataframe(shown.with_columns(casts), hide_index=True, column_config=config)
         download(df, file_name)
 
 

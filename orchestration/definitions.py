@@ -12,6 +12,7 @@ from orchestration.assets.erp import erp_tables
 from orchestration.assets.events import campaign_event_files
 from orchestration.checks import cdc_retained_wal, landing_folders, landing_freshness, reject_rate
 from orchestration.dbt_project import dbt_resource
+from orchestration.digest_sensor import daily_digest
 from orchestration.jobs import crm_pipeline_job
 from orchestration.resources import CrmSettingsResource
 from orchestration.schedules import daily_rollup_from_env
@@ -22,7 +23,7 @@ defs = Definitions(
     asset_checks=[reject_rate, landing_freshness, landing_folders, cdc_retained_wal],
     jobs=[crm_pipeline_job],
     schedules=[daily_rollup_from_env()],
-    sensors=[new_landing_files],
+    sensors=[new_landing_files, daily_digest],
     resources={
         "crm": CrmSettingsResource(),
         "dbt": dbt_resource(),

@@ -20,20 +20,24 @@ if not campaigns.height:
              "campaign types (a campaign has rows for its flight dates and dates with activity).")
     ui.st.stop()
 
+first, period = data.coverage(src, scope).campaigns, f.previous_period()
 row = ui.st.columns(6)
-ui.kpi(row[0], "Revenue", ui.money(totals["revenue"]),
-       ui.change(totals["revenue"], before["revenue"]))
-ui.kpi(row[1], "Spend", ui.money(totals["spend"]), ui.change(totals["spend"], before["spend"]),
-       inverse=True)
+ui.money_kpi(row[0], "Revenue", totals["revenue"],
+             ui.compare(totals["revenue"], before["revenue"], first, period),
+             help="revenue the campaigns report")
+ui.money_kpi(row[1], "Spend", totals["spend"],
+             ui.compare(totals["spend"], before["spend"], first, period), inverse=True)
 ui.kpi(row[2], "ROI", ui.pct(totals["roi"]),
-       ui.change(totals["roi"], before["roi"], rate=True),
+       ui.compare(totals["roi"], before["roi"], first, period, rate=True),
        help="(revenue − spend) / spend; n/a when there was no spend")
-ui.kpi(row[3], "CTR", ui.pct(totals["ctr"]), ui.change(totals["ctr"], before["ctr"], rate=True),
+ui.kpi(row[3], "CTR", ui.pct(totals["ctr"]),
+       ui.compare(totals["ctr"], before["ctr"], first, period, rate=True),
        help="clicks / impressions")
-ui.kpi(row[4], "CVR", ui.pct(totals["cvr"]), ui.change(totals["cvr"], before["cvr"], rate=True),
+ui.kpi(row[4], "CVR", ui.pct(totals["cvr"]),
+       ui.compare(totals["cvr"], before["cvr"], first, period, rate=True),
        help="conversions / clicks")
 ui.kpi(row[5], "Conversions", ui.count(totals["conversions"]),
-       ui.change(totals["conversions"], before["conversions"]))
+       ui.compare(totals["conversions"], before["conversions"], first, period))
 
 daily = data.campaign_daily(src, scope, f)
 frame = ui.chart_frame(daily)
@@ -89,15 +93,54 @@ with right:
     shown = (f"the {SCATTER_CAMPAIGNS} largest by spend + revenue of {campaigns.height:,}; "
              "all in the CSV" if campaigns.height > SCATTER_CAMPAIGNS else "per campaign")
     ui.chart(f"Revenue against spend ({shown}; above the line pays off)",
-             ui.style(fig, money_axis=True),
+             ui.style(fig, money_axis=True, money_x=True),
              campaigns.select("campaign_id", "campaign_name", "campaign_type", "spend",
                               "revenue", "roi"), file_name="revenue_vs_spend")
 
-ui.table("CTR, CVR and ROI by campaign", campaigns, file_name="campaigns", column_config={
-    "ctr": ui.st.column_config.NumberColumn("CTR", format="percent"),
-    "cvr": ui.st.column_config.NumberColumn("CVR", format="percent"),
-    "roi": ui.st.column_config.NumberColumn("ROI", format="percent"),
-})
+ui.table("CTR, CVR and ROI by campaign", ctx.names.with_names(campaigns),
+         file_name="campaigns")
+
+ui.st.subheader("Attribution: what the campaigns brought")
+ui.st.caption("Leads attributed to the campaign that last touched their contact within 30 "
+              "days before the lead, and those leads' deals; lifetime up to the as-of date "
+              "(the date range does not apply). ROI on won deals = (won revenue − spend) / "
+              "spend, beside the ROI the campaign reports.")
+attribution = data.campaign_attribution(src, scope, f)
+brought = data.attribution_totals(src, scope, f)
+row = ui.st.columns(5)
+ui.kpi(row[0], "Leads brought", ui.count(brought["attributed_leads"]))
+ui.kpi(row[1], "Deals brought", ui.count(brought["attributed_deals"]),
+       help=f"{ui.count(brought['won_deals'])} of them won")
+ui.money_kpi(row[2], "Won revenue brought", brought["won_amount"])
+ui.money_kpi(row[3], "Cost per lead", brought["cost_per_lead"],
+             help="spend / leads brought, over campaigns with a known spend")
+ui.kpi(row[4], "ROI on won deals", ui.pct(brought["won_roi"]),
+       help="(won revenue brought − spend) / spend, over campaigns with a known spend")
+if attribution.height:
+    top = attribution.head(15)
+    names_shown = [f"{n} (#{c})" for c, n in top.select("campaign_id", "campaign_name")
+                   .iter_rows()]
+    aframe = ui.chart_frame(top)
+    fig = go.Figure([
+        go.Bar(y=names_shown, x=aframe["won_roi"], name="ROI on won deals", orientation="h",
+               marker_color=ui.PALETTE[1]),
+        go.Bar(y=names_shown, x=aframe["reported_roi"], name="reported ROI",
+               orientation="h", marker_color=ui.PALETTE[8]),
+    ])
+    fig.layout.xaxis.tickformat = ".0%"
+    fig.layout.yaxis.update(autorange="reversed", type="category")
+    left, right = ui.st.columns([2, 3])
+    with left:
+        ui.chart("ROI on won deals against reported ROI (top 15 by won revenue brought)",
+                 ui.style(fig, height=max(340, 44 * top.height)),
+                 top.select("campaign_id", "campaign_name", "won_amount", "spend", "won_roi",
+                            "reported_revenue", "reported_roi"),
+                 file_name="attribution_roi")
+    with right:
+        ui.table("Attribution by campaign", ctx.names.with_names(attribution),
+                 file_name="campaign_attribution")
+else:
+    ui.empty("No campaigns for the selected businesses, branches and campaign types.")
 
 ui.st.subheader("Campaign drill-down")
 names = dict(zip(campaigns["campaign_id"].to_list(), campaigns["campaign_name"].to_list(),
@@ -109,9 +152,9 @@ picked = ui.st.selectbox("Campaign", list(names),
                          key="drill_campaign")
 one = campaigns.filter(pl.col("campaign_id") == picked).row(0, named=True)
 row = ui.st.columns(5)
-ui.kpi(row[0], "Revenue", ui.money(one["revenue"]))
-ui.kpi(row[1], "Spend", ui.money(one["spend"]),
-       help="budget spread evenly over the flight days; n/a without a budget or flight")
+ui.money_kpi(row[0], "Revenue", one["revenue"])
+ui.money_kpi(row[1], "Spend", one["spend"],
+             help="budget spread evenly over the flight days; n/a without a budget or flight")
 ui.kpi(row[2], "ROI", ui.pct(one["roi"]), help="n/a when there was no spend")
 ui.kpi(row[3], "CTR", ui.pct(one["ctr"]))
 ui.kpi(row[4], "CVR", ui.pct(one["cvr"]))

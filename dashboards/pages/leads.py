@@ -17,18 +17,21 @@ if not totals["leads"]:
     ui.st.stop()
 
 row = ui.st.columns(5)
-ui.kpi(row[0], "Leads", ui.count(totals["leads"]), ui.change(totals["leads"], before["leads"]))
+first, period = data.coverage(src, scope).leads, data.previous_months(f)
+ui.kpi(row[0], "Leads", ui.count(totals["leads"]),
+       ui.compare(totals["leads"], before["leads"], first, period))
 ui.kpi(row[1], "Contact rate", ui.pct(totals["contact_rate"]),
-       ui.change(totals["contact_rate"], before["contact_rate"], rate=True),
+       ui.compare(totals["contact_rate"], before["contact_rate"], first, period, rate=True),
        help="leads that reached contacted / leads")
 ui.kpi(row[2], "Qualification rate", ui.pct(totals["qualification_rate"]),
-       ui.change(totals["qualification_rate"], before["qualification_rate"], rate=True),
+       ui.compare(totals["qualification_rate"], before["qualification_rate"], first, period,
+                  rate=True),
        help="leads that reached qualified / leads")
 ui.kpi(row[3], "Lead win rate", ui.pct(totals["lead_win_rate"]),
-       ui.change(totals["lead_win_rate"], before["lead_win_rate"], rate=True),
+       ui.compare(totals["lead_win_rate"], before["lead_win_rate"], first, period, rate=True),
        help="won leads / leads")
-ui.kpi(row[4], "Won lead value", ui.money(totals["won_value"]),
-       ui.change(totals["won_value"], before["won_value"]))
+ui.money_kpi(row[4], "Won lead value", totals["won_value"],
+             ui.compare(totals["won_value"], before["won_value"], first, period))
 
 by_month = data.leads_by_source_month(src, scope, f)
 by_source = data.leads_by_source(src, scope, f)
@@ -37,7 +40,7 @@ with left:
     fig = go.Figure([go.Bar(x=part["cohort_month"], y=part["leads"], name=source)
                      for source, part in ui.chart_frame(by_month).groupby("source")])
     fig.layout.barmode = "stack"
-    fig.layout.xaxis.update(dtick="M1", tickformat="%b %Y")
+    fig.layout.xaxis.update(dtick="M1", tickformat="%b %Y", ticklabelmode="period")
     ui.chart("Leads by source and cohort month", ui.style(fig),
              by_month.select("cohort_month", "source", "leads", "reached_qualified",
                              "won_leads"), file_name="leads_by_source_month")
@@ -58,8 +61,5 @@ with right:
 cohorts = data.lead_cohorts(src, scope, f)
 ui.table("Cohorts: how far each month's leads got", cohorts, file_name="lead_cohorts",
          column_config={
-             "cohort_month": ui.st.column_config.DateColumn("cohort month", format="MMM YYYY"),
-             **{c: ui.st.column_config.ProgressColumn(c.replace("_", " "), format="percent",
-                                                     min_value=0, max_value=1)
-                for c in ("contact_rate", "qualification_rate", "lead_win_rate")},
+             "cohort_month": ui.st.column_config.DateColumn("Cohort month", format="MMM YYYY"),
          })

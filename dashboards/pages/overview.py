@@ -1,5 +1,6 @@
-"""Overview: the headline KPIs against the previous period of equal length, and the revenue
-trend. Layout only; numbers come from `dashboards.data`."""
+"""Overview: the headline KPIs against the previous period of equal length (only when data
+covers it), bookings and new pipeline per month, and the pipeline by stage. Layout only;
+numbers come from `dashboards.data`."""
 
 import plotly.graph_objects as go
 
@@ -8,65 +9,90 @@ from dashboards import data, ui
 ctx = ui.page("CRM overview")
 src, scope, f = ctx.src, ctx.scope, ctx.filters
 previous = f.previous_period()
+months_before = data.previous_months(f)
+covered = data.coverage(src, scope)
 
 pipe = data.pipeline_totals(src, scope, f)
 leads = data.lead_totals(src, scope, f)
-leads_before = data.lead_totals(src, scope, data.previous_months(f))
+leads_before = data.lead_totals(src, scope, months_before)
 camp = data.campaign_totals(src, scope, f)
 camp_before = data.campaign_totals(src, scope, previous)
+sales = data.sales_totals(src, scope, f)
+sales_before = data.sales_totals(src, scope, months_before)
 
 SNAPSHOT = ("Snapshot at the as-of date for the selected businesses and branches. The "
             "pipeline mart holds no history, so there is no previous period to compare with.")
 PERIOD = "Change against the previous period of equal length."
+MONTHS = ("Over the months the date range overlaps; change against the same number of months "
+          "before.")
 
 row = ui.st.columns(4)
-ui.kpi(row[0], "Open pipeline", ui.money(pipe["open_amount"]),
-       help=f"Sum of open deals' amounts ({ui.count(pipe['open_deals'])} deals). {SNAPSHOT}")
-ui.kpi(row[1], "Won revenue", ui.money(pipe["won_amount"]),
-       help=f"Sum of won deals' amounts ({ui.count(pipe['won_deals'])} deals). {SNAPSHOT}")
-ui.kpi(row[2], "Win rate", ui.pct(pipe["win_rate"]),
-       help=f"Won deals / (won + lost deals). {SNAPSHOT}")
-ui.kpi(row[3], "Lead qualification rate", ui.pct(leads["qualification_rate"]),
-       ui.change(leads["qualification_rate"], leads_before["qualification_rate"], rate=True),
+ui.money_kpi(row[0], "Open pipeline", pipe["open_amount"],
+             help=f"Sum of open deals' amounts ({ui.count(pipe['open_deals'])} deals). "
+                  f"{SNAPSHOT}")
+ui.money_kpi(row[1], "Bookings", sales["won_amount"],
+             ui.compare(sales["won_amount"], sales_before["won_amount"], covered.deals,
+                        months_before),
+             help=f"Won deals' amounts by won date ({ui.count(sales['won_deals'])} deals). "
+                  f"{MONTHS}")
+ui.money_kpi(row[2], "New pipeline", sales["new_pipeline"],
+             ui.compare(sales["new_pipeline"], sales_before["new_pipeline"], covered.deals,
+                        months_before),
+             help=f"Amounts of the deals created ({ui.count(sales['new_deals'])} deals). "
+                  f"{MONTHS}")
+ui.kpi(row[3], "Win rate", ui.pct(pipe["win_rate"]),
+       help=f"Won deals / (won + lost deals), all time. {SNAPSHOT}")
+row = ui.st.columns(4)
+ui.money_kpi(row[0], "Campaign revenue", camp["revenue"],
+             ui.compare(camp["revenue"], camp_before["revenue"], covered.campaigns, previous),
+             help=PERIOD)
+ui.money_kpi(row[1], "Campaign spend", camp["spend"],
+             ui.compare(camp["spend"], camp_before["spend"], covered.campaigns, previous),
+             inverse=True, help=PERIOD)
+ui.kpi(row[2], "Lead qualification rate", ui.pct(leads["qualification_rate"]),
+       ui.compare(leads["qualification_rate"], leads_before["qualification_rate"],
+                  covered.leads, months_before, rate=True),
        help="Leads that reached qualified / leads, over the lead cohort months the date range "
             "overlaps; change against the same number of months before.")
-row = ui.st.columns(4)
-ui.kpi(row[0], "Campaign revenue", ui.money(camp["revenue"]),
-       ui.change(camp["revenue"], camp_before["revenue"]), help=PERIOD)
-ui.kpi(row[1], "Campaign spend", ui.money(camp["spend"]),
-       ui.change(camp["spend"], camp_before["spend"]), inverse=True, help=PERIOD)
-ui.kpi(row[2], "Campaign ROI", ui.pct(camp["roi"]),
-       ui.change(camp["roi"], camp_before["roi"], rate=True),
-       help="(revenue − spend) / spend over the range; n/a when there was no spend. " + PERIOD)
 ui.kpi(row[3], "Leads", ui.count(leads["leads"]),
-       ui.change(leads["leads"], leads_before["leads"]),
+       ui.compare(leads["leads"], leads_before["leads"], covered.leads, months_before),
        help="Leads created in the cohort months the date range overlaps.")
 
-daily = data.campaign_daily(src, scope, f)
+monthly = data.sales_by_month(src, scope, f)
 left, right = ui.st.columns([3, 2])
 with left:
-    if daily.height:
-        frame = ui.chart_frame(daily)
+    if monthly.height:
+        frame = ui.chart_frame(monthly)
+        months = [ui.month_label(m) for m in monthly["month"].to_list()]
         fig = go.Figure([
-            go.Bar(x=frame["date"], y=frame["revenue"], name="Revenue", marker_color=ui.REVENUE),
-            go.Scatter(x=frame["date"], y=frame["spend"], name="Spend", mode="lines",
-                       line={"color": ui.SPEND, "width": 2}),
+            go.Bar(x=months, y=frame["won_amount"], name="Bookings (won)",
+                   marker_color=ui.REVENUE, text=[ui.money(v) for v in frame["won_amount"]],
+                   textposition="outside", cliponaxis=False),
+            go.Bar(x=months, y=frame["new_pipeline"], name="New pipeline",
+                   marker_color=ui.PALETTE[0],
+                   text=[ui.money(v) for v in frame["new_pipeline"]],
+                   textposition="outside", cliponaxis=False),
         ])
-        ui.chart("Revenue trend: campaign revenue and spend per day",
-                 ui.style(fig, money_axis=True), daily.select("date", "revenue", "spend"),
-                 file_name="revenue_trend")
+        fig.layout.barmode = "group"
+        ui.chart("Bookings and new pipeline per month",
+                 ui.style(fig, money_axis=True, every_tick=True),
+                 monthly.select("month", "won_deals", "won_amount", "new_deals",
+                                "new_pipeline", "lost_deals", "lost_amount", "win_rate"),
+                 file_name="bookings_by_month")
     else:
-        ui.empty("No campaign rows in this date range for the selected businesses and "
-                 "branches, so there is no revenue trend to draw.")
+        ui.empty("No deal was created, won or lost in the months of this date range for the "
+                 "selected businesses and branches.")
 with right:
     stages = data.pipeline_stages(src, scope, f)
     if stages.height:
         frame = ui.chart_frame(stages)
         fig = go.Figure(go.Bar(x=frame["value"], y=frame["stage"], orientation="h",
-                               text=[ui.count(d) for d in frame["deals"]],
-                               marker_color=ui.PALETTE[0]))
+                               text=[f"{ui.money(v)} · {ui.count(d)} deals"
+                                     for v, d in zip(frame["value"], frame["deals"],
+                                                     strict=True)],
+                               textposition="auto", marker_color=ui.PALETTE[0]))
         fig.layout.yaxis.autorange = "reversed"
-        ui.chart("Pipeline value by stage (deal count on the bars)", ui.style(fig),
+        ui.chart("Pipeline value by stage", ui.style(fig, money_x=True),
                  stages.select("stage", "deals", "value"), file_name="pipeline_by_stage")
     else:
         ui.empty("No deals for the selected businesses and branches.")

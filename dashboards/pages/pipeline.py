@@ -17,12 +17,12 @@ if not totals["total_deals"]:
     ui.st.stop()
 
 row = ui.st.columns(5)
-ui.kpi(row[0], "Open pipeline", ui.money(totals["open_amount"]),
-       help=f"{ui.count(totals['open_deals'])} open deals")
-ui.kpi(row[1], "Won revenue", ui.money(totals["won_amount"]),
-       help=f"{ui.count(totals['won_deals'])} won deals")
-ui.kpi(row[2], "Lost value", ui.money(totals["lost_amount"]),
-       help=f"{ui.count(totals['lost_deals'])} lost deals")
+ui.money_kpi(row[0], "Open pipeline", totals["open_amount"],
+             help=f"{ui.count(totals['open_deals'])} open deals")
+ui.money_kpi(row[1], "Won revenue", totals["won_amount"],
+             help=f"{ui.count(totals['won_deals'])} won deals")
+ui.money_kpi(row[2], "Lost value", totals["lost_amount"],
+             help=f"{ui.count(totals['lost_deals'])} lost deals")
 ui.kpi(row[3], "Win rate (count)", ui.pct(totals["win_rate"]),
        help="won deals / (won + lost deals)")
 ui.kpi(row[4], "Win rate (value)", ui.pct(totals["value_win_rate"]),
@@ -60,7 +60,7 @@ by_tenant = data.pipeline_by_tenant(src, scope, f)
 left, right = ui.st.columns(2)
 with left:
     tframe = ui.chart_frame(by_tenant)
-    labels = [ui.tenant_label(b, r) for b, r in by_tenant.select("business_id", "branch_id")
+    labels = [ctx.names.tenant(b, r) for b, r in by_tenant.select("business_id", "branch_id")
               .iter_rows()]
     fig = go.Figure([
         go.Bar(y=labels, x=tframe["win_rate"], name="by count", orientation="h",
@@ -71,18 +71,20 @@ with left:
     fig.layout.xaxis.tickformat = ".0%"
     fig.layout.yaxis.autorange = "reversed"
     ui.chart("Win rate by business and branch, by count and by value",
-             ui.style(fig, height=max(340, 28 * len(labels))),
-             by_tenant.select("business_id", "branch_id", "won_deals", "lost_deals",
-                              "won_amount", "lost_amount", "win_rate", "value_win_rate"),
+             ui.style(fig, height=max(340, 56 * len(labels))),
+             ctx.names.with_names(by_tenant.select(
+                 "business_id", "branch_id", "won_deals", "lost_deals", "won_amount",
+                 "lost_amount", "win_rate", "value_win_rate")),
              file_name="win_rates")
 with right:
     fig = go.Figure(go.Bar(y=labels, x=tframe["open_amount"], orientation="h",
                            text=[ui.count(d) for d in tframe["open_deals"]],
-                           marker_color=ui.PALETTE[5]))
+                           textposition="auto", marker_color=ui.PALETTE[5]))
     fig.layout.yaxis.autorange = "reversed"
     ui.chart("Open pipeline by business and branch (open deals on the bars)",
-             ui.style(fig, height=max(340, 28 * len(labels))),
-             by_tenant.select("business_id", "branch_id", "open_deals", "open_amount"),
+             ui.style(fig, height=max(340, 28 * len(labels)), money_x=True),
+             ctx.names.with_names(by_tenant.select("business_id", "branch_id", "open_deals",
+                                                   "open_amount")),
              file_name="open_pipeline_by_tenant")
 
 by_owner = data.open_pipeline_by_owner(src, scope, f)
@@ -91,13 +93,15 @@ left, right = ui.st.columns(2)
 with left:
     if by_owner.height:
         # Plain lists (not arrays): the figure carries the exact numbers the CSV holds.
-        owners = [ui.owner_label(o) for o in by_owner["owner_id"].to_list()]
+        owners = [ctx.names.owner(o) for o in by_owner["owner_id"].to_list()]
         fig = go.Figure(go.Bar(y=owners, x=[float(v) for v in by_owner["open_amount"]],
                                orientation="h", marker_color=ui.PALETTE[0],
-                               text=[ui.count(d) for d in by_owner["open_deals"]]))
+                               text=[ui.count(d) for d in by_owner["open_deals"]],
+                               textposition="auto"))
         fig.layout.yaxis.update(autorange="reversed", type="category")
         ui.chart("Open pipeline by owner (open deals on the bars)",
-                 ui.style(fig, height=max(340, 24 * len(owners))), by_owner,
+                 ui.style(fig, height=max(340, 24 * len(owners)), money_x=True),
+                 ctx.names.with_names(by_owner),
                  file_name="open_pipeline_by_owner")
     else:
         ui.empty("No open deals for the selected businesses, branches and owners.")
@@ -105,11 +109,10 @@ with right:
     if by_month.height:
         months = [ui.month_label(m) for m in by_month["close_month"].to_list()]
         fig = go.Figure(go.Bar(x=months, y=[float(v) for v in by_month["open_amount"]],
-                               marker_color=ui.PALETTE[5],
+                               marker_color=ui.PALETTE[5], textposition="auto",
                                text=[ui.count(d) for d in by_month["open_deals"]]))
-        fig.layout.xaxis.type = "category"
         ui.chart("Open pipeline by expected close month (open deals on the bars)",
-                 ui.style(fig, money_axis=True), by_month,
+                 ui.style(fig, money_axis=True, every_tick=True), by_month,
                  file_name="open_pipeline_by_close_month")
     else:
         ui.empty("No open deals for the selected businesses, branches and owners.")

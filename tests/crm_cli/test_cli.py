@@ -22,7 +22,8 @@ def _sqlite_source(path: Path, skip: tuple[str, ...] = ()) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.mark.parametrize("command", ["", "generate", "run", "sync", "demo", "roles", "dashboard"])
+@pytest.mark.parametrize("command", ["", "generate", "run", "sync", "demo", "roles", "dashboard",
+                                     "digest"])
 def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     proc = crm([command, "--help"] if command else ["--help"], tmp_path)
     assert proc.returncode == 0 and "usage: crm-analytics" in proc.stdout

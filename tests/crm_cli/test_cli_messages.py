@@ -146,7 +146,8 @@ def test_version_and_help_list_the_configuration(tmp_path: Path) -> None:
     helptext = crm_script(["--help"], tmp_path).stdout
     for name, default in DEFAULTS.items():
         at = helptext.index(f"  {name} ")
-        following = helptext[at:].splitlines()[1]
+        meaning, following = helptext[at:].splitlines()[:2]
+        assert meaning.strip() != name, f"{name} has no meaning in crm_cli/help.py"
         assert following.strip() == f"default: {default or 'unset'}", following
     assert "DAGSTER_HOME" in helptext and "serve" in helptext
 

@@ -63,3 +63,15 @@ def test_sync_overlap(tmp_path: Path, text: str | None, seconds: int) -> None:
 def test_bad_sync_overlap_is_one_clear_line(tmp_path: Path, text: str) -> None:
     with pytest.raises(CrmError, match=r"^CRM_SYNC_OVERLAP must be a duration"):
         Settings.from_env(environ={"CRM_SYNC_OVERLAP": text}, cwd=tmp_path)
+
+
+def test_currency_and_digest_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CRM_CURRENCY": " eur ", "CRM_SMTP_URL": "smtp://u:pw@h",
+                                  "CRM_DIGEST_STALE_DEALS": "0"}, cwd=tmp_path)
+    assert (settings.currency, settings.digest_stale_deals) == ("EUR", 0)
+    assert "pw" not in repr(settings)
+    assert Settings.from_env({}, cwd=tmp_path).currency is None
+    for env, message in (({"CRM_CURRENCY": "euro"}, "ISO 4217"),
+                         ({"CRM_DIGEST_STALE_DEALS": "-1"}, "whole number")):
+        with pytest.raises(CrmError, match=message):
+            Settings.from_env(env, cwd=tmp_path)

@@ -30,8 +30,10 @@ pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPO_ROOT / "screenshots"
-PAGES = {"overview": "", "pipeline": "pipeline", "leads": "leads", "campaigns": "campaigns",
-         "customers": "customers"}
+PAGES = {"overview": "", "pipeline": "pipeline", "forecast": "forecast", "team": "team",
+         "leads": "leads", "campaigns": "campaigns", "customers": "customers"}
+#: The two window sizes every page is looked at in (screenshots named <page>_<width>.png).
+VIEWPORTS = [(1400, 1000), (1000, 800)]
 ACCESS = """
 users:
   boss@example.com: all
@@ -94,9 +96,10 @@ def browser(server: str) -> Iterator[object]:
         chromium.close()
 
 
-def _open(browser: object, url: str, user: str | None, *, charts: bool = True) -> object:
+def _open(browser: object, url: str, user: str | None, *, charts: bool = True,
+          size: tuple[int, int] = (1440, 2600)) -> object:
     headers = {"X-Forwarded-Email": user} if user else {}
-    context = browser.new_context(viewport={"width": 1440, "height": 2600},  # type: ignore[attr-defined]
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]},  # type: ignore[attr-defined]
                                   extra_http_headers=headers)
     page = context.new_page()
     page.goto(url)
@@ -124,17 +127,67 @@ def _totals(warehouse: DashboardWarehouse, scope: Scope) -> dict[str, object]:
     return data.pipeline_totals(data.Source(settings, "", cached=False), scope, data.Filters())
 
 
+#: True for each KPI value, label or delta whose text does not fit its box (cut with "…").
+_TRUNCATED = """() => [...document.querySelectorAll(['[data-testid="stMetricValue"]',
+        '[data-testid="stMetricLabel"]', '[data-testid="stMetricDelta"]'].join(', '))]
+    .map(e => [e.innerText, e.scrollWidth > e.clientWidth + 1
+               || [...e.querySelectorAll('*')].some(c => c.scrollWidth > c.clientWidth + 1)])"""
+#: Pairs of tick labels of one Plotly axis that overlap. Level labels: their boxes intersect.
+#: Labels Plotly turned by an angle θ are parallel strips one line high: two overlap when the
+#: distance between their ticks × sin θ is less than that height.
+_OVERLAPS = """() => {
+    const out = [];
+    const axes = new Set([...document.querySelectorAll(
+        '.js-plotly-plot g.xtick, .js-plotly-plot g.ytick')].map(t => t.parentNode));
+    for (const axis of axes) {
+        const labels = [...axis.querySelectorAll('text')].map(t => {
+            const transform = t.getAttribute('transform') || '';
+            const outer = t.parentNode.getAttribute('transform') || '';
+            const pattern = /translate\\(([-\\d.e]+)[ ,]*([-\\d.e]*)\\)/;
+            const move = pattern.exec(transform) || pattern.exec(outer);
+            const turn = /rotate\\(([-\\d.e]+)/.exec(transform);
+            const rect = t.getBoundingClientRect();
+            return {text: t.textContent, rect: rect,
+                    at: move ? [parseFloat(move[1]), parseFloat(move[2] || '0')]
+                             : [rect.left + rect.width / 2, rect.top + rect.height / 2],
+                    angle: turn ? Math.abs(parseFloat(turn[1])) : 0,
+                    size: parseFloat(getComputedStyle(t).fontSize) || 12,
+                    y: t.closest('g.ytick') !== null};
+        }).filter(l => l.text && l.rect.width > 0);
+        for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++) {
+            const a = labels[i], b = labels[j];
+            let hit;
+            if (a.angle === 0 && b.angle === 0) {
+                const r = a.rect, q = b.rect;
+                hit = r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1
+                      && q.top < r.bottom - 1;
+            } else {
+                const d = Math.abs(a.y ? a.at[1] - b.at[1] : a.at[0] - b.at[0]);
+                hit = d * Math.sin(Math.max(a.angle, b.angle) * Math.PI / 180) < 0.9 * a.size;
+            }
+            if (hit) out.push(a.text + ' / ' + b.text);
+        }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("size", VIEWPORTS, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_renders_with_kpis_in_chromium(browser: object, server: str, name: str,
+                                                  size: tuple[int, int],
                                                   dashboard_warehouse: DashboardWarehouse
                                                   ) -> None:
-    page = _open(browser, f"{server}/{PAGES[name]}", "boss@example.com")
+    page = _open(browser, f"{server}/{PAGES[name]}", "boss@example.com", size=size)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stMetric"]').count() >= 4
     assert "Data as of 2026-11-01" in page.inner_text("body")
     assert page.locator(".js-plotly-plot").count() >= 1
     SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}_{size[0]}.png"), full_page=True)
+    cut = [text for text, truncated in page.evaluate(_TRUNCATED) if truncated]
+    assert not cut, f"KPI values cut off at {size}: {cut}"
+    assert page.evaluate(_OVERLAPS) == [], f"overlapping tick labels at {size}"
     if name == "overview":
         everything = _totals(dashboard_warehouse, EVERYTHING)
         assert _metric(page, "Open pipeline") == money(everything["open_amount"])
@@ -155,7 +208,7 @@ def test_a_scoped_user_sees_only_their_tenant_even_with_a_tampered_url(
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "scoped_user_tampered.png"), full_page=True)
     assert _metric(page, "Open pipeline") == money(mine["open_amount"])
-    assert "Business 2" not in page.inner_text("section[data-testid='stSidebar']")
+    assert "Contoso Ltd" not in page.inner_text("section[data-testid='stSidebar']")
     page.context.close()
 
 

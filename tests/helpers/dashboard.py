@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import oracle
+from tests.helpers import cockpit_truth, oracle
 from tests.helpers.paths import REPO_ROOT
 
 AS_OF = date(2026, 11, 1)
@@ -110,6 +110,7 @@ def truth(dashboard_warehouse: DashboardWarehouse) -> dict[str, Any]:
         "leads": oracle.lead_conversion(src, events, "UTC"),
         "campaigns": oracle.campaign_performance(src, events, AS_OF, "UTC"),
         "contacts": oracle.contact_summary(src),
+        "owners": cockpit_truth.owner_names(src),
     }
 
 

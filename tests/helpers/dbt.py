@@ -90,6 +90,14 @@ BRANCHES = _rows(
     (10, 1, "Acme North"), (11, 1, "Acme South"), (20, 2, "Globex HQ"),
 )
 
+# user 2 has only a username, user 3 only padded blanks around its names
+AUTH_USERS = _rows(
+    ("id", "username", "first_name", "last_name", "email"),
+    (1, "ana", "Ana", "Silva", "Ana@Example.com "),
+    (2, "ben.o", None, None, None),
+    (3, None, "  Chloé ", " ", "chloe@example.com"),
+)
+
 CUSTOMER_GROUPS = _rows(
     ("id", "group_name", "dicount_calculation", "amount"),
     (1, "Retail", " Percentage ", _m("5.00")),
@@ -289,6 +297,7 @@ EVENTS = [
 DATA: dict[str, list[Row]] = {
     "businesses": BUSINESSES,
     "branches": BRANCHES,
+    "auth_users": AUTH_USERS,
     "customer_groups": CUSTOMER_GROUPS,
     "contacts": CONTACTS,
     "contact_accounts": CONTACT_ACCOUNTS,
@@ -317,12 +326,14 @@ def _is_postgres(target: str | Path) -> bool:
     return isinstance(target, str) and ("dbname=" in target or target.startswith("postgres"))
 
 
-def write_raw_fixture(target: str | Path, empty: Collection[str] = ()) -> None:
+def write_raw_fixture(target: str | Path, empty: Collection[str] = (),
+                      data: Mapping[str, list[Row]] | None = None) -> None:
     """Create schema `raw` with the fixture tables in a DuckDB file (a path) or a PostgreSQL
     database (a psycopg conninfo / URL string). Existing fixture tables are replaced.
 
     Tables named in `empty` are created without rows (an ERP without `branches`, a warehouse
-    that has loaded no event yet)."""
+    that has loaded no event yet). `data` replaces this module's rows (other generated
+    rows in the same layout, table by table; a table it lacks is empty)."""
     postgres = _is_postgres(target)
     marker = "%s" if postgres else "?"
     statements: list[tuple[str, list[tuple[Any, ...]]]] = []
@@ -330,10 +341,14 @@ def write_raw_fixture(target: str | Path, empty: Collection[str] = ()) -> None:
         names = [name for name, _ in columns]
         quoted = ", ".join(f'"{name}"' for name in names)
         ddl = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns)
-        statements.append((f"drop table if exists raw.{table}", []))
+        # PostgreSQL: the staging views of an earlier build depend on the table (dbt
+        # recreates them on the next build)
+        cascade = " cascade" if postgres else ""
+        statements.append((f"drop table if exists raw.{table}{cascade}", []))
         statements.append((f"create table raw.{table} ({ddl})", []))
-        data = [] if table in empty else DATA[table]
-        rows = [tuple(row.get(name) for name in names) for row in data]
+        source = DATA if data is None else data
+        table_rows = [] if table in empty else source.get(table, [])
+        rows = [tuple(row.get(name) for name in names) for row in table_rows]
         placeholders = ", ".join([marker] * len(names))
         statements.append((f"insert into raw.{table} ({quoted}) values ({placeholders})", rows))
 

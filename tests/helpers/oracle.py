@@ -106,7 +106,8 @@ def _valid_event(obj: Any, landing: date) -> Row | None:
             return None
     return {"source": str(obj["source"]), "id": str(obj["id"]), "type": etype, "time": when,
             "campaign_id": as_int("campaign_id"), "lead_id": as_int("lead_id"),
-            "contact_id": as_int("contact_id"), "revenue": revenue}
+            "deal_id": as_int("deal_id"), "contact_id": as_int("contact_id"),
+            "revenue": revenue}
 
 
 def read_events(events_path: Path, as_of: date) -> list[Row]:

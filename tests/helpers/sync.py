@@ -23,6 +23,8 @@ UTC = dt.UTC
 ROWS: dict[str, list[dict]] = {
     "businesses": [{"id": 1, "name": "Acme"}],
     "branches": [{"id": 10, "business_id": 1, "name": "Main street"}],
+    "auth_users": [{"id": 7, "username": "ana", "first_name": "Ana", "last_name": "Silva",
+                    "email": "ana@example.com"}],
     "customer_groups": [{"id": 1, "group_name": "VIP", "dicount_calculation": "Percentage",
                          "amount": Decimal("5.00")}],
     "contacts": [

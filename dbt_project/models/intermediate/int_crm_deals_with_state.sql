@@ -43,7 +43,8 @@ deals_with_state as (
         deals.amount,
         deals.owner_id,
         deals.close_date,
-        deals.created_at
+        deals.created_at,
+        deals.updated_at
 
     from deals
 

@@ -2,19 +2,7 @@ with
 
 campaigns as (
 
-    select * from {{ ref('stg_erp__crm_campaigns') }}
-
-),
-
-branches as (
-
-    select * from {{ ref('stg_erp__branches') }}
-
-),
-
-contacts as (
-
-    select * from {{ ref('stg_erp__contacts') }}
+    select * from {{ ref('int_crm_campaigns') }}
 
 ),
 
@@ -30,37 +18,13 @@ erp_performance as (
 
 ),
 
-campaign_flights as (
-
-    select
-        campaigns.campaign_id,
-        campaigns.campaign_name,
-        campaigns.campaign_type,
-        campaigns.campaign_status,
-        campaigns.branch_id,
-        -- the branch's business when `branches` knows it, else the seller contact's
-        coalesce(branches.business_id, sellers.business_id) as business_id,
-        campaigns.budget,
-        {{ to_reporting_date('campaigns.starts_at') }} as flight_start_date,
-        {{ to_reporting_date('campaigns.ends_at') }} as flight_end_date
-
-    from campaigns
-
-    left join branches
-        on campaigns.branch_id = branches.branch_id
-
-    left join contacts as sellers
-        on campaigns.seller_contact_id = sellers.contact_id
-
-),
-
 campaign_attributes as (
 
     select
         *,
         {{ dbt.datediff('flight_start_date', 'flight_end_date', 'day') }} + 1 as flight_days  -- noqa: LT05
 
-    from campaign_flights
+    from campaigns
 
 ),
 
