@@ -22,7 +22,7 @@ MEANINGS: dict[str, str] = {
     "CRM_MAX_EVENT_LINE_BYTES": "longest event line in bytes; longer is rejected (line_too_long)",
     "CRM_SYNC_MODE": "how the ERP is read: readonly (queries) or cdc (logical decoding)",
     "CRM_CDC_SLOT": "name of the replication slot and publication CRM_SYNC_MODE=cdc reads",
-    "CRM_CDC_RETAINED_WAL_WARN": "WAL kept by the slot above which the cdc_retained_wal check warns",
+    "CRM_CDC_RETAINED_WAL_WARN": "WAL the slot keeps above which cdc_retained_wal warns",
     "CRM_CURRENCY": "ISO 4217 code the dashboards and the digest show money in",
     "CRM_SMTP_URL": "smtp://[user:pw@]host[:port] the daily digest is sent through",
     "CRM_DIGEST_FROM": "the digest's From address",
