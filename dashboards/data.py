@@ -787,7 +787,7 @@ def _velocity(parts: str) -> str:
     return f"""
         select {parts} {win_rate} as win_rate, {deal_size} as avg_deal_size,
                {cycle} as avg_cycle_days,
-               open_deals * {win_rate} * {deal_size} / nullif({cycle}, 0) as velocity_per_day"""
+               {safe_ratio(f"open_deals * {win_rate} * {deal_size}", cycle)} as velocity_per_day"""
 
 
 def velocity_by_owner(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
