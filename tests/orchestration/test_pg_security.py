@@ -104,11 +104,15 @@ class Secured:
         return proc
 
 
-def _marts(conn: psycopg.Connection) -> list[str]:
-    rows = conn.execute("select c.relname from pg_class c join pg_namespace n on "
+def _marts(conn: psycopg.Connection, tenant_keyed: bool | None = None) -> list[str]:
+    """The mart tables; with `tenant_keyed`, only those with (True) or without (False) a
+    `business_id` column (the hook row-secures the former and keeps analysts off the latter)."""
+    rows = conn.execute("select c.relname, exists (select from pg_attribute a where "
+                        "a.attrelid = c.oid and a.attname = 'business_id' and a.attnum > 0 "
+                        "and not a.attisdropped) from pg_class c join pg_namespace n on "
                         "n.oid = c.relnamespace where n.nspname = 'marts' "
                         "and c.relkind = 'r' order by 1").fetchall()
-    return [r[0] for r in rows]
+    return [name for name, keyed in rows if tenant_keyed is None or keyed == tenant_keyed]
 
 
 def _mart_oids(conn: psycopg.Connection) -> dict[str, int]:
@@ -219,9 +223,15 @@ def test_dbt_replaced_every_mart_and_the_hook_re_secured_it(secured: Secured) ->
             "pg_get_userbyid(c.relowner), array(select p.polname from pg_policy p "
             "where p.polrelid = c.oid order by 1) from pg_class c "
             "where c.relnamespace = 'marts'::regnamespace and c.relkind = 'r'").fetchall()
+        keyed = set(_marts(conn, tenant_keyed=True))
         for name, rls, forced, owner, policies in rows:
-            assert rls and forced, name
             assert owner == secured.writer, name
+            if name not in keyed:  # no tenant to tell apart: analysts get nothing at all
+                for analyst in (secured.analyst_a, secured.analyst_b):
+                    assert not conn.execute("select has_table_privilege(%s, %s, 'select')",
+                                            [analyst, f"marts.{name}"]).fetchone()[0], name
+                continue
+            assert rls and forced, name
             assert policies == ["crm_full_access", "crm_reader_rows", "crm_tenant_rows"], name
         # every view the pipeline made checks the caller's rights
         views = conn.execute(
@@ -325,7 +335,7 @@ def test_analyst_sees_exactly_its_businesses(secured: Secured, which: str) -> No
     want_won = sum((c["won_revenue"] for c in contacts.values() if c["business_id"] in mine),
                    oracle.ZERO)
     with secured.connect(secured.admin) as conn:
-        marts = _marts(conn)
+        marts, untenanted = _marts(conn, tenant_keyed=True), _marts(conn, tenant_keyed=False)
         expected = {m: conn.execute(sql.SQL(
             "select count(*) filter (where business_id = any(%s)), "
             "count(*) filter (where not business_id = any(%s) or business_id is null) "
@@ -341,6 +351,8 @@ def test_analyst_sees_exactly_its_businesses(secured: Secured, which: str) -> No
             seen = dict(ids)
             assert set(seen) == mine, (mart, seen)  # no other tenant, no tenant-less rows
             assert sum(seen.values()) == expected[mart][0] > 0, mart
+        for mart in untenanted:  # e.g. the owner names: fail closed
+            _denied(conn, f"select count(*) from marts.{mart}")
         got = conn.execute("select count(*), sum(won_revenue) "
                            "from marts.v_crm_contact_summary").fetchone()
         assert got == (want_contacts, want_won)
