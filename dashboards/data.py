@@ -704,10 +704,17 @@ def forecast_by_month(src: Source, scope: Scope, filters: Filters) -> pl.DataFra
         group by month order by month""", params)
 
 
-def deals_at_risk(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
+def deals_at_risk(src: Source, scope: Scope, filters: Filters,
+                  limit: int | None = None) -> pl.DataFrame:
     """Open deals that are overdue or stale, with the owner's name and whether (and how far)
-    the close date has slipped; most overdue first."""
+    the close date has slipped; most overdue first. With `limit`, only the first rows in that
+    order: a page shows a readable list while the CSV carries every deal (at `large` there
+    are ~700,000), and the names and slippage are joined to those rows only."""
     where, params = _where(scope, filters, owner=True)
+    top = ""
+    if limit is not None:
+        top = "order by days_overdue desc, days_since_update desc, deal_id limit ?"
+        params = [*params, limit]
     return src.run(f"""
         select r.deal_id, r.business_id, r.branch_id, r.owner_id,
                coalesce(o.owner_name, case when r.owner_id is null then 'unassigned'
@@ -717,7 +724,7 @@ def deals_at_risk(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
                coalesce(s.slip_count, 0) > 0 as is_slipped,
                coalesce(s.slip_count, 0) as slip_count,
                coalesce(s.slip_days_total, 0) as slip_days_total
-        from (select * from marts.deals_at_risk {where}) as r
+        from (select * from marts.deals_at_risk {where} {top}) as r
         left join marts.dim_owners as o on o.owner_id = r.owner_id
         left join marts.deal_close_date_slippage as s on s.deal_id = r.deal_id
         order by r.days_overdue desc, r.days_since_update desc, r.deal_id""", params)

@@ -6,6 +6,7 @@ No SQL here: numbers come from `dashboards.data`; this module only decides how t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -323,9 +324,14 @@ def chart(title: str, fig: go.Figure, table: pl.DataFrame, *, file_name: str) ->
         download(table, file_name)
 
 
-def download(table: pl.DataFrame, file_name: str) -> None:
-    st.download_button("⬇ CSV", table.write_csv(), file_name=f"{file_name}.csv",
-                       mime="text/csv", key=f"csv_{file_name}")
+def download(table: pl.DataFrame | Callable[[], pl.DataFrame], file_name: str) -> None:
+    """A CSV download whose bytes are made only when clicked (Streamlit calls `data` then, on
+    its own thread): writing every table's CSV on each page run cost more than the page."""
+    def csv() -> str:
+        return (table() if callable(table) else table).write_csv()
+
+    st.download_button("⬇ CSV", csv, file_name=f"{file_name}.csv", mime="text/csv",
+                       key=f"csv_{file_name}", on_click="ignore")
 
 
 #: Column labels people read (any other column: its name with spaces, capitalised).
@@ -368,10 +374,12 @@ def _is_rate(column: str, dtype: pl.DataType) -> bool:
 
 
 def table(title: str, df: pl.DataFrame, *, file_name: str,
-          column_config: dict[str, Any] | None = None) -> None:
+          column_config: dict[str, Any] | None = None,
+          csv: Callable[[], pl.DataFrame] | None = None) -> None:
     """A titled table with human column labels, money in the currency with separators,
     counts with separators and rates as percentages of one precision; the CSV download
-    keeps the raw columns (ids beside names, exact decimals)."""
+    keeps the raw columns (ids beside names, exact decimals). `csv`, when given, makes the
+    download's rows (all of them, where the table shows the first few)."""
     prefix = formats.currency_prefix(_currency.get()).replace("%", "%%")
     shown = df.drop([c for c, name in _ID_BESIDE_NAME.items()
                      if c in df.columns and name in df.columns])
@@ -401,7 +409,7 @@ def table(title: str, df: pl.DataFrame, *, file_name: str,
     with st.container(border=True):
         st.markdown(f"**{title}**")
         st.dataframe(shown.with_columns(casts), hide_index=True, column_config=config)
-        download(df, file_name)
+        download(csv or df, file_name)
 
 
 def empty(why: str) -> None:

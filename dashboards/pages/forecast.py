@@ -5,6 +5,10 @@ import plotly.graph_objects as go
 
 from dashboards import data, ui
 
+#: The deals-at-risk table lists this many, most overdue first: a list a manager reads (a
+#: large business has hundreds of thousands at risk); the CSV download holds all of them.
+RISK_TABLE_ROWS = 1000
+
 ctx = ui.page("Forecast & risk", dates=False, owner=True,
               note="open deals as of the as-of date (no date filter)")
 src, scope, f = ctx.src, ctx.scope, ctx.filters
@@ -53,11 +57,14 @@ if forecast.height:
              ui.style(fig, money_axis=True, every_tick=True), forecast,
              file_name="forecast_by_month")
 
-at_risk = data.deals_at_risk(src, scope, f)
+at_risk = data.deals_at_risk(src, scope, f, limit=RISK_TABLE_ROWS)
 if at_risk.height:
-    ui.table(f"Deals at risk ({ui.count(at_risk.height)}): overdue, stale (no update in 30 "
-             "days) or with a close date that slipped; click a column to sort",
-             ctx.names.with_names(at_risk), file_name="deals_at_risk")
+    shown_rows = ("" if risk["deals"] <= at_risk.height else
+                  f"; the {ui.count(at_risk.height)} most overdue shown, every one in the CSV")
+    ui.table(f"Deals at risk ({ui.count(risk['deals'])}{shown_rows}): overdue, stale (no "
+             "update in 30 days) or with a close date that slipped; click a column to sort",
+             ctx.names.with_names(at_risk), file_name="deals_at_risk",
+             csv=lambda: ctx.names.with_names(data.deals_at_risk(src, scope, f)))
 else:
     ui.empty("No open deal is overdue or stale for the selected businesses, branches and "
              "owners.")

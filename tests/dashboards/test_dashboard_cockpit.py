@@ -123,6 +123,22 @@ def test_forecast_and_risk_page_matches_the_source_rows(page: Callable[..., AppT
     assert "owner_id" not in table.columns  # shown by name; the CSV keeps both
 
 
+def test_the_risk_table_lists_the_most_overdue_first_and_the_csv_has_all(
+        dashboard_warehouse: DashboardWarehouse, truth: dict[str, Any]) -> None:
+    """The page's table stops at a readable number of rows; which rows, and that the full
+    list behind the CSV is every deal at risk, is checked against the source rows."""
+    settings = Settings.from_env(dashboard_warehouse.env, cwd=dashboard_warehouse.work)
+    src = data.Source(settings, "", cached=False)
+    risky = cockpit_truth.at_risk(truth["deals"], AS_OF)
+    order = sorted(risky, key=lambda d: (-((AS_OF - d["close_date"]).days
+                                           if d["is_overdue"] else 0),
+                                         -(AS_OF - d["updated"]).days, d["id"]))
+    top = data.deals_at_risk(src, EVERYTHING, data.Filters(), limit=7)
+    assert top["deal_id"].to_list() == [d["id"] for d in order[:7]]
+    every = data.deals_at_risk(src, EVERYTHING, data.Filters())
+    assert sorted(every["deal_id"].to_list()) == sorted(d["id"] for d in risky)
+
+
 def test_team_page_leaderboard_matches_the_source_rows(page: Callable[..., AppTest],
                                                        truth: dict[str, Any]) -> None:
     at = page("team")
