@@ -139,8 +139,8 @@ def build_digest(src: data.Source, recipient: str, scope: Scope, as_of: date,
             f"{money(risk_sum['amount'])}; {formats.count(risk_sum['overdue_deals'])} overdue, "
             f"{formats.count(risk_sum['stale_deals'])} stale"),
     ]
-    risk = data.deals_at_risk(src, scope, everything)
-    return Digest(recipient, as_of, kpis, risk.head(RISK_ROWS), risk.height,
+    risk = data.deals_at_risk(src, scope, everything, limit=RISK_ROWS)
+    return Digest(recipient, as_of, kpis, risk, risk_sum["deals"],
                   alerts(src, scope, stale_threshold, risk_sum["stale_deals"], currency),
                   currency)
 
