@@ -417,6 +417,32 @@ def build_events(tables: dict[str, pl.DataFrame], scale: str, seed: int,
     return pl.concat([events, dupes])
 
 
+def build_target_audience(tables: dict[str, pl.DataFrame], events: pl.DataFrame,
+                          scale: str, seed: int) -> pl.DataFrame:
+    """`crm_campaigns_target_audience`: per campaign, half of the contacts its conversion
+    events name plus up to 60 random contacts, and a few duplicate rows (the ERP's junction
+    table has no unique constraint). Its own random stream: the other tables do not move."""
+    rng = np.random.default_rng(seed + 2)
+    converted = events.filter((pl.col("type") == "erp.campaign.conversion")
+                              & pl.col("campaign_id").is_not_null()
+                              & pl.col("contact_id").is_not_null()
+                              ).select("campaign_id", "contact_id").unique().sort(
+                                  "campaign_id", "contact_id")
+    converted = converted.filter(pl.Series(rng.random(converted.height) < 0.5))
+    campaign_ids = tables["crm_campaigns"]["id"].to_numpy()
+    sizes = rng.integers(0, 61, campaign_ids.size)
+    others = pl.DataFrame({
+        "campaign_id": np.repeat(campaign_ids, sizes),
+        "contact_id": rng.integers(1, SCALES[scale]["contacts"] + 1, int(sizes.sum())),
+    })
+    audience = pl.concat([converted.cast(pl.Int64), others.cast(pl.Int64)])
+    dupes = audience.gather(rng.choice(audience.height, size=min(3, audience.height),
+                                       replace=False))
+    audience = pl.concat([audience, dupes]).sort("campaign_id", "contact_id")
+    return audience.select(pl.int_range(1, audience.height + 1).alias("id"),
+                           "campaign_id", "contact_id")
+
+
 def _rfc3339(events: pl.DataFrame) -> pl.Expr:
     """`time` as RFC 3339 text in the event's own offset (Z, +02:00, -05:00 …)."""
     local = pl.col("time").dt.replace_time_zone(None) + pl.duration(minutes=pl.col("offset"))
@@ -599,6 +625,9 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
             tables = build_tables(scale, days, seed, end)
         with _phase(bar, f"building the events ({scale})"):
             events = build_events(tables, scale, seed, end)
+        with _phase(bar, "building the campaigns' target audiences"):
+            tables["crm_campaigns_target_audience"] = build_target_audience(tables, events,
+                                                                            scale, seed)
         write_tables(source_url, schema, tables, bar)
         files, lines = write_event_files(events, Path(events_path), bar)
     return GenerateReport(rows={k: v.height for k, v in tables.items()}, event_files=files,

@@ -7,6 +7,7 @@ with the filters and the sign-in cases that matter."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -251,6 +252,33 @@ def test_an_empty_warehouse_is_explained(tmp_path: Path,
     at.run()
     assert not at.exception
     assert "no published data" in at.warning[0].value
+
+
+def test_the_campaign_table_shows_the_lifetime_columns_the_mart_marks(
+        app: Callable[..., AppTest], dashboard_warehouse: DashboardWarehouse) -> None:
+    """The campaign table adds the campaign_lifetime columns its .yml marks for the dashboards
+    (the target audience and the share of it that converted), labelled and formatted as the
+    .yml says, with the numbers computed from the source rows and the event files."""
+    at = app("campaigns")
+    element = at.dataframe[0]  # the first table on the page: CTR, CVR and ROI by campaign
+    table = element.value
+    config = json.loads(element.proto.columns)
+    assert config["audience_size"]["label"] == "Audience size"
+    assert config["audience_conversion_rate"]["label"] == "Audience conversion rate"
+    assert config["audience_conversion_rate"]["type_config"]["format"].endswith("f%%")
+    assert {"campaign_name", "ctr", "cvr", "roi"} <= set(table.columns)
+    src = oracle.read_source(dashboard_warehouse.source_url)
+    events = oracle.read_events(dashboard_warehouse.events_path, date(2026, 11, 1))
+    want = oracle.campaign_audience(src, events, set(table["campaign_id"].astype(int)))
+    assert any(r["audience_conversion_rate"] for r in want.values())  # the data has the case
+    for row in table.to_dict("records"):
+        expected = want[(int(row["campaign_id"]),)]
+        assert row["audience_size"] == expected["audience_size"]
+        rate, shown = expected["audience_conversion_rate"], row["audience_conversion_rate"]
+        if rate is None:
+            assert shown is None or math.isnan(shown)
+        else:
+            assert shown == pytest.approx(rate * 100)  # shown as a percentage
 
 
 @pytest.fixture

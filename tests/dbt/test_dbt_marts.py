@@ -441,6 +441,17 @@ def test_campaign_performance(marts: Marts) -> None:
                  key=lambda row: (row["campaign_id"], row["date"]))
 
 
+def test_campaign_audience(marts: Marts) -> None:
+    """Campaign 1 targets contacts 1 and 2; the fixture's conversion events name no contact, so
+    none of them converted (the unit tests of campaign_lifetime cover conversions). Every other
+    campaign has no audience: size 0 and no rate."""
+    audience = {r["campaign_id"]: (r["audience_size"], r["audience_converted"],
+                                   r["audience_conversion_rate"])
+                for r in marts["campaign_lifetime"]}
+    assert audience.pop(1) == (2, 0, 0.0)
+    assert audience and set(audience.values()) == {(0, 0, None)}
+
+
 def test_campaign_spend_is_exact(marts: Marts) -> None:
     spend = {(r["campaign_id"], r["date"]): r["spend"]
              for r in marts["v_crm_campaign_performance"]}

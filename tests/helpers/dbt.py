@@ -306,6 +306,9 @@ DATA: dict[str, list[Row]] = {
     "crm_deals": DEALS,
     "crm_campaigns": CAMPAIGNS,
     "crm_campaign_performance": PERFORMANCE,
+    # campaign 1 targets contacts 1 and 2 (2 twice, and a NULL contact that does not count)
+    "crm_campaigns_target_audience": _rows(
+        ("id", "campaign_id", "contact_id"), (1, 1, 1), (2, 1, 2), (3, 1, 2), (4, 1, None)),
     "campaign_events": EVENTS,
     # the loader's manifest: one row per file the events came from
     "event_files": [

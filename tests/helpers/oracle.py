@@ -339,6 +339,26 @@ def lead_conversion(src: dict[str, list[Row]], events: list[Row], tz: str) -> di
     return out
 
 
+def campaign_audience(src: dict[str, list[Row]], events: list[Row],
+                      campaigns: set[int]) -> dict[tuple, Row]:
+    """campaign_lifetime's audience columns. Key: (campaign_id,). The audience is the distinct
+    non-NULL contacts of crm_campaigns_target_audience; converted are those a conversion event
+    of the same campaign names."""
+    audience: dict[int, set[int]] = defaultdict(set)
+    for row in src.get("crm_campaigns_target_audience", []):
+        if row["contact_id"] is not None:
+            audience[row["campaign_id"]].add(row["contact_id"])
+    converted = {(e["campaign_id"], e["contact_id"]) for e in events
+                 if e["type"] == "erp.campaign.conversion"}
+    out = {}
+    for campaign in campaigns:
+        size = len(audience[campaign])
+        hits = sum(1 for contact in audience[campaign] if (campaign, contact) in converted)
+        out[(campaign,)] = {"audience_size": size, "audience_converted": hits,
+                            "audience_conversion_rate": hits / size if size else None}
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # The dashboards' marts: the contract marts above rolled up in plain Python
 

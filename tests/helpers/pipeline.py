@@ -92,6 +92,8 @@ def check_all_marts(source_url: str, schema: str | None, events: Path, wh_url: s
     performance = oracle.campaign_performance(src, evs, AS_OF, tz)
     compare(performance, read_mart(wh_url, "v_crm_campaign_performance"), ("campaign_id", "date"),
             "campaign performance")
+    compare(oracle.campaign_audience(src, evs, {campaign for campaign, _ in performance}),
+            read_mart(wh_url, "campaign_lifetime"), ("campaign_id",), "campaign audience")
     compare(oracle.lead_conversion(src, evs, tz), read_mart(wh_url, "v_crm_lead_conversion"),
             ("business_id", "branch_id", "source", "cohort_month"), "lead conversion")
     compare(oracle.pipeline_by_tenant(src), read_mart(wh_url, "pipeline_by_tenant"),

@@ -53,6 +53,7 @@ ROWS: dict[str, list[dict]] = {
     "crm_campaign_performance": [{"id": 1, "campaign_id": 1, "date": dt.date(2026, 3, 1),
                                   "impressions": 100, "clicks": 5, "conversions": 1,
                                   "revenue": Decimal("20.00")}],
+    "crm_campaigns_target_audience": [{"id": 1, "campaign_id": 1, "contact_id": 1}],
 }
 
 

@@ -1,6 +1,7 @@
 {#- One row per campaign: its totals to date, summed from v_crm_campaign_performance (flight
     dates up to the as-of date plus every other date with activity), so the daily mart and
-    these totals always agree. -#}
+    these totals always agree; and its target audience, with the share of it that converted
+    (a conversion event of that campaign naming the contact). -#}
 
 with
 
@@ -13,6 +14,41 @@ campaign_days as (
 campaigns as (
 
     select * from {{ ref('stg_erp__crm_campaigns') }}
+
+),
+
+audience as (
+
+    select * from {{ ref('stg_erp__crm_campaigns_target_audience') }}
+
+),
+
+converted_contacts as (
+
+    select distinct
+        campaign_id,
+        contact_id
+
+    from {{ ref('int_campaign_events_deduplicated') }}
+
+    where event_type = 'erp.campaign.conversion'
+
+),
+
+audience_totals as (
+
+    select
+        audience.campaign_id,
+        count(distinct audience.contact_id) as audience_size,
+        count(distinct converted_contacts.contact_id) as audience_converted
+
+    from audience
+
+    left join converted_contacts
+        on audience.campaign_id = converted_contacts.campaign_id
+        and audience.contact_id = converted_contacts.contact_id
+
+    group by audience.campaign_id
 
 ),
 
@@ -62,7 +98,11 @@ final as (
         {{ safe_ratio('totals.spend', 'campaigns.budget') }} as budget_used,
         {{ money_per('totals.spend', 'totals.conversions') }} as cost_per_conversion,
         cast(totals.event_days as bigint) as event_days,
-        cast(totals.erp_days as bigint) as erp_days
+        cast(totals.erp_days as bigint) as erp_days,
+        cast(coalesce(audience_totals.audience_size, 0) as bigint) as audience_size,
+        cast(coalesce(audience_totals.audience_converted, 0) as bigint) as audience_converted,
+        {{ safe_ratio('audience_totals.audience_converted', 'audience_totals.audience_size') }}
+            as audience_conversion_rate
 
     from totals
 
@@ -73,6 +113,9 @@ final as (
 
     left join campaigns
         on totals.campaign_id = campaigns.campaign_id
+
+    left join audience_totals
+        on totals.campaign_id = audience_totals.campaign_id
 
 )
 
