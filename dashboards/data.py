@@ -492,12 +492,18 @@ def campaign_daily(src: Source, scope: Scope, filters: Filters,
         group by {DATE}""", CAMPAIGN_RATES, order_by=f"order by {DATE}"), params)
 
 
+#: The campaign table's columns over the date range; a lifetime column of the same name
+#: (revenue, roi, ...) is not added beside them.
+CAMPAIGN_TABLE_RANGE = ("campaign_id", "campaign_name", "campaign_type", "status",
+                        "business_id", "branch_id", *CAMPAIGN_PARTS, *CAMPAIGN_RATES)
+
+
 def lifetime_columns(src: Source) -> tuple[MartColumn, ...]:
     """The columns of `campaign_lifetime` its `.yml` marks for the dashboards
     (`dashboards.mart_columns`) that the published warehouse has, in declared order."""
     df = src.run("select column_name from information_schema.columns "
                  "where table_schema = ? and table_name = ?", ["marts", "campaign_lifetime"])
-    published = set(df["column_name"].to_list())
+    published = set(df["column_name"].to_list()) - set(CAMPAIGN_TABLE_RANGE)
     return tuple(c for c in dashboard_columns("campaign_lifetime") if c.name in published)
 
 
