@@ -39,9 +39,10 @@ import streamlit as st
 from crm_core.errors import CrmError, first_line
 from crm_core.serving_copy import serving_path
 from crm_core.settings import Settings
-from crm_core.sql import pg_placeholders
+from crm_core.sql import pg_placeholders, quote_ident
 from dashboards.access import Scope
 from dashboards.formats import pct
+from dashboards.mart_columns import MartColumn, dashboard_columns
 from dashboards.names import Names
 
 # --------------------------------------------------------------------------------------------
@@ -491,9 +492,25 @@ def campaign_daily(src: Source, scope: Scope, filters: Filters,
         group by {DATE}""", CAMPAIGN_RATES, order_by=f"order by {DATE}"), params)
 
 
+#: The campaign table's columns over the date range; a lifetime column of the same name
+#: (revenue, roi, ...) is not added beside them.
+CAMPAIGN_TABLE_RANGE = ("campaign_id", "campaign_name", "campaign_type", "status",
+                        "business_id", "branch_id", *CAMPAIGN_PARTS, *CAMPAIGN_RATES)
+
+
+def lifetime_columns(src: Source) -> tuple[MartColumn, ...]:
+    """The columns of `campaign_lifetime` its `.yml` marks for the dashboards
+    (`dashboards.mart_columns`) that the published warehouse has, in declared order."""
+    df = src.run("select column_name from information_schema.columns "
+                 "where table_schema = ? and table_name = ?", ["marts", "campaign_lifetime"])
+    published = set(df["column_name"].to_list()) - set(CAMPAIGN_TABLE_RANGE)
+    return tuple(c for c in dashboard_columns("campaign_lifetime") if c.name in published)
+
+
 def campaigns_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts); and its target
-    audience with the share of it that converted (lifetime, from campaign_lifetime)."""
+    """Per campaign over the range: totals, CTR, CVR, ROI (from summed parts); then its
+    lifetime figures from campaign_lifetime, every column `lifetime_columns` names (such as
+    its target audience and the share of it that converted)."""
     where, params = _campaign_where(scope, filters)
     in_range = _with_rates(f"""
         select campaign_id, min(campaign_name) as campaign_name,
@@ -502,8 +519,9 @@ def campaigns_table(src: Source, scope: Scope, filters: Filters) -> pl.DataFrame
                min(branch_id) as branch_id, {_sums(CAMPAIGN_PARTS)}
         from marts.v_crm_campaign_performance {where}
         group by campaign_id""", CAMPAIGN_RATES)
+    lifetime = "".join(f", lifetime.{quote_ident(c.name)}" for c in lifetime_columns(src))
     return src.run(f"""
-        select in_range.*, lifetime.audience_size, lifetime.audience_conversion_rate
+        select in_range.*{lifetime}
         from ({in_range}) as in_range
         left join marts.campaign_lifetime as lifetime
             on lifetime.campaign_id = in_range.campaign_id

@@ -6,7 +6,7 @@ No SQL here: numbers come from `dashboards.data`; this module only decides how t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +24,7 @@ from crm_core.settings import Settings
 from dashboards import data, formats
 from dashboards.access import Scope, Viewer, resolve_viewer
 from dashboards.data import Coverage, Filters, Source, shift_days
+from dashboards.mart_columns import MartColumn
 from dashboards.names import Names
 
 #: Default length of the date range: the last quarter up to the as-of date.
@@ -373,38 +374,57 @@ def _is_rate(column: str, dtype: pl.DataType) -> bool:
                                                                 "ctr", "cvr"))
 
 
+def _format(column: str, dtype: pl.DataType) -> str | None:
+    """How a column reads when its mart does not say (`MartColumn.format`): money for a
+    decimal with cents, a count for integers (plain for an id), a percentage for a rate."""
+    if (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 0) or column in _MONEY_FLOATS:
+        return "money"
+    if isinstance(dtype, pl.Decimal) or dtype.is_integer():
+        return "id" if column.endswith("_id") else "count"
+    if _is_rate(column, dtype):
+        return "percent"
+    if dtype.is_float():
+        return "number"
+    return "date" if dtype == pl.Date else None
+
+
 def table(title: str, df: pl.DataFrame, *, file_name: str,
           column_config: dict[str, Any] | None = None,
+          columns: Sequence[MartColumn] = (),
           csv: Callable[[], pl.DataFrame] | None = None) -> None:
     """A titled table with human column labels, money in the currency with separators,
     counts with separators and rates as percentages of one precision; the CSV download
-    keeps the raw columns (ids beside names, exact decimals). `csv`, when given, makes the
-    download's rows (all of them, where the table shows the first few)."""
+    keeps the raw columns (ids beside names, exact decimals). `columns` are mart columns
+    whose label and format their mart's `.yml` gives (`dashboards.mart_columns`). `csv`,
+    when given, makes the download's rows (all of them, where the table shows the first
+    few)."""
     prefix = formats.currency_prefix(_currency.get()).replace("%", "%%")
     shown = df.drop([c for c, name in _ID_BESIDE_NAME.items()
                      if c in df.columns and name in df.columns])
+    declared = {c.name: c for c in columns}
     config: dict[str, Any] = {}
     casts = []
     for column, dtype in shown.schema.items():
-        if (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 0) \
-                or column in _MONEY_FLOATS:
-            config[column] = st.column_config.NumberColumn(label(column),
-                                                           format=f"{prefix}%,.2f")
+        mart = declared.get(column)
+        text = (mart.label if mart else None) or label(column)
+        kind = (mart.format if mart else None) or _format(column, dtype)
+        if kind == "money":
+            config[column] = st.column_config.NumberColumn(text, format=f"{prefix}%,.2f")
             casts.append(pl.col(column).cast(pl.Float64))
-        elif isinstance(dtype, pl.Decimal) or dtype.is_integer():
-            fmt = "%d" if column.endswith("_id") or column == "deal_id" else "%,d"
-            config[column] = st.column_config.NumberColumn(label(column), format=fmt)
-            casts.append(pl.col(column).cast(pl.Float64))
-        elif _is_rate(column, dtype):
+        elif kind in ("count", "id"):
             config[column] = st.column_config.NumberColumn(
-                label(column), format=f"%.{formats.PCT_DECIMALS}f%%")
+                text, format="%d" if kind == "id" else "%,d")
+            casts.append(pl.col(column).cast(pl.Float64))
+        elif kind == "percent":
+            config[column] = st.column_config.NumberColumn(
+                text, format=f"%.{formats.PCT_DECIMALS}f%%")
             casts.append(pl.col(column) * 100)
-        elif dtype.is_float():
-            config[column] = st.column_config.NumberColumn(label(column), format="%,.1f")
-        elif dtype == pl.Date:
-            config[column] = st.column_config.DateColumn(label(column), format="YYYY-MM-DD")
+        elif kind == "number":
+            config[column] = st.column_config.NumberColumn(text, format="%,.1f")
+        elif kind == "date":
+            config[column] = st.column_config.DateColumn(text, format="YYYY-MM-DD")
         else:
-            config[column] = label(column)
+            config[column] = text
     config.update(column_config or {})
     with st.container(border=True):
         st.markdown(f"**{title}**")

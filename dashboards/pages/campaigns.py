@@ -98,7 +98,7 @@ with right:
                               "revenue", "roi"), file_name="revenue_vs_spend")
 
 ui.table("CTR, CVR and ROI by campaign", ctx.names.with_names(campaigns),
-         file_name="campaigns")
+         file_name="campaigns", columns=data.lifetime_columns(src))
 
 ui.st.subheader("Attribution: what the campaigns brought")
 ui.st.caption("Leads attributed to the campaign that last touched their contact within 30 "

@@ -7,18 +7,23 @@ with the filters and the sign-in cases that matter."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+import shutil
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
+from crm_core.errors import CrmError
 from crm_core.settings import Settings
-from dashboards import data, ui
+from dashboards import data, mart_columns, ui
 from dashboards.access import EVERYTHING, Scope
+from dashboards.mart_columns import MartColumn
 from tests.helpers import cockpit_truth, oracle
 from tests.helpers.dashboard import (
     CONFIG_VARS,
@@ -247,3 +252,88 @@ def test_an_empty_warehouse_is_explained(tmp_path: Path,
     at.run()
     assert not at.exception
     assert "no published data" in at.warning[0].value
+
+
+def test_the_campaign_table_shows_the_lifetime_columns_the_mart_marks(
+        app: Callable[..., AppTest], dashboard_warehouse: DashboardWarehouse) -> None:
+    """The campaign table adds the campaign_lifetime columns its .yml marks for the dashboards
+    (the target audience and the share of it that converted), labelled and formatted as the
+    .yml says, with the numbers computed from the source rows and the event files."""
+    at = app("campaigns")
+    element = at.dataframe[0]  # the first table on the page: CTR, CVR and ROI by campaign
+    table = element.value
+    config = json.loads(element.proto.columns)
+    assert config["audience_size"]["label"] == "Audience size"
+    assert config["audience_conversion_rate"]["label"] == "Audience conversion rate"
+    assert config["audience_conversion_rate"]["type_config"]["format"].endswith("f%%")
+    assert {"campaign_name", "ctr", "cvr", "roi"} <= set(table.columns)
+    src = oracle.read_source(dashboard_warehouse.source_url)
+    events = oracle.read_events(dashboard_warehouse.events_path, date(2026, 11, 1))
+    want = oracle.campaign_audience(src, events, set(table["campaign_id"].astype(int)))
+    assert any(r["audience_conversion_rate"] for r in want.values())  # the data has the case
+    for row in table.to_dict("records"):
+        expected = want[(int(row["campaign_id"]),)]
+        assert row["audience_size"] == expected["audience_size"]
+        rate, shown = expected["audience_conversion_rate"], row["audience_conversion_rate"]
+        if rate is None:
+            assert shown is None or math.isnan(shown)
+        else:
+            assert shown == pytest.approx(rate * 100)  # shown as a percentage
+
+
+@pytest.fixture
+def marts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the marts' .yml files that a test may edit, read instead of the real ones."""
+    copy = tmp_path / "marts"
+    shutil.copytree(mart_columns.MARTS_DIR, copy, ignore=shutil.ignore_patterns("*.sql"))
+    monkeypatch.setattr(mart_columns, "MARTS_DIR", copy)
+    mart_columns.dashboard_columns.cache_clear()
+    yield copy
+    mart_columns.dashboard_columns.cache_clear()
+
+
+def _mark(marts: Path, columns: dict[str, dict[str, str]]) -> None:
+    """Mark (or add) campaign_lifetime columns for the dashboards in the copied .yml."""
+    [path] = marts.rglob("campaign_lifetime.yml")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    [model] = [m for m in doc["models"] if m["name"] == "campaign_lifetime"]
+    by_name = {c["name"]: c for c in model["columns"]}
+    for name, meta in columns.items():
+        if name not in by_name:
+            by_name[name] = {"name": name}
+            model["columns"].append(by_name[name])
+        by_name[name]["config"] = {"meta": {"dashboard": meta}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
+def test_a_column_marked_in_the_mart_yml_reaches_the_campaign_table_unedited(
+        dashboard_warehouse: DashboardWarehouse, marts_dir: Path) -> None:
+    """Marking another campaign_lifetime column in its .yml is all it takes: the campaign
+    table selects it beside the others, in the .yml's order; a marked column the published
+    warehouse does not have yet (declared, not built by the last run) is left out, and so is
+    one the table already has over the date range."""
+    _mark(marts_dir, {"budget": {"label": "Whole budget", "format": "money"},
+                      "not_built_yet": {"label": "Later"}, "roi": {"label": "Lifetime ROI"}})
+    src = data.Source(Settings.from_env(dashboard_warehouse.env, cwd=dashboard_warehouse.work),
+                      "", cached=False)
+    marked = data.lifetime_columns(src)
+    assert marked[0] == MartColumn("budget", "Whole budget", "money")  # declared first
+    # not built yet; the range's own ROI stays the table's only one
+    assert not {"not_built_yet", "roi"} & {c.name for c in marked}
+    table = data.campaigns_table(src, EVERYTHING, data.Filters())
+    budgets = {c["id"]: c["budget"] for c in
+               oracle.read_source(dashboard_warehouse.source_url)["crm_campaigns"]}
+    assert table.columns[-len(marked):] == [c.name for c in marked]
+    assert table.height and all(
+        row["budget"] == (None if budgets.get(row["campaign_id"]) is None
+                          else oracle.money(budgets[row["campaign_id"]]))
+        for row in table.iter_rows(named=True))
+
+
+def test_a_dashboard_format_the_tables_do_not_know_is_a_one_line_error(
+        marts_dir: Path) -> None:
+    _mark(marts_dir, {"budget": {"format": "currency"}})
+    with pytest.raises(CrmError) as caught:
+        mart_columns.dashboard_columns("campaign_lifetime")
+    assert str(caught.value) == ("campaign_lifetime.yml: column budget: dashboard format "
+                                 "'currency' is not one of money, count, percent, number")
