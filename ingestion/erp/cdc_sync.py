@@ -52,6 +52,7 @@ from ingestion.erp.source import ErpSource, SourceTable
 from ingestion.erp.state import TableState, ensure_state_table, read_states, signature, write_state
 from ingestion.erp.sync import SyncReport, check_staging_columns, land_absent_optional
 from ingestion.warehouse import (
+    DuckDBWarehouse,
     PostgresWarehouse,
     Warehouse,
     pg_columns,
@@ -267,6 +268,7 @@ def _apply(wh: Warehouse, loader: Loader | None, tables: list[SourceTable],
     if isinstance(wh, PostgresWarehouse):
         wh.execute("set local work_mem = '256MB'")
     ensure_state_table(wh, RAW_SCHEMA)
+    landed = _landed_counts(wh)
     for table in tables:
         kind, keys = plan[table.name]
         if kind == "unchanged":
@@ -279,18 +281,25 @@ def _apply(wh: Warehouse, loader: Loader | None, tables: list[SourceTable],
         applied = 0
         if kind == "full":
             assert loader is not None
+            _drop_key_index(wh, table.name)  # built once after the copy, not row by row
             read = loader.full(table)
             rows = read
+            _key_index(wh, table.name, catalog[table.name].key)
         else:
             if kind == "values":
                 assert changes is not None
                 decoded = changes.tables[f"{schema}.{table.name}"]
-                applied, reread = _apply_values(wh, table.name, catalog[table.name], decoded)
+                _key_index(wh, table.name, catalog[table.name].key)
+                applied, removed, reread = _apply_values(wh, table.name, catalog[table.name],
+                                                         decoded)
                 read = _apply_keys(wh, loader, table, reread) if reread else 0
+                # The rows before (recorded with them) and what this merge moved: no count
+                # over the whole table.
+                rows = landed[table.name] - removed + applied + read
             else:
                 assert loader is not None
                 read = _apply_keys(wh, loader, table, keys)
-            rows = _count(wh, table.name)
+                rows = _count(wh, table.name)
             kind = "cdc"
         write_state(wh, RAW_SCHEMA, table.name, TableState(catalog[table.name].signature, None),
                     kind, rows, synced_at)
@@ -299,6 +308,24 @@ def _apply(wh: Warehouse, loader: Loader | None, tables: list[SourceTable],
         report.changes_applied[table.name] = applied
         report.table_seconds[table.name] = time.monotonic() - started
     land_absent_optional(wh, report, synced_at)
+
+
+def _key_index_name(table: str) -> str:
+    return f"{table}__cdc_key"
+
+
+def _key_index(wh: Warehouse, table: str, key: str | None) -> None:
+    """In a PostgreSQL warehouse, an index on `raw.<table>`'s key: the changed keys then leave
+    the table by index lookups, a cost that follows the changes instead of a scan of the whole
+    table per sync. (DuckDB scans one key column in a fraction of that time.)"""
+    if isinstance(wh, PostgresWarehouse) and key is not None:
+        wh.execute(f"create index if not exists {quote_ident(_key_index_name(table))} "
+                   f"on {qualified(RAW_SCHEMA, table)} ({quote_ident(key)})")
+
+
+def _drop_key_index(wh: Warehouse, table: str) -> None:
+    if isinstance(wh, PostgresWarehouse):
+        wh.execute(f"drop index if exists {qualified(RAW_SCHEMA, _key_index_name(table))}")
 
 
 def _raw_types(wh: Warehouse, table: str) -> dict[str, str]:
@@ -311,12 +338,12 @@ def _raw_types(wh: Warehouse, table: str) -> dict[str, str]:
 
 
 def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
-                  decoded: TableChanges) -> tuple[int, set[str]]:
+                  decoded: TableChanges) -> tuple[int, int, set[str]]:
     """Merge the decoded changes of one table into `raw`: the last change of each key wins,
     every changed key leaves the table, the surviving rows come back cast to `raw`'s types —
     a handful of set-based statements over one columnar batch of text values. Returns the
-    rows inserted and the keys whose last change lacks an unchanged TOASTed value (to be read
-    back from the source)."""
+    rows inserted, the rows removed and the keys whose last change lacks an unchanged
+    TOASTed value (to be read back from the source)."""
     assert table.key is not None
     columns = [n for n, _ in table.columns]
     key_at = columns.index(table.key)
@@ -344,11 +371,11 @@ def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
     key = quote_ident(table.key)
     if isinstance(wh, PostgresWarehouse):
         wh.execute(f"analyze {latest_table}")
-        wh.execute(f"delete from {target} as r using {latest_table} as l "
-                   f"where r.{key} = cast(l.{k} as {key_type})")
+        removed = _rowcount(wh, f"delete from {target} as r using {latest_table} as l "
+                                f"where r.{key} = cast(l.{k} as {key_type})")
     else:
-        wh.execute(f"delete from {target} where {key} in "
-                   f"(select cast({k} as {key_type}) from {latest_table})")
+        removed = _rowcount(wh, f"delete from {target} where {key} in "
+                                f"(select cast({k} as {key_type}) from {latest_table})")
     casts = ", ".join(f"cast(c{i} as {types[c]})" for i, c in enumerate(columns))
     wh.execute(f"insert into {target} ({', '.join(quote_ident(c) for c in columns)}) "
                f"select {casts} from {latest_table} where __op <> 'D' and not __toasted")
@@ -359,7 +386,15 @@ def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
         f"select {k} from {latest_table} where __op <> 'D' and __toasted")} if toasted else set()
     wh.execute(f"drop table {latest_table}")
     wh.execute(f"drop table {stage_table}")
-    return inserted, reread
+    return inserted, removed, reread
+
+
+def _rowcount(wh: Warehouse, statement: str) -> int:
+    """Run a DELETE and return the rows it removed."""
+    if isinstance(wh, PostgresWarehouse):
+        return wh.conn.execute(statement).rowcount
+    assert isinstance(wh, DuckDBWarehouse)
+    return int(wh.con.execute(statement).fetchone()[0])
 
 
 def _apply_keys(wh: Warehouse, loader: Loader | None, table: SourceTable, keys: set[str]
