@@ -139,3 +139,22 @@ def _description(warehouse_url: str) -> str:
         return wh.fetchall("select description from raw.crm_campaigns where id = 1")[0][0]
     finally:
         wh.close()
+
+
+def test_cdc_more_changes_than_kept_are_read_back_by_key(
+        cdc_source: CdcSource, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `MAX_ROWS_PER_TABLE` decoded rows a table keeps only its keys: its rows are read
+    back from the ERP by key, the other tables still apply their decoded rows."""
+    from ingestion.erp import pgoutput
+
+    cdc_sync(cdc_source, warehouse_url)
+    monkeypatch.setattr(pgoutput, "MAX_ROWS_PER_TABLE", 3)
+    cdc_source.execute(
+        "update contacts set credit_limit = credit_limit + 1 where id between 100 and 104",
+        "delete from contacts where id = 105",
+        "update crm_leads set status = 'Won' where id = 1")
+    report = cdc_sync(cdc_source, warehouse_url)
+    assert report.rows_read["contacts"] == 5  # 5 updated rows read back; the deleted one not
+    assert report.changes_applied.get("contacts", 0) == 0
+    assert report.rows_read["crm_leads"] == 0 and report.changes_applied["crm_leads"] == 1
+    assert_raw_equals(cdc_source, warehouse_url)
