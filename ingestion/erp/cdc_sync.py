@@ -360,16 +360,25 @@ def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
     })
     stage = f"crm_cdc_{name}__changes"
     latest = f"crm_cdc_{name}__latest"
-    stage_table = qualified(wh.temp_schema, stage)
     latest_table = qualified(wh.temp_schema, latest)
-    wh.create_table(wh.temp_schema, stage, batch.schema)
-    wh.append(wh.temp_schema, stage, batch)
+    if isinstance(wh, DuckDBWarehouse):
+        # DuckDB reads the Arrow batch in place.
+        wh.con.register(stage, batch)
+        stage_table = quote_ident(stage)
+    else:
+        wh.create_table(wh.temp_schema, stage, batch.schema)
+        wh.append(wh.temp_schema, stage, batch)
+        stage_table = qualified(wh.temp_schema, stage)
     k = f"c{key_at}"
     key_type = types[table.key]
     wh.execute(f"drop table if exists {latest_table}")
     wh.execute(f"create temporary table {quote_ident(latest)} as "
                f"select * from (select *, row_number() over (partition by {k} order by __seq "
                f"desc) as __rank from {stage_table}) as s where __rank = 1")
+    if isinstance(wh, DuckDBWarehouse):
+        wh.con.unregister(stage)
+    else:
+        wh.execute(f"drop table {stage_table}")
     target = qualified(RAW_SCHEMA, name)
     key = quote_ident(table.key)
     if isinstance(wh, PostgresWarehouse):
@@ -389,7 +398,6 @@ def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
     reread = {str(v) for (v,) in wh.fetchall(
         f"select {k} from {latest_table} where __op <> 'D' and __toasted")} if toasted else set()
     wh.execute(f"drop table {latest_table}")
-    wh.execute(f"drop table {stage_table}")
     return inserted, removed, reread
 
 
