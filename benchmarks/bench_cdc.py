@@ -19,13 +19,16 @@ ratios compare figures of the same run:
   statistics (rows returned, sequential scans) around it;
 - a CDC sync with nothing changed: rows the ERP tables returned (0 expected).
 
-Prints one JSON line per measurement and a summary.
+Prints one JSON line per measurement and a summary. `--profile DIR` also writes a cProfile
+of each reported incremental sync (`DIR/cdc_incremental_<warehouse>.pstats`; profiled syncs
+run slower, so take their times from a run without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -43,6 +46,8 @@ from bench_sync import TABLES, child_wire  # noqa: E402
 
 WAREHOUSE_PG = "host=127.0.0.1 port=5432 user=postgres"
 DB = "bench_cdc"
+#: Set (to a .pstats path) for the child whose sync is profiled.
+PROFILE_ENV = "CRM_BENCH_CDC_PROFILE"
 
 
 def child_sync(port: str, mode: str, warehouse_url: str, slot: str) -> dict:
@@ -54,6 +59,13 @@ def child_sync(port: str, mode: str, warehouse_url: str, slot: str) -> dict:
     from ingestion.warehouse import open_warehouse
 
     source = f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DB}"
+    profile_to = os.environ.pop(PROFILE_ENV, None)
+    profiler = None
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     wh = open_warehouse(parse_warehouse_url(warehouse_url, Path(".")))
     try:
         started = time.monotonic()
@@ -62,7 +74,11 @@ def child_sync(port: str, mode: str, warehouse_url: str, slot: str) -> dict:
         seconds = time.monotonic() - started
     finally:
         wh.close()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
     return {"rows": sum(report.rows_read.values()), "seconds": seconds,
+            "changes_applied": sum(report.changes_applied.values()),
             "kinds": sorted(set(report.load_kind.values())), "warnings": report.warnings,
             "table_seconds": {t: round(s, 3) for t, s in report.table_seconds.items()}}
 
@@ -128,7 +144,7 @@ def statements(conninfo: str) -> list[dict]:
             for q, c, r, ms, b in rows]
 
 
-def measure(port: int, scale: str, work: Path) -> dict:
+def measure(port: int, scale: str, work: Path, profile: Path | None = None) -> dict:
     results: dict = {}
     source = f"host=127.0.0.1 port={port} user=postgres dbname={DB}"
     server = f"host=127.0.0.1 port={port} user=postgres"
@@ -162,7 +178,12 @@ def measure(port: int, scale: str, work: Path) -> dict:
             with psycopg.connect(source, autocommit=True) as conn:
                 conn.execute("select pg_stat_statements_reset()")
             before = source_counters(source)
-            figures = run_child("sync", str(port), "cdc", cdc_url, f"bench_{kind}")
+            if profile is not None:
+                os.environ[PROFILE_ENV] = str(profile / f"cdc_incremental_{kind}.pstats")
+            try:
+                figures = run_child("sync", str(port), "cdc", cdc_url, f"bench_{kind}")
+            finally:
+                os.environ.pop(PROFILE_ENV, None)
             time.sleep(1.0)  # an ended session's statistics arrive a moment later
             figures["source"] = counter_delta(before, source_counters(source))
             figures["statements"] = statements(source)
@@ -196,7 +217,8 @@ def summary(scale: str, r: dict) -> None:
         inc, full = r[f"cdc_incremental_{kind}"], r[f"cdc_full_{kind}"]
         print(f"[{scale}] CDC incremental into {kind} after {r['changed_rows']['rows']:,} "
               f"changed rows: {inc['seconds']:.2f}s = {inc['seconds'] / full['seconds']:.1%} "
-              f"of the CDC full sync; {inc['rows']:,} rows read; source: "
+              f"of the CDC full sync; {inc['changes_applied']:,} changed rows applied, "
+              f"{inc['rows']:,} rows read; table seconds {inc['table_seconds']}; source: "
               f"{inc['source']}")
         for s in inc["statements"][:12]:
             print(f"    {s['ms']:>9.2f} ms {s['calls']:>4} calls {s['rows']:>7} rows "
@@ -209,6 +231,8 @@ def summary(scale: str, r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["medium", "large"], default="medium")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of the "
+                        "incremental syncs into this folder")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -233,12 +257,14 @@ def main() -> None:
 
         started = time.monotonic()
         tables = build_tables(args.scale, 90, 42, dt.date(2026, 3, 14))
-        write_tables(cluster.url(DB), "public", tables, progress=False)
+        write_tables(cluster.url(DB), "public", tables)
         del tables
         with psycopg.connect(cluster.conninfo(DB), autocommit=True) as conn:
             conn.execute("vacuum analyze")
         print(f"generated {args.scale} in {time.monotonic() - started:.0f}s", flush=True)
-        results = measure(cluster.port, args.scale, Path(tmp))
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        results = measure(cluster.port, args.scale, Path(tmp), args.profile)
         summary(args.scale, results)
 
 

@@ -65,7 +65,11 @@ def cdc_connection(source_url: str, timeout_ms: int = STATEMENT_TIMEOUT_MS
     the statement timeout, but it is not read-only (creating and advancing a slot write)."""
     params = conninfo_to_dict(source_conninfo(source_url, timeout_ms))
     password = params.get("password")
-    params["options"] = f"-c statement_timeout={timeout_ms} -c TimeZone=UTC"
+    # The decoded values are written by the output functions of this session: fixed settings
+    # make their text what the warehouse parses back exactly (ISO dates, UTC offsets, floats
+    # with every digit).
+    params["options"] = (f"-c statement_timeout={timeout_ms} -c TimeZone=UTC -c DateStyle=ISO "
+                         "-c IntervalStyle=postgres -c extra_float_digits=3")
     try:
         conn = psycopg.connect(make_conninfo(**params), autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:

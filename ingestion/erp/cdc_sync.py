@@ -6,12 +6,15 @@
   taken after the slot exists, so every change after the slot's position is either in the copy
   or still in the slot; the position recorded is the slot's, and the changes in between are
   applied again, harmlessly, by key.
-- **Later syncs** peek the slot's changes and keep, per table, the keys that changed (inserted,
-  updated or deleted). In the warehouse, those keys leave `raw.<table>` and the rows the
-  source has for them now come back in — read by key with the bulk paths, so a deleted row
-  simply does not come back, an unchanged TOASTed value or a new column needs no decoding, and
-  the rows read from the ERP are the changed ones. A table whose columns changed, or that was
-  truncated, is copied in full. Nothing changed: no ERP table is read at all.
+- **Later syncs** peek the slot's changes and apply the decoded rows themselves: per table,
+  the text values of every change go to the warehouse as one columnar batch, the last change
+  of each key wins (commit order), the changed keys leave `raw.<table>` and the surviving rows
+  come back in, cast to the declared types in one statement. No ERP table is read, except the
+  few rows whose last change left a TOASTed value out (PostgreSQL sends "unchanged" instead of
+  the value): those are read again by key with the bulk paths. A table whose columns changed,
+  or that was truncated, is copied in full; one whose change stream could not be kept whole
+  (columns changed between changes, or more rows than `pgoutput.MAX_ROWS_PER_TABLE`) has its
+  changed keys read back from the ERP instead.
 
 The data, `raw._sync_state` and the applied position (`raw._cdc_state`) are written in one
 warehouse transaction; the slot is advanced only after it commits. A crash before the commit
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import psycopg
@@ -42,12 +46,20 @@ from ingestion.erp.cdc_slot import (
     wait_visible,
 )
 from ingestion.erp.paths import RAW_SCHEMA, Loader, open_postgres_loader, sql_filter, stage_tables
-from ingestion.erp.pgoutput import Changes
+from ingestion.erp.pgoutput import Changes, TableChanges
 from ingestion.erp.schema import OPTIONAL_TABLES, REQUIRED_TABLES, SOURCE_TABLES
 from ingestion.erp.source import ErpSource, SourceTable
 from ingestion.erp.state import TableState, ensure_state_table, read_states, signature, write_state
 from ingestion.erp.sync import SyncReport, check_staging_columns, land_absent_optional
-from ingestion.warehouse import PostgresWarehouse, Warehouse, qualified, quote_ident, table_names
+from ingestion.warehouse import (
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    Warehouse,
+    pg_columns,
+    qualified,
+    quote_ident,
+    table_names,
+)
 
 CDC_STATE_TABLE = "_cdc_state"
 #: A table with more changed keys than this share of its rows (and than `FULL_COPY_MIN_KEYS`)
@@ -171,15 +183,21 @@ def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: st
         if not full:
             changes = peek(cdc, slot, applied)
             position = max(changes.end_lsn or 0, applied or 0, position)
-            wait_visible(cdc, changes.xids)
         report.absent_optional = [t for t in OPTIONAL_TABLES if t not in catalog]
         plan = _plan(tables, catalog, states, landed, changes, full, schema)
         synced_at = dt.datetime.now(dt.UTC)
         if any(kind != "unchanged" for kind, _ in plan.values()):
-            with open_postgres_loader(source_url, schema, timeout_ms, warehouse) as loader, \
-                    warehouse.transaction():
-                _apply(warehouse, loader, tables, catalog, plan, report, synced_at)
-                write_position(warehouse, slot, position, synced_at)
+            reads = _reads_source(plan, changes, schema)
+            if reads and changes is not None:
+                # Rows are read back by key: the decoded transactions must be visible first.
+                wait_visible(cdc, changes.xids)
+            with ExitStack() as stack:
+                loader = (stack.enter_context(open_postgres_loader(
+                    source_url, schema, timeout_ms, warehouse)) if reads else None)
+                with warehouse.transaction():
+                    _apply(warehouse, loader, tables, catalog, plan, changes, schema, report,
+                           synced_at)
+                    write_position(warehouse, slot, position, synced_at)
         elif position != applied:
             with warehouse.transaction():
                 write_position(warehouse, slot, position, synced_at)
@@ -211,7 +229,8 @@ def _needs_full(table: CatalogTable, states: dict[str, TableState], landed: set[
 def _plan(tables: list[SourceTable], catalog: dict[str, CatalogTable],
           states: dict[str, TableState], landed: set[str], changes: Changes | None,
           full: bool, schema: str) -> dict[str, tuple[str, set[str]]]:
-    """table -> ("full" | "keys" | "unchanged", changed keys)."""
+    """table -> ("full" | "values" | "keys" | "unchanged", changed keys): "values" applies
+    the decoded rows, "keys" reads the changed keys back from the source."""
     plan: dict[str, tuple[str, set[str]]] = {}
     for table in tables:
         qualified_name = f"{schema}.{table.name}"
@@ -220,18 +239,36 @@ def _plan(tables: list[SourceTable], catalog: dict[str, CatalogTable],
                 changes is not None and qualified_name in changes.truncated):
             plan[table.name] = ("full", set())
         elif keys:
-            plan[table.name] = ("keys", keys)
+            decoded = changes.tables.get(qualified_name) if changes is not None else None
+            values = (decoded is not None and not decoded.partial
+                      and decoded.columns == tuple(n for n, _ in catalog[table.name].columns))
+            plan[table.name] = ("values" if values else "keys", keys)
         else:
             plan[table.name] = ("unchanged", set())
     return plan
 
 
-def _apply(wh: Warehouse, loader: Loader, tables: list[SourceTable],
+def _reads_source(plan: dict[str, tuple[str, set[str]]], changes: Changes | None,
+                  schema: str) -> bool:
+    """Whether applying `plan` reads any ERP table: a full copy, changed keys read back, or a
+    decoded row with an unchanged TOASTed value left out."""
+    for name, (kind, _) in plan.items():
+        if kind in ("full", "keys"):
+            return True
+        if kind == "values" and changes is not None and any(
+                changes.tables[f"{schema}.{name}"].toasted):
+            return True
+    return False
+
+
+def _apply(wh: Warehouse, loader: Loader | None, tables: list[SourceTable],
            catalog: dict[str, CatalogTable], plan: dict[str, tuple[str, set[str]]],
-           report: SyncReport, synced_at: dt.datetime) -> None:
+           changes: Changes | None, schema: str, report: SyncReport,
+           synced_at: dt.datetime) -> None:
     if isinstance(wh, PostgresWarehouse):
         wh.execute("set local work_mem = '256MB'")
     ensure_state_table(wh, RAW_SCHEMA)
+    landed = _landed_counts(wh)
     for table in tables:
         kind, keys = plan[table.name]
         if kind == "unchanged":
@@ -241,24 +278,142 @@ def _apply(wh: Warehouse, loader: Loader, tables: list[SourceTable],
             total = _count(wh, table.name)
             if len(keys) > max(FULL_COPY_SHARE * total, FULL_COPY_MIN_KEYS):
                 kind = "full"
+        applied = 0
         if kind == "full":
+            assert loader is not None
+            # The copy runs at wire speed without an index to maintain; the next sync that
+            # applies changes to this table builds it once.
+            _drop_key_index(wh, table.name)
             read = loader.full(table)
             rows = read
         else:
-            read = _apply_keys(wh, loader, table, keys)
-            rows = _count(wh, table.name)
+            if kind == "values":
+                assert changes is not None
+                decoded = changes.tables[f"{schema}.{table.name}"]
+                _key_index(wh, table.name, catalog[table.name].key)
+                applied, removed, reread = _apply_values(wh, table.name, catalog[table.name],
+                                                         decoded)
+                read = _apply_keys(wh, loader, table, reread) if reread else 0
+                # The rows before (recorded with them) and what this merge moved: no count
+                # over the whole table.
+                rows = landed[table.name] - removed + applied + read
+            else:
+                assert loader is not None
+                read = _apply_keys(wh, loader, table, keys)
+                rows = _count(wh, table.name)
             kind = "cdc"
         write_state(wh, RAW_SCHEMA, table.name, TableState(catalog[table.name].signature, None),
                     kind, rows, synced_at)
         report.rows[table.name], report.load_kind[table.name] = rows, kind
         report.rows_read[table.name] = read
+        report.changes_applied[table.name] = applied
         report.table_seconds[table.name] = time.monotonic() - started
     land_absent_optional(wh, report, synced_at)
 
 
-def _apply_keys(wh: Warehouse, loader: Loader, table: SourceTable, keys: set[str]) -> int:
+def _key_index_name(table: str) -> str:
+    return f"{table}__cdc_key"
+
+
+def _key_index(wh: Warehouse, table: str, key: str | None) -> None:
+    """In a PostgreSQL warehouse, an index on `raw.<table>`'s key: the changed keys then leave
+    the table by index lookups, a cost that follows the changes instead of a scan of the whole
+    table per sync. Built by the first sync that applies changes to the table after a full
+    copy (once), kept up to date by the merges after it. (DuckDB scans one key column in a
+    fraction of that time.)"""
+    if isinstance(wh, PostgresWarehouse) and key is not None:
+        wh.execute(f"create index if not exists {quote_ident(_key_index_name(table))} "
+                   f"on {qualified(RAW_SCHEMA, table)} ({quote_ident(key)})")
+
+
+def _drop_key_index(wh: Warehouse, table: str) -> None:
+    if isinstance(wh, PostgresWarehouse):
+        wh.execute(f"drop index if exists {qualified(RAW_SCHEMA, _key_index_name(table))}")
+
+
+def _raw_types(wh: Warehouse, table: str) -> dict[str, str]:
+    """`raw.<table>`'s column types as the warehouse spells them in a cast."""
+    if isinstance(wh, PostgresWarehouse):
+        return dict(pg_columns(wh.conn, RAW_SCHEMA, table))
+    return {name: data_type for name, data_type in wh.fetchall(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ?", (RAW_SCHEMA, table))}
+
+
+def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
+                  decoded: TableChanges) -> tuple[int, int, set[str]]:
+    """Merge the decoded changes of one table into `raw`: the last change of each key wins,
+    every changed key leaves the table, the surviving rows come back cast to `raw`'s types —
+    a handful of set-based statements over one columnar batch of text values. Returns the
+    rows inserted, the rows removed and the keys whose last change lacks an unchanged
+    TOASTed value (to be read back from the source)."""
+    assert table.key is not None
+    columns = [n for n, _ in table.columns]
+    key_at = columns.index(table.key)
+    types = _raw_types(wh, name)
+    values = decoded.value_columns()
+    batch = pa.table({
+        "__seq": pa.array(range(len(decoded.ops)), pa.int64()),
+        "__op": pa.array(decoded.ops, pa.string()),
+        "__toasted": pa.array(decoded.toasted, pa.bool_()),
+        **{f"c{i}": pa.array(v, pa.string()) for i, v in enumerate(values)},
+    })
+    stage = f"crm_cdc_{name}__changes"
+    latest = f"crm_cdc_{name}__latest"
+    latest_table = qualified(wh.temp_schema, latest)
+    if isinstance(wh, DuckDBWarehouse):
+        # DuckDB reads the Arrow batch in place.
+        wh.con.register(stage, batch)
+        stage_table = quote_ident(stage)
+    else:
+        wh.create_table(wh.temp_schema, stage, batch.schema)
+        wh.append(wh.temp_schema, stage, batch)
+        stage_table = qualified(wh.temp_schema, stage)
+    k = f"c{key_at}"
+    key_type = types[table.key]
+    wh.execute(f"drop table if exists {latest_table}")
+    wh.execute(f"create temporary table {quote_ident(latest)} as "
+               f"select * from (select *, row_number() over (partition by {k} order by __seq "
+               f"desc) as __rank from {stage_table}) as s where __rank = 1")
+    if isinstance(wh, DuckDBWarehouse):
+        wh.con.unregister(stage)
+    else:
+        wh.execute(f"drop table {stage_table}")
+    target = qualified(RAW_SCHEMA, name)
+    key = quote_ident(table.key)
+    if isinstance(wh, PostgresWarehouse):
+        # `= any(array(…))` probes the key index (`_key_index`) once per changed key; a join
+        # would be planned as a hash join over a scan of the whole table.
+        removed = _rowcount(wh, f"delete from {target} where {key} = any(array("
+                                f"select cast({k} as {key_type}) from {latest_table}))")
+    else:
+        removed = _rowcount(wh, f"delete from {target} where {key} in "
+                                f"(select cast({k} as {key_type}) from {latest_table})")
+    casts = ", ".join(f"cast(c{i} as {types[c]})" for i, c in enumerate(columns))
+    wh.execute(f"insert into {target} ({', '.join(quote_ident(c) for c in columns)}) "
+               f"select {casts} from {latest_table} where __op <> 'D' and not __toasted")
+    counts = wh.fetchall(f"select count(*) filter (where __op <> 'D' and not __toasted), "
+                         f"count(*) filter (where __op <> 'D' and __toasted) from {latest_table}")
+    inserted, toasted = (int(v) for v in counts[0])
+    reread = {str(v) for (v,) in wh.fetchall(
+        f"select {k} from {latest_table} where __op <> 'D' and __toasted")} if toasted else set()
+    wh.execute(f"drop table {latest_table}")
+    return inserted, removed, reread
+
+
+def _rowcount(wh: Warehouse, statement: str) -> int:
+    """Run a DELETE and return the rows it removed."""
+    if isinstance(wh, PostgresWarehouse):
+        return wh.conn.execute(statement).rowcount
+    assert isinstance(wh, DuckDBWarehouse)
+    return int(wh.con.execute(statement).fetchone()[0])
+
+
+def _apply_keys(wh: Warehouse, loader: Loader | None, table: SourceTable, keys: set[str]
+                ) -> int:
     """Replace the rows of `keys` in `raw` by what the source holds for them now (nothing, for
     a deleted row). Returns the rows read from the source."""
+    assert loader is not None
     key = table.key
     assert key is not None
     target = qualified(RAW_SCHEMA, table.name)

@@ -81,6 +81,9 @@ class SyncReport:
     load_kind: dict[str, str] = field(default_factory=dict)
     #: table -> rows read from the source for it (the whole table, or the delta)
     rows_read: dict[str, int] = field(default_factory=dict)
+    #: table -> changed rows applied from the source's change stream without reading the
+    #: table (`CRM_SYNC_MODE=cdc`)
+    changes_applied: dict[str, int] = field(default_factory=dict)
     #: table -> seconds spent on it (where the time goes)
     table_seconds: dict[str, float] = field(default_factory=dict)
     #: things an operator should know although the sync succeeded (one line each)
