@@ -82,20 +82,22 @@ recorded as (
 
 ),
 
+ranked_versions as (
+
+    select
+        deal_id,
+        stage_id,
+        amount,
+        close_date,
+        row_number() over (partition by deal_id order by recorded_at desc) as recency
+
+    from recorded
+
+),
+
 latest_versions as (
 
-    select * from (
-
-        select
-            deal_id,
-            stage_id,
-            amount,
-            close_date,
-            row_number() over (partition by deal_id order by recorded_at desc) as recency
-
-        from recorded
-
-    ) as ranked
+    select * from ranked_versions
 
     where recency = 1
 
