@@ -29,10 +29,9 @@ def events_line(report: EventLoadReport) -> str:
 
 
 def dbt_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """From dbt's run_results: nodes built (models, snapshots, seeds) and tests (data and unit
-    tests) by outcome."""
-    counts = {"models": 0, "snapshots": 0, "seeds": 0, "passed": 0, "warned": 0, "failed": 0,
-              "not built": 0}
+    """From dbt's run_results: nodes built (models, seeds) and tests (data and unit tests) by
+    outcome."""
+    counts = {"models": 0, "seeds": 0, "passed": 0, "warned": 0, "failed": 0, "not built": 0}
     for result in results:
         kind = str(result.get("unique_id", "")).split(".", 1)[0]
         status = result.get("status")
@@ -41,7 +40,7 @@ def dbt_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
             if status == "skipped":
                 continue
             counts[key] += 1
-        elif kind in {"model", "snapshot", "seed"}:
+        elif kind in {"model", "seed"}:
             if status == "success":
                 counts[f"{kind}s"] += 1
             else:
@@ -50,10 +49,8 @@ def dbt_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def dbt_line(counts: Mapping[str, int]) -> str:
-    """`17 models built (+1 snapshot, +1 seed); tests: 109 passed, 2 warned, 0 failed`."""
-    extras = [f"+{plural(counts[f'{kind}s'], kind)}" for kind in ("snapshot", "seed")
-              if counts.get(f"{kind}s")]
-    built_too = f" ({', '.join(extras)})" if extras else ""
+    """`18 models built (+1 seed); tests: 109 passed, 2 warned, 0 failed`."""
+    built_too = f" (+{plural(counts['seeds'], 'seed')})" if counts.get("seeds") else ""
     not_built = f", {counts['not built']:,} not built" if counts["not built"] else ""
     return (f"{plural(counts['models'], 'model')} built{built_too}{not_built}; tests: "
             f"{counts['passed']:,} passed, {counts['warned']:,} warned, "

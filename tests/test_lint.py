@@ -1,5 +1,5 @@
 """Style is part of the test run (`.ci/run` calls `make test`): ruff for Python, sqlfluff with
-the dbt templater for every dbt model, snapshot and singular test (`.sqlfluff`)."""
+the dbt templater for every dbt model and singular test (`.sqlfluff`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 -- Every mart's tenant keys are its contact's: row by row where a mart row has one contact
--- (contact summary) or one deal (stage history: the deal's contact in the snapshot), and
--- for the marts that aggregate over contacts, every (business_id, branch_id) pair is the
--- pair of some contact, or (NULL, NULL) for rows without a known contact. Campaign marts
--- follow the campaign's rule: its own branch, its branch's business or else its seller's.
+-- (contact summary) or one deal (stage history: the deal's contact in its latest recorded
+-- version), and for the marts that aggregate over contacts, every (business_id, branch_id)
+-- pair is the pair of some contact, or (NULL, NULL) for rows without a known contact.
+-- Campaign marts follow the campaign's rule: its own branch, its branch's business or else
+-- its seller's.
 -- Returns each offending row, named by mart.
 
 with
@@ -65,6 +66,25 @@ unknown_pairs as (
 
 ),
 
+ranked_deal_versions as (
+
+    select
+        deal_id,
+        contact_id,
+        row_number() over (partition by deal_id order by recorded_at desc) as recency
+
+    from {{ ref('crm_deal_versions') }}
+
+),
+
+latest_deal_versions as (
+
+    select * from ranked_deal_versions
+
+    where recency = 1
+
+),
+
 contact_summary_mismatches as (
 
     select
@@ -91,9 +111,8 @@ history_mismatches as (
 
     from {{ ref('fct_deal_stage_history') }} as history
 
-    inner join {{ ref('snp_erp__crm_deals') }} as deals
+    inner join latest_deal_versions as deals
         on history.deal_id = deals.deal_id
-        and deals.dbt_valid_to is null
 
     left join contacts
         on deals.contact_id = contacts.contact_id

@@ -35,8 +35,6 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         return AssetKey([schema, name]) if schema else AssetKey([name])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        if dbt_resource_props["resource_type"] == "snapshot":
-            return "snapshots"  # the deal history dbt records at every run
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "dbt"
 
@@ -80,7 +78,7 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
 
 
 def _build_nodes(context: AssetExecutionContext) -> int:
-    """About how many events the build streams: one per model, snapshot and test (the display's
+    """About how many events the build streams: one per model, seed and test (the display's
     total; unit tests stream nothing, so the bar may end short of it)."""
     return len(context.selected_asset_keys) + len(context.selected_asset_check_keys)
 

@@ -87,13 +87,12 @@ def test_run_prints_one_line_per_step_with_what_it_did(run_world: RunWorld) -> N
             if n.split(".")[1] == "crm_analytics"]
     models = sum(n.startswith("model.") for n in ours)
     tests = sum(n.startswith(("test.", "unit_test.")) for n in ours)
-    built = re.match(r"(\d+) models built \(\+(\d+) snapshots?, \+(\d+) seeds?\); tests: "
+    built = re.match(r"(\d+) models built \(\+(\d+) seeds?\); tests: "
                      r"(\d+) passed, (\d+) warned, (\d+) failed$", steps["dbt"])
     assert built, steps["dbt"]
-    assert int(built[1]) == models and int(built[2]) == sum(n.startswith("snapshot.")
-                                                            for n in ours)
-    assert int(built[3]) == sum(n.startswith("seed.") for n in ours)
-    assert int(built[4]) + int(built[5]) == tests and int(built[6]) == 0
+    assert int(built[1]) == models
+    assert int(built[2]) == sum(n.startswith("seed.") for n in ours)
+    assert int(built[3]) + int(built[4]) == tests and int(built[5]) == 0
 
 
 def _run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:

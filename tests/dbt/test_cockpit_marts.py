@@ -2,7 +2,7 @@
 dbt CLI on generated rows (`tests/helpers/cockpit_fixture.py`), in DuckDB and in PostgreSQL, against
 values computed independently in plain Python (`tests/helpers/cockpit_oracle.py`).
 
-Three runs build the deal history the forecast and the slippage learn from: two snapshot-only
+Three runs build the deal history the forecast and the slippage learn from: two history-only
 builds on earlier as-of dates with the deals as they were then, then a full `dbt build` on the
 as-of date. The reporting zone is America/New_York, so every date is a time-zone question.
 """
@@ -76,11 +76,11 @@ def _dbt(workdir: Path, env: dict[str, str], target: str, run_date: date,
 
 def _build_history(world: CockpitWorld, workdir: Path, writer: Any, env: dict[str, str],
                    target: str) -> None:
-    """The earlier runs record the deal snapshot only; the last builds and tests everything."""
+    """The earlier runs record the deal history only; the last builds and tests everything."""
     for run_date, tables in world.runs[:-1]:
         writer(tables)
         _dbt(workdir, env, target, run_date,
-             ["--select", "+snp_erp__crm_deals", "--indirect-selection", "cautious"])
+             ["--select", "+crm_deal_versions", "--indirect-selection", "cautious"])
     run_date, tables = world.runs[-1]
     writer(tables)
     _dbt(workdir, env, target, run_date, [])

@@ -6,8 +6,8 @@ on day X" with the states this test recorded itself, in plain Python, from the s
 read before each run. The queries of docs/querying.md run against the same warehouse.
 
 One module-scoped pipeline history (four runs) per warehouse, DuckDB and PostgreSQL, is shared
-by every test here: the history marts (a dbt snapshot, incremental models) and the guide's
-queries are checked on both.
+by every test here: the history marts (the append-only deal history, incremental models) and
+the guide's queries are checked on both.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Generated ERP rows for the sales cockpit marts (docs/contract.md section 6 and the cockpit
 marts): a seeded random population of contacts, deals, leads, campaigns and events in the
 `raw` layout of `tests/helpers/dbt.py`, plus hand-placed rows for every edge the definitions name,
-and the deal states three successive pipeline runs see (so the deal snapshot records history:
+and the deal states three successive pipeline runs see (so the deal history records versions:
 stage moves, wins, losses, close dates moved later and earlier).
 
 `generate(seed)` returns a `CockpitWorld`: the rows of each run and the as-of dates. The values

@@ -214,9 +214,9 @@ def campaign_attribution(tables: Tables, deals: list[Row], spend: dict[int, Deci
 # --- history: what the runs recorded --------------------------------------------------------
 
 def deal_versions(runs: list[tuple[date, Tables]]) -> dict[int, list[Row]]:
-    """deal_id -> the versions the deal snapshot records: a new version whenever stage_id,
-    amount or close_date differ from the previous recorded one (other columns are those seen
-    when the version was recorded)."""
+    """deal_id -> the versions the deal history (crm_deal_versions) records: a new version
+    whenever stage_id, amount or close_date differ from the previous recorded one (other
+    columns are those seen when the version was recorded)."""
     versions: dict[int, list[Row]] = defaultdict(list)
     for _, tables in runs:
         for deal in tables["crm_deals"]:

@@ -123,17 +123,18 @@ def test_a_landing_date_range_loads_in_one_run(tmp_path, monkeypatch, request, k
     assert [r["event_id"] for r in loaded] == ["2026-03-01", "2026-03-02", "2026-03-03"]
 
 
-def test_deal_snapshot_and_history_marts_are_assets_of_the_dbt_build() -> None:
-    """The deal snapshot runs in the pipeline's `dbt build`: it is an asset downstream of the
-    staged deals, and the history marts are downstream of it."""
+def test_deal_history_and_history_marts_are_assets_of_the_dbt_build() -> None:
+    """The deal history (the append-only versions model) is recorded in the pipeline's
+    `dbt build`: it is an asset downstream of the staged deals, and the history marts are
+    downstream of it."""
     from orchestration.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    snapshot = AssetKey(["snapshots", "snp_erp__crm_deals"])
-    assert graph.get(snapshot).group_name == "snapshots"
-    assert AssetKey(["staging", "stg_erp__crm_deals"]) in graph.get(snapshot).parent_keys
+    history = AssetKey(["snapshots", "crm_deal_versions"])
+    assert graph.get(history).group_name == "snapshots"
+    assert AssetKey(["staging", "stg_erp__crm_deals"]) in graph.get(history).parent_keys
     versions = AssetKey(["intermediate", "int_crm_deal_versions"])
-    assert snapshot in graph.get(versions).parent_keys
+    assert history in graph.get(versions).parent_keys
     for mart in ("fct_deal_stage_history", "fct_open_pipeline_daily", "owner_performance",
                  "campaign_lifetime", "customer_group_summary", "lead_source_effectiveness",
                  "open_pipeline_by_owner_month"):

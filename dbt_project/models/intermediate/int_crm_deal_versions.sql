@@ -1,13 +1,18 @@
 {#- Each recorded version of a deal as a range of reporting dates [valid_from, valid_to),
-    from the deal snapshot, with the won date taken from `erp.opportunity.won` events where
-    they give one. This is the single place where history gets its dates: the stage history
-    and the daily pipeline both read it. -#}
+    from the deal history crm_deal_versions (a version ends where the deal's next one
+    starts), with the won date taken from `erp.opportunity.won` events where they give one.
+    This is the single place where history gets its dates: the stage history and the daily
+    pipeline both read it. -#}
 
 with
 
-snapshot_versions as (
+recorded_versions as (
 
-    select * from {{ ref('snp_erp__crm_deals') }}
+    select
+        *,
+        lead(recorded_at) over (partition by deal_id order by recorded_at) as superseded_at
+
+    from {{ ref('crm_deal_versions') }}
 
 ),
 
@@ -36,18 +41,18 @@ day_versions as (
         amount,
         close_date,
         created_at,
-        cast(dbt_valid_from as date) as recorded_from,
+        cast(recorded_at as date) as recorded_from,
         case
-            when cast(dbt_valid_to as date) <= {{ as_of_date() }}
-                then cast(dbt_valid_to as date)
+            when cast(superseded_at as date) <= {{ as_of_date() }}
+                then cast(superseded_at as date)
         end as recorded_to
 
-    from snapshot_versions
+    from recorded_versions
 
-    where cast(dbt_valid_from as date) <= {{ as_of_date() }}
+    where cast(recorded_at as date) <= {{ as_of_date() }}
         and (
-            dbt_valid_to is null
-            or cast(dbt_valid_to as date) > cast(dbt_valid_from as date)
+            superseded_at is null
+            or cast(superseded_at as date) > cast(recorded_at as date)
         )
 
 ),

@@ -1,8 +1,8 @@
 {#- How often and how far each deal's close date moved later, from its recorded versions
-    (int_crm_deal_versions, the deal snapshot up to the as-of date): one row per deal with
+    (int_crm_deal_versions, the deal history up to the as-of date): one row per deal with
     history. A move later is a version whose close date is after the previous version's;
     a close date set where there was none, cleared, or moved earlier is no slip. Owner and
-    tenant keys are the deal's current ones (the snapshot records no version for an owner
+    tenant keys are the deal's current ones (the history records no version for an owner
     change alone); a deal gone from the ERP keeps those of its latest version. -#}
 
 with
