@@ -34,7 +34,8 @@ renamed as (
 
         -- personal data: keyed hashes (HMAC-SHA256) only, never the values
         {{ pii_hash('cast(tax_number as ' ~ string_type() ~ ')') }} as tax_number_hash,
-        {{ pii_hash('cast(alternative_contact as ' ~ string_type() ~ ')') }} as alternative_contact_hash,
+        {{ pii_hash('cast(alternative_contact as '
+                    ~ string_type() ~ ')') }} as alternative_contact_hash,
         {{ pii_hash('cast(phone as ' ~ string_type() ~ ')') }} as phone_hash,
 
         -- numbers and dates
