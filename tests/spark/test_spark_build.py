@@ -72,7 +72,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     proc = _dbt(["build", "--selector", "spark", "--target-path", str(work / "target"),
                  "--vars", json.dumps({"as_of_date": AS_OF, "reporting_tz": "UTC"})], dbt_env)
     results = json.loads((work / "target" / "run_results.json").read_text())["results"]
-    failed = [r["unique_id"] for r in results if r["status"] not in ("success", "pass")]
+    # exposures (the dashboards) are reported as no-op: nothing to build
+    failed = [r["unique_id"] for r in results if r["status"] not in ("success", "pass")
+              and not r["unique_id"].startswith("exposure.")]
     assert proc.returncode == 0 and not failed, (failed, proc.stdout[-4000:])
 
     (work / "out").mkdir()
