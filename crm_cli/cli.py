@@ -330,11 +330,18 @@ COMMANDS = {
     "digest": digest_command.cmd_digest,
 }
 
+#: The commands that work with a Spark CRM_WAREHOUSE_URL (the others need DuckDB or PostgreSQL).
+SPARK_COMMANDS = ("generate",)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if settings.warehouse.is_spark and args.command not in SPARK_COMMANDS:
+            raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
+                           f"{args.command}` does not drive a Spark warehouse; dbt builds on it "
+                           "(docs/spark.md)")
         COMMANDS[args.command](settings, args)
     except CrmError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,7 +9,9 @@ MEANINGS: dict[str, str] = {
     "CRM_SOURCE_URL": "the ERP database (sqlite:///path or postgresql+psycopg://user:pw@host/db)",
     "CRM_SOURCE_SCHEMA": "schema of the ERP tables (PostgreSQL)",
     "CRM_EVENTS_PATH": "landing folder of the campaign event files",
-    "CRM_WAREHOUSE_URL": "the warehouse (duckdb:///path or postgresql://user:pw@host/db)",
+    "CRM_WAREHOUSE_URL": "the warehouse (duckdb:///path, postgresql://user:pw@host/db, "
+                         "spark://host:port or spark+session://)",
+    "CRM_LAKE_PATH": "Spark warehouse: folder or URL of the raw Parquet tables and Spark's own",
     "CRM_REPORTING_TZ": "IANA zone in which timestamps become dates",
     "CRM_REJECT_RATE_WARN": "share of rejected event lines the reject_rate check warns above",
     "CRM_LANDING_DEADLINE_HOUR": "local hour by which yesterday's landing folder is due",

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, str] = {
     "CRM_EVENTS_PATH": "data/landing/events",
     "CRM_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
     "CRM_REPORTING_TZ": "UTC",
+    # Spark warehouse (beyond the contract): where the raw Parquet tables and Spark's own
+    # warehouse folder live (a folder, or a URL the Spark cluster reads).
+    "CRM_LAKE_PATH": "data/lake",
     # Operations (beyond the contract): asset-check thresholds.
     "CRM_REJECT_RATE_WARN": "0.01",
     "CRM_LANDING_DEADLINE_HOUR": "6",
@@ -138,6 +141,14 @@ def _absolute_sqlite_url(url: str, cwd: Path) -> str:
     return url
 
 
+def _lake_path(text: str, cwd: Path) -> str:
+    """A URL (`s3a://bucket/crm`, `file:///...`) as it is; a folder made absolute."""
+    text = text.strip() or DEFAULTS["CRM_LAKE_PATH"]
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        return text.rstrip("/")
+    return str((cwd / text).resolve())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration. Paths are absolute; URLs keep their passwords (never print them:
@@ -149,6 +160,8 @@ class Settings:
     warehouse_url: str
     reporting_tz: str
     warehouse: WarehouseTarget = field(repr=False)
+    #: Spark warehouses: the lake (an absolute folder, or a URL such as s3a://bucket/crm).
+    lake_path: str = ""
     #: Share of rejected event lines above which the reject-rate check warns.
     reject_rate_warn: float = 0.01
     #: Local hour by which yesterday's landing folder should exist (freshness check).
@@ -253,6 +266,7 @@ class Settings:
             warehouse_url=warehouse_url,
             reporting_tz=tz,
             warehouse=parse_warehouse_url(warehouse_url, cwd),
+            lake_path=_lake_path(env["CRM_LAKE_PATH"], cwd),
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,
             sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),

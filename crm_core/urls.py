@@ -10,7 +10,10 @@ from crm_core.errors import CrmError
 
 #: What `CRM_WAREHOUSE_URL` may be, as error messages list it.
 WAREHOUSE_URL_FORMS = ("duckdb:///path/file.duckdb, postgresql://user:pw@host:5432/db "
-                       "(also postgres:// and postgresql+psycopg://)")
+                       "(also postgres:// and postgresql+psycopg://), spark://host:10000 "
+                       "(a Spark Thrift server) or spark+session:// (Spark in-process)")
+#: The port of a Spark Thrift server when the URL names none (HiveServer2's).
+SPARK_THRIFT_PORT = 10000
 #: The SQLAlchemy schemes the ERP source may use (drivers installed with the project).
 SOURCE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 SOURCE_URL_FORMS = ("sqlite:///path/erp.sqlite, postgresql+psycopg://user:pw@host:5432/db "
@@ -55,19 +58,25 @@ def check_url(name: str, url: str) -> None:
 
 @dataclass(frozen=True)
 class WarehouseTarget:
-    """Where the warehouse lives: a DuckDB file, or a PostgreSQL database."""
+    """Where the warehouse lives: a DuckDB file, a PostgreSQL database, or Spark (through a
+    Thrift server, or in this process: `spark_method` "thrift" or "session")."""
 
-    kind: str  # "duckdb" | "postgres"
+    kind: str  # "duckdb" | "postgres" | "spark"
     duckdb_path: Path | None = None
     host: str = "127.0.0.1"
     port: int = 5432
     user: str = "postgres"
     password: str = ""
     dbname: str = "postgres"
+    spark_method: str = ""
 
     @property
     def is_duckdb(self) -> bool:
         return self.kind == "duckdb"
+
+    @property
+    def is_spark(self) -> bool:
+        return self.kind == "spark"
 
     def conninfo(self) -> str:
         """libpq connection string for psycopg (PostgreSQL warehouses only)."""
@@ -86,6 +95,10 @@ class WarehouseTarget:
         """Where it is, without secrets."""
         if self.is_duckdb:
             return f"duckdb:///{self.duckdb_path}"
+        if self.is_spark:
+            if self.spark_method == "session":
+                return "spark+session://"
+            return f"spark://{self.host}:{self.port}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
@@ -103,6 +116,8 @@ def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:
         path = Path(raw_path)
         return WarehouseTarget(kind="duckdb", duckdb_path=(cwd / path).resolve())
     scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme in {"spark", "spark+session"}:
+        return _parse_spark_url(url, scheme)
     if scheme.split("+", 1)[0] in {"postgresql", "postgres"}:
         try:
             parts = urlsplit(url)
@@ -123,6 +138,26 @@ def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:
                        f"{redact_url(url)!r}; supported forms: {WAREHOUSE_URL_FORMS}")
     raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r} "
                    f"(supported forms: {WAREHOUSE_URL_FORMS})")
+
+
+def _parse_spark_url(url: str, scheme: str) -> WarehouseTarget:
+    """`spark+session://` (nothing after it) or `spark://host[:port]` (a Thrift server)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or SPARK_THRIFT_PORT
+    except ValueError:
+        raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r}") from None
+    if scheme == "spark+session":
+        if parts.netloc or parts.path.strip("/"):
+            raise CrmError(f"CRM_WAREHOUSE_URL: {redact_url(url)!r}: spark+session:// takes no "
+                           "host or path (Spark runs in this process; the lake is CRM_LAKE_PATH)")
+        return WarehouseTarget(kind="spark", spark_method="session", host="", port=0, user="")
+    if not parts.hostname:
+        raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r} (no host after "
+                       "spark://)")
+    return WarehouseTarget(kind="spark", spark_method="thrift", host=parts.hostname, port=port,
+                           user=unquote(parts.username or ""),
+                           password=unquote(parts.password or ""))
 
 
 def check_source_scheme(url: str) -> None:

@@ -17,6 +17,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from crm_core.errors import CrmError
 from crm_core.settings import PROJECT_ROOT
+from crm_core.spark import session_submit_args
 from crm_core.urls import WarehouseTarget
 
 crm_dbt_project = DbtProject(project_dir=PROJECT_ROOT, profiles_dir=PROJECT_ROOT)
@@ -38,14 +39,23 @@ def dbt_resource() -> DbtCliResource:
                           dbt_executable=DBT_LAUNCHER if usable else DBT_EXECUTABLE)
 
 
-def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str) -> dict[str, str]:
-    """The variables `profiles.yml` and `dbt_project.yml` read, for this warehouse.
+def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str,
+                    lake: str = "") -> dict[str, str]:
+    """The variables `profiles.yml` and `dbt_project.yml` read, for this warehouse (`lake`:
+    CRM_LAKE_PATH, read for Spark only).
 
     The PostgreSQL password goes in `DBT_ENV_SECRET_*`, which dbt scrubs from its logs."""
     env = {"CRM_REPORTING_TZ": reporting_tz, "CRM_DBT_REAL_EXECUTABLE": DBT_EXECUTABLE,
            "CRM_DBT_PARENT_PID": str(os.getpid())}
     if warehouse.is_duckdb:
         env |= {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(warehouse.duckdb_path)}
+    elif warehouse.is_spark:
+        env |= {"CRM_DBT_TARGET": "spark", "CRM_SPARK_METHOD": warehouse.spark_method,
+                "CRM_SPARK_HOST": warehouse.host or "localhost",
+                "CRM_SPARK_PORT": str(warehouse.port or 10000),
+                "CRM_SPARK_USER": warehouse.user}
+        if warehouse.spark_method == "session":
+            env["PYSPARK_SUBMIT_ARGS"] = session_submit_args(lake)
     else:
         env |= {
             "CRM_DBT_TARGET": "postgres",

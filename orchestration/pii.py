@@ -13,6 +13,9 @@ two 64-byte key pads handed to the warehouse session out of band:
   sets the session variables `crm_pii_ipad` / `crm_pii_opad` with bound parameters.
 - PostgreSQL: libpq's `PGOPTIONS` sets the custom settings `crm.pii_ipad` / `crm.pii_opad`
   (hex) when dbt connects; the SQL reads them with `current_setting`.
+- Spark: the Spark output of `profiles.yml` sets the session settings `crm.pii_ipad` /
+  `crm.pii_opad` (hex) from `DBT_ENV_SECRET_CRM_PII_IPAD` / `..._OPAD`, names dbt scrubs from
+  its logs; the SQL names them as `${crm.pii_ipad}`, which Spark fills in when it runs it.
 
 Without a key the variables are absent and every hash is NULL (see README.md, "Configuration").
 Stdlib only: the dbt process imports this through the plugin.
@@ -58,13 +61,21 @@ def postgres_options(pads: tuple[bytes, bytes], existing: str = "") -> str:
     return f"{existing} {settings}".strip()
 
 
-def dbt_secret_environment(key: str | None, *, postgres: bool) -> dict[str, str]:
+#: Environment variables the Spark output of profiles.yml reads the pads from (hex).
+SPARK_PAD_VARIABLES = ("DBT_ENV_SECRET_CRM_PII_IPAD", "DBT_ENV_SECRET_CRM_PII_OPAD")
+
+
+def dbt_secret_environment(key: str | None, *, postgres: bool,
+                           spark: bool = False) -> dict[str, str]:
     """The variables that hand the key to a dbt process (empty without a key)."""
     if not key:
         return {}
     env = {KEY_ENV: key}
     if postgres:
         env["PGOPTIONS"] = postgres_options(key_pads(key), os.environ.get("PGOPTIONS", ""))
+    if spark:
+        env |= {name: pad.hex()
+                for name, pad in zip(SPARK_PAD_VARIABLES, key_pads(key), strict=True)}
     return env
 
 

@@ -19,3 +19,15 @@
         interval '1 day'
     ) as {{ alias }}({{ column }})
 {%- endmacro %}
+
+{#- Spark has no generate_series: explode a sequence of dates (a sequence whose end is before its
+    start is an error there, so that case gives NULL, which explodes to no row). -#}
+{% macro spark__join_date_series(start_date, end_date, alias, column) -%}
+    cross join lateral explode(
+        case
+            when cast({{ end_date }} as date) >= cast({{ start_date }} as date)
+                then sequence(cast({{ start_date }} as date), cast({{ end_date }} as date),
+                              interval 1 day)
+        end
+    ) as {{ alias }}({{ column }})
+{%- endmacro %}

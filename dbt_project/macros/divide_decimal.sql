@@ -11,7 +11,7 @@
     {%- set scaled_abs = 'abs(cast(cast(' ~ numerator ~ ' as decimal(38, ' ~ scale ~ ')) * '
         ~ units ~ ' as decimal(38, 0)))' -%}
     cast(
-        sign({{ numerator }})
+        {{ decimal_sign(numerator) }}
         * cast(
             {{ integer_divide(scaled_abs ~ ' * 2 + (' ~ denominator ~ ')', '2 * (' ~ denominator ~ ')') }}
         as decimal(24, 0))
@@ -32,6 +32,26 @@
 {#- PostgreSQL has no `//`; div() divides numerics exactly, truncating. -#}
 {% macro postgres__integer_divide(numerator, denominator) -%}
     div(cast({{ numerator }} as numeric), cast({{ denominator }} as numeric))
+{%- endmacro %}
+
+{#- Spark's `div` divides exactly and truncates, giving a bigint (enough for amounts to 9.2e12
+    at 6 decimals). -#}
+{% macro spark__integer_divide(numerator, denominator) -%}
+    (cast({{ numerator }} as decimal(38, 0)) div cast({{ denominator }} as decimal(38, 0)))
+{%- endmacro %}
+
+{#- The sign of a number as -1, 0 or 1 that multiplies a decimal exactly. -#}
+{% macro decimal_sign(expression) -%}
+    {{ return(adapter.dispatch('decimal_sign', 'crm_analytics')(expression)) }}
+{%- endmacro %}
+
+{% macro default__decimal_sign(expression) -%}
+    sign({{ expression }})
+{%- endmacro %}
+
+{#- Spark's sign() is a double, which would turn the product into a double. -#}
+{% macro spark__decimal_sign(expression) -%}
+    cast(sign({{ expression }}) as int)
 {%- endmacro %}
 
 {#- Money per unit (an average amount per deal, per conversion, per contact), exact to the

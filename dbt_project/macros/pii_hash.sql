@@ -26,3 +26,22 @@
         )
     ), 'hex')
 {%- endmacro %}
+
+{#- Spark: the pads are the session settings crm.pii_ipad / crm.pii_opad (hex), which Spark puts
+    in place of `${...}` when it runs the statement (spark.sql.variable.substitute), so the SQL
+    text dbt compiles and logs holds only their names. An absent or empty setting gives NULL. -#}
+{% macro spark__pii_hash(expression) -%}
+    sha2(
+        concat(
+            unhex(nullif('${crm.pii_opad}', '')),
+            unhex(sha2(
+                concat(
+                    unhex(nullif('${crm.pii_ipad}', '')),
+                    encode(nullif(trim({{ expression }}), ''), 'UTF-8')
+                ),
+                256
+            ))
+        ),
+        256
+    )
+{%- endmacro %}

@@ -13,7 +13,17 @@
 
 {#- The local (reporting zone) wall-clock timestamp of a timestamptz expression. -#}
 {% macro to_reporting_timestamp(column) -%}
+    {{ return(adapter.dispatch('to_reporting_timestamp', 'crm_analytics')(column)) }}
+{%- endmacro %}
+
+{% macro default__to_reporting_timestamp(column) -%}
     (({{ column }}) at time zone '{{ reporting_tz() }}')
+{%- endmacro %}
+
+{#- Spark has no `at time zone`: its timestamps are instants shown in the session zone (UTC on
+    the Spark target), and from_utc_timestamp shifts one to the zone's wall clock. -#}
+{% macro spark__to_reporting_timestamp(column) -%}
+    from_utc_timestamp(({{ column }}), '{{ reporting_tz() }}')
 {%- endmacro %}
 
 {#- The date, in the reporting zone, of a timestamptz expression. -#}

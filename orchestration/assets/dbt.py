@@ -51,12 +51,14 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     settings = crm.settings()
     as_of = config.resolve(settings)
     # dbt runs as a subprocess that inherits this environment (see profiles.yml).
-    os.environ.update(dbt_environment(settings.warehouse, settings.reporting_tz))
+    os.environ.update(dbt_environment(settings.warehouse, settings.reporting_tz,
+                                      settings.lake_path))
     dbt_vars = {"as_of_date": as_of.isoformat(), "reporting_tz": settings.reporting_tz}
     # The PII key reaches only the dbt process, never SQL or dbt vars (orchestration/pii.py);
     # it leaves this process's environment as soon as dbt has started.
     secrets = dbt_secret_environment(settings.pii_key,
-                                     postgres=not settings.warehouse.is_duckdb)
+                                     postgres=settings.warehouse.kind == "postgres",
+                                     spark=settings.warehouse.is_spark)
     reporter = progress.current()
     reporter.start("dbt", "dbt build: models and tests", total=_build_nodes(context))
     with environment_while(secrets):

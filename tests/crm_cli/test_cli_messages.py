@@ -165,6 +165,16 @@ def test_an_unknown_url_scheme_lists_the_supported_forms(tmp_path: Path, variabl
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["run", "sync", "dashboard"])
+def test_a_spark_warehouse_is_refused_by_the_commands_that_cannot_drive_it(
+        tmp_path: Path, command: str) -> None:
+    proc = crm_script([command], tmp_path,
+                      CRM_WAREHOUSE_URL="spark://etl:Sup3r-s3cret-pw@spark.invalid:10000")
+    assert_one_line_error(proc, "spark://spark.invalid:10000", f"`crm-analytics {command}`",
+                          "does not drive a Spark warehouse", "docs/spark.md")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("variable", ["CRM_WAREHOUSE_URL", "CRM_SOURCE_URL"])
 def test_a_missing_postgres_database_says_so_and_suggests_createdb(

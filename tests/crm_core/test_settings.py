@@ -75,3 +75,24 @@ def test_currency_and_digest_settings(tmp_path: Path) -> None:
                          ({"CRM_DIGEST_STALE_DEALS": "-1"}, "whole number")):
         with pytest.raises(CrmError, match=message):
             Settings.from_env(env, cwd=tmp_path)
+
+
+def test_spark_warehouse_urls_choose_the_method_and_the_lake_is_absolute(tmp_path: Path) -> None:
+    session = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark+session://"}, cwd=tmp_path)
+    assert (session.warehouse.kind, session.warehouse.spark_method) == ("spark", "session")
+    assert session.warehouse.describe() == "spark+session://"
+    assert session.lake_path == str(tmp_path / "data/lake")
+    thrift = parse_warehouse_url("spark://etl:pw@spark.example", Path("."))
+    assert (thrift.spark_method, thrift.host, thrift.port, thrift.user) == (
+        "thrift", "spark.example", 10000, "etl")
+    assert "pw" not in thrift.describe()
+    assert parse_warehouse_url("spark://h:10001", Path(".")).port == 10001
+    lake = Settings.from_env(environ={"CRM_LAKE_PATH": "s3a://bucket/crm/"}, cwd=tmp_path)
+    assert lake.lake_path == "s3a://bucket/crm"
+
+
+@pytest.mark.parametrize("url", ["spark+session://host", "spark+session:///path", "spark://",
+                                 "spark://h:notaport"])
+def test_malformed_spark_urls(url: str) -> None:
+    with pytest.raises(CrmError, match="CRM_WAREHOUSE_URL: .*(malformed URL|takes no host)"):
+        parse_warehouse_url(url, Path("."))

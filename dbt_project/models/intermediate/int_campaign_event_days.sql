@@ -4,10 +4,14 @@
     event file or a new reporting zone rebuilds everything, since the rows they affected are
     no longer known. An empty previous state (no rows yet: the first runs had no campaign
     events) means everything is new: it rebuilds everything too. -#}
+{#- Spark has no delete+insert on Parquet: there the model is partitioned by event_date and a
+    run overwrites the dates it touched (insert_overwrite), recomputing every campaign of those
+    dates, so the untouched campaigns of a touched date are rewritten unchanged. -#}
 {{ config(
     materialized='incremental',
     unique_key=['campaign_id', 'event_date'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
+    partition_by=(['event_date'] if target.type == 'spark' else none),
 ) }}
 
 {%- set rebuild_all = not is_incremental() -%}
@@ -23,6 +27,9 @@
     {%- endset -%}
     {%- set rebuild_all = (run_query(check_sql).columns[0].values() | sum) > 0 -%}
 {%- endif -%}
+{#- the pairs a run recomputes (on Spark, whole dates: see the config) -#}
+{%- set pairs = 'touched_date_pairs' if target.type == 'spark' and not rebuild_all
+    else 'touched_pairs' -%}
 
 with
 
@@ -104,15 +111,28 @@ touched_pairs as (
         and campaign_deliveries.event_id = new_identities.event_id
 
 ),
+{%- if target.type == 'spark' %}
+-- a date's partition is replaced whole: every pair of a touched date, the kept ones included
+touched_date_pairs as (
+
+    select distinct campaign_deliveries.campaign_id, campaign_deliveries.event_date
+    from campaign_deliveries
+    where campaign_deliveries.event_date in (select event_date from touched_pairs)
+    union
+    select campaign_id, event_date from {{ this }}
+    where event_date in (select event_date from touched_pairs)
+
+),
+{% endif %}
 
 -- every event with a copy in a touched pair, with all its copies (its winner may be anywhere)
 candidate_identities as (
 
     select distinct campaign_deliveries.event_source, campaign_deliveries.event_id
     from campaign_deliveries
-    inner join touched_pairs
-        on campaign_deliveries.campaign_id = touched_pairs.campaign_id
-        and campaign_deliveries.event_date = touched_pairs.event_date
+    inner join {{ pairs }}
+        on campaign_deliveries.campaign_id = {{ pairs }}.campaign_id
+        and campaign_deliveries.event_date = {{ pairs }}.event_date
 
 ),
 
@@ -159,9 +179,9 @@ aggregated as (
 
     from winners
 
-    inner join touched_pairs
-        on winners.campaign_id = touched_pairs.campaign_id
-        and winners.event_date = touched_pairs.event_date
+    inner join {{ pairs }}
+        on winners.campaign_id = {{ pairs }}.campaign_id
+        and winners.event_date = {{ pairs }}.event_date
 
     where winners.event_type in ('{{ campaign_event_types() | join("', '") }}')  -- noqa: LT05
 
@@ -172,8 +192,8 @@ aggregated as (
 final as (
 
     select
-        touched_pairs.campaign_id,
-        touched_pairs.event_date,
+        {{ pairs }}.campaign_id,
+        {{ pairs }}.event_date,
         aggregated.campaign_id is not null as has_events,
         cast(coalesce(aggregated.impressions, 0) as bigint) as impressions,
         cast(coalesce(aggregated.clicks, 0) as bigint) as clicks,
@@ -184,13 +204,13 @@ final as (
             select max(event_files.loaded_at)
             from {{ source('raw', 'event_files') }} as event_files
         ) as built_from_loaded_at,
-        cast('{{ reporting_tz() }}' as varchar) as reporting_tz
+        cast('{{ reporting_tz() }}' as {{ string_type() }}) as reporting_tz
 
-    from touched_pairs
+    from {{ pairs }}
 
     left join aggregated
-        on touched_pairs.campaign_id = aggregated.campaign_id
-        and touched_pairs.event_date = aggregated.event_date
+        on {{ pairs }}.campaign_id = aggregated.campaign_id
+        and {{ pairs }}.event_date = aggregated.event_date
 
 )
 

@@ -56,7 +56,7 @@ pair_stages as (
         business_id,
         branch_id,
         cast(null as bigint) as stage_id,
-        cast(null as varchar) as stage_name,
+        cast(null as {{ string_type() }}) as stage_name,
         cast(null as bigint) as stage_order,
         cast(null as boolean) as is_won,
         cast(null as boolean) as is_lost

@@ -18,12 +18,12 @@ renamed as (
         cast(id as bigint) as user_id,
 
         -- text (blank means unknown)
-        nullif(trim(cast(username as varchar)), '') as username,
-        nullif(trim(cast(first_name as varchar)), '') as first_name,
-        nullif(trim(cast(last_name as varchar)), '') as last_name,
+        nullif(trim(cast(username as {{ string_type() }})), '') as username,
+        nullif(trim(cast(first_name as {{ string_type() }})), '') as first_name,
+        nullif(trim(cast(last_name as {{ string_type() }})), '') as last_name,
 
         -- personal data: a keyed hash (HMAC-SHA256) of the lower-cased address, never the value
-        {{ pii_hash('lower(cast(email as varchar))') }} as email_hash
+        {{ pii_hash('lower(cast(email as ' ~ string_type() ~ '))') }} as email_hash
 
     from source
 

@@ -11,7 +11,7 @@ renamed as (
     select
         cast(id as bigint) as branch_id,
         cast(business_id as bigint) as business_id,
-        cast(name as varchar) as branch_name
+        cast(name as {{ string_type() }}) as branch_name
 
     from source
 

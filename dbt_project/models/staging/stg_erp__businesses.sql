@@ -10,7 +10,7 @@ renamed as (
 
     select
         cast(id as bigint) as business_id,
-        cast(name as varchar) as business_name
+        cast(name as {{ string_type() }}) as business_name
 
     from source
 

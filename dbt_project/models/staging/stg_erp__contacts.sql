@@ -16,7 +16,7 @@ renamed as (
     select
         -- ids
         cast(id as bigint) as contact_id,
-        cast(contact_id as varchar) as contact_code,
+        cast(contact_id as {{ string_type() }}) as contact_code,
         cast(user_id as bigint) as user_id,
         cast(business_id as bigint) as business_id,
         cast(branch_id as bigint) as branch_id,
@@ -28,14 +28,15 @@ renamed as (
         {{ normalize_code('account_type') }} as account_type,
 
         -- text
-        cast(designation as varchar) as designation,
-        cast(business_name as varchar) as business_name,
-        cast(business_address as varchar) as business_address,
+        cast(designation as {{ string_type() }}) as designation,
+        cast(business_name as {{ string_type() }}) as business_name,
+        cast(business_address as {{ string_type() }}) as business_address,
 
         -- personal data: keyed hashes (HMAC-SHA256) only, never the values
-        {{ pii_hash('cast(tax_number as varchar)') }} as tax_number_hash,
-        {{ pii_hash('cast(alternative_contact as varchar)') }} as alternative_contact_hash,
-        {{ pii_hash('cast(phone as varchar)') }} as phone_hash,
+        {{ pii_hash('cast(tax_number as ' ~ string_type() ~ ')') }} as tax_number_hash,
+        {{ pii_hash('cast(alternative_contact as '
+                    ~ string_type() ~ ')') }} as alternative_contact_hash,
+        {{ pii_hash('cast(phone as ' ~ string_type() ~ ')') }} as phone_hash,
 
         -- numbers and dates
         cast(credit_limit as decimal(14, 2)) as credit_limit,

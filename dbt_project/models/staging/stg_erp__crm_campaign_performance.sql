@@ -16,7 +16,7 @@ renamed as (
         cast(clicks as bigint) as clicks,
         cast(conversions as bigint) as conversions,
         cast(revenue as decimal(15, 2)) as revenue,
-        cast(created_at as timestamp with time zone) as created_at
+        cast(created_at as {{ timestamptz_type() }}) as created_at
 
     from source
 

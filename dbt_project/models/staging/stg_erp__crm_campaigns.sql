@@ -20,13 +20,13 @@ renamed as (
         {{ normalize_code('status') }} as campaign_status,
 
         -- text
-        cast(name as varchar) as campaign_name,
-        cast(title as varchar) as campaign_title,
-        cast(description as varchar) as campaign_description,
-        cast(image as varchar) as image,
-        cast(badge as varchar) as badge,
-        cast(landing_page_url as varchar) as landing_page_url,
-        cast(cta_text as varchar) as cta_text,
+        cast(name as {{ string_type() }}) as campaign_name,
+        cast(title as {{ string_type() }}) as campaign_title,
+        cast(description as {{ string_type() }}) as campaign_description,
+        cast(image as {{ string_type() }}) as image,
+        cast(badge as {{ string_type() }}) as badge,
+        cast(landing_page_url as {{ string_type() }}) as landing_page_url,
+        cast(cta_text as {{ string_type() }}) as cta_text,
 
         -- numbers
         cast(priority as bigint) as priority,
@@ -43,10 +43,10 @@ renamed as (
         cast(is_default as boolean) as is_default,
 
         -- timestamps
-        cast(start_date as timestamp with time zone) as starts_at,
-        cast(end_date as timestamp with time zone) as ends_at,
-        cast(created_at as timestamp with time zone) as created_at,
-        cast(updated_at as timestamp with time zone) as updated_at
+        cast(start_date as {{ timestamptz_type() }}) as starts_at,
+        cast(end_date as {{ timestamptz_type() }}) as ends_at,
+        cast(created_at as {{ timestamptz_type() }}) as created_at,
+        cast(updated_at as {{ timestamptz_type() }}) as updated_at
 
     from source
 

@@ -14,11 +14,11 @@ renamed as (
         cast(lead_id as bigint) as lead_id,
         cast(stage_id as bigint) as stage_id,
         cast(owner_id as bigint) as owner_id,
-        cast(title as varchar) as deal_title,
+        cast(title as {{ string_type() }}) as deal_title,
         cast(amount as decimal(15, 2)) as amount,
         cast(close_date as date) as close_date,
-        cast(created_at as timestamp with time zone) as created_at,
-        cast(updated_at as timestamp with time zone) as updated_at
+        cast(created_at as {{ timestamptz_type() }}) as created_at,
+        cast(updated_at as {{ timestamptz_type() }}) as updated_at
 
     from source
 

@@ -15,8 +15,8 @@ renamed as (
         coalesce({{ normalize_code('source') }}, 'unknown') as lead_source,
         {{ normalize_code('status') }} as lead_status,
         cast(value as decimal(15, 2)) as lead_value,
-        cast(created_at as timestamp with time zone) as created_at,
-        cast(updated_at as timestamp with time zone) as updated_at
+        cast(created_at as {{ timestamptz_type() }}) as created_at,
+        cast(updated_at as {{ timestamptz_type() }}) as updated_at
 
     from source
 

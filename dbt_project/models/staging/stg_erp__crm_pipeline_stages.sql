@@ -10,7 +10,7 @@ renamed as (
 
     select
         cast(id as bigint) as stage_id,
-        cast(name as varchar) as stage_name,
+        cast(name as {{ string_type() }}) as stage_name,
         cast({{ adapter.quote('order') }} as bigint) as stage_order,
         -- flags (the ERD default is false)
         coalesce(cast(is_won as boolean), false) as is_won,

@@ -10,7 +10,7 @@ renamed as (
 
     select
         cast(id as bigint) as customer_group_id,
-        cast(group_name as varchar) as customer_group_name,
+        cast(group_name as {{ string_type() }}) as customer_group_name,
         {{ normalize_code('dicount_calculation') }} as discount_calculation,
         cast(amount as decimal(14, 2)) as discount_amount
 

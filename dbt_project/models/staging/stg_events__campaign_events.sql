@@ -10,12 +10,12 @@ renamed as (
 
     select
         -- identity (kept as delivered: it is compared exactly)
-        cast(event_source as varchar) as event_source,
-        cast(event_id as varchar) as event_id,
+        cast(event_source as {{ string_type() }}) as event_source,
+        cast(event_id as {{ string_type() }}) as event_id,
 
         -- event
         {{ normalize_code('event_type') }} as event_type,
-        cast(event_time as timestamp with time zone) as event_time,
+        cast(event_time as {{ timestamptz_type() }}) as event_time,
         cast(campaign_id as bigint) as campaign_id,
         cast(contact_id as bigint) as contact_id,
         cast(lead_id as bigint) as lead_id,
@@ -26,9 +26,9 @@ renamed as (
 
         -- delivery
         cast(landing_date as date) as landing_date,
-        cast(file_path as varchar) as file_path,
+        cast(file_path as {{ string_type() }}) as file_path,
         cast(line_number as bigint) as line_number,
-        cast(load_id as varchar) as load_id
+        cast(load_id as {{ string_type() }}) as load_id
 
     from source
 

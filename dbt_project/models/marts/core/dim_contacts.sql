@@ -13,11 +13,11 @@ final as (
 
     select
         cast(contact_id as bigint) as contact_pk,
-        cast(contact_code as varchar) as contact_code,
+        cast(contact_code as {{ string_type() }}) as contact_code,
         cast(coalesce(
             nullif(trim(business_name), ''), contact_code,
-            'Contact ' || cast(contact_id as varchar)
-        ) as varchar) as contact_label,
+            'Contact ' || cast(contact_id as {{ string_type() }})
+        ) as {{ string_type() }}) as contact_label,
         cast(business_id as bigint) as business_id,
         cast(branch_id as bigint) as branch_id
 

@@ -56,9 +56,9 @@ final as (
         cast(owner_id as bigint) as owner_id,
         cast(coalesce(
             full_name, username,
-            'Owner ' || cast(owner_id as varchar)
-        ) as varchar) as owner_name,
-        cast(username as varchar) as username
+            'Owner ' || cast(owner_id as {{ string_type() }})
+        ) as {{ string_type() }}) as owner_name,
+        cast(username as {{ string_type() }}) as username
 
     from named
 

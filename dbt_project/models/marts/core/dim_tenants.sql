@@ -27,7 +27,7 @@ pairs as (
     select
         business_id,
         cast(null as bigint) as branch_id,
-        cast(null as varchar) as branch_name
+        cast(null as {{ string_type() }}) as branch_name
     from businesses
 
 ),
@@ -40,17 +40,17 @@ final as (
             when pairs.business_id is null then null
             else coalesce(
                     nullif(trim(businesses.business_name), ''),
-                    'Business ' || cast(pairs.business_id as varchar)
+                    'Business ' || cast(pairs.business_id as {{ string_type() }})
                 )
-        end as varchar) as business_name,
+        end as {{ string_type() }}) as business_name,
         cast(pairs.branch_id as bigint) as branch_id,
         cast(case
             when pairs.branch_id is null then null
             else coalesce(
                     nullif(trim(pairs.branch_name), ''),
-                    'Branch ' || cast(pairs.branch_id as varchar)
+                    'Branch ' || cast(pairs.branch_id as {{ string_type() }})
                 )
-        end as varchar) as branch_name
+        end as {{ string_type() }}) as branch_name
 
     from pairs
 

@@ -78,7 +78,7 @@ completed_visit_days as (
         business_id,
         branch_id,
         stage_id,
-        avg(cast(days_in_stage as double precision)) as avg_days_in_stage
+        avg(cast(days_in_stage as {{ float_type() }})) as avg_days_in_stage
 
     from open_stage_visits
 

@@ -76,7 +76,7 @@ qualification_by_source as (
         branch_id,
         lead_source,
         count(days_to_qualify) as leads_with_qualify_time,
-        avg(cast(days_to_qualify as double precision)) as avg_days_to_qualify
+        avg(cast(days_to_qualify as {{ float_type() }})) as avg_days_to_qualify
 
     from qualification_times
 

@@ -35,7 +35,7 @@ final as (
         business_id,
         branch_id,
         owner_id,
-        cast(period_type as varchar) as period_type,
+        cast(period_type as {{ string_type() }}) as period_type,
         period_start,
         new_deals,
         new_pipeline,

@@ -54,7 +54,7 @@ owners as (
         coalesce(sum(case when deal_state = 'won' then amount end), 0) as bookings,
         coalesce(sum(case when deal_state = 'lost' then amount end), 0) as lost_amount,
         count(sales_cycle_days) as deals_with_sales_cycle,
-        avg(cast(sales_cycle_days as double precision)) as avg_sales_cycle_days
+        avg(cast(sales_cycle_days as {{ float_type() }})) as avg_sales_cycle_days
 
     from deal_cycles
 

@@ -115,7 +115,7 @@ forecast_rows as (
         forecast_month,
         0 as open_deal,
         cast(null as decimal(18, 2)) as open_amount,
-        cast(null as double precision) as weighted_amount,
+        cast(null as {{ float_type() }}) as weighted_amount,
         1 as won_deal,
         amount as won_amount
     from won_deals

@@ -191,7 +191,7 @@ final as (
                     then (won_observations + {{ prior_weight }} * pooled_rate)
                         / (observations + {{ prior_weight }})
             end
-            as double precision
+            as {{ float_type() }}
         ) as probability,
         case
             when override_probability is not null then 'seed'

@@ -1,0 +1,65 @@
+"""How a Spark warehouse is laid out in the lake, and how an in-process Spark is started.
+
+One lake (`CRM_LAKE_PATH`) holds everything a Spark warehouse keeps: the `raw` tables'
+Parquet files (`<lake>/raw/<table>/<version>/`), Spark's managed tables (`<lake>/warehouse`,
+the dbt models) and, for `spark+session://`, the catalog (an embedded Derby metastore in
+`<lake>/metastore`). A Thrift server (`spark://`) brings its own catalog and warehouse folder;
+the lake then only holds `raw`.
+
+Both the dbt process and the ingestion start Spark with `session_submit_args`, one after the
+other (the embedded metastore admits one process at a time). Stdlib only.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+#: Spark's own settings every session needs: timestamps are instants shown in UTC, so that a
+#: date or month in the reporting zone comes only from `to_reporting_timestamp`.
+SESSION_SQL_CONF = {"spark.sql.session.timeZone": "UTC"}
+
+#: Settings of the in-process Spark (`spark+session://`): two local cores and few shuffle
+#: partitions, the size of the data one machine handles; no web UI.
+LOCAL_CONF = {
+    "spark.master": "local[2]",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}
+
+
+def is_local_lake(lake: str) -> bool:
+    """A folder on this machine (an absolute path, or a file:// URL)."""
+    return "://" not in lake or lake.startswith("file://")
+
+
+def local_folder(lake: str) -> Path:
+    """The folder of a local lake."""
+    return Path(lake.removeprefix("file://"))
+
+
+def raw_location(lake: str) -> str:
+    """Where the `raw` tables' versions are written."""
+    return f"{lake.rstrip('/')}/raw"
+
+
+def session_conf(lake: str) -> dict[str, str]:
+    """Every setting of an in-process Spark on this lake."""
+    conf = {**LOCAL_CONF, **SESSION_SQL_CONF,
+            "spark.sql.warehouse.dir": f"{lake.rstrip('/')}/warehouse"}
+    if is_local_lake(lake):
+        metastore = local_folder(lake) / "metastore"
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={metastore};create=true")
+        conf["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={local_folder(lake)}"
+    return conf
+
+
+def session_submit_args(lake: str) -> str:
+    """`PYSPARK_SUBMIT_ARGS` that start pyspark's JVM with `session_conf` (read by pyspark in
+    whichever process creates the first session: dbt's, or the ingestion's)."""
+    args = []
+    for key, value in session_conf(lake).items():
+        args += ["--conf", f"{key}={value}"]
+    return shlex.join([*args, "pyspark-shell"])
