@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 RUNTIME_STAMP = $(VENV)/.installed-runtime
 
-.PHONY: demo test soak install lint sqllint docs dashboard clean
+.PHONY: demo test test-spark soak install lint sqllint docs dashboard clean
 
 # `make demo` installs what running needs, with pip's progress; `make test` (and lint, soak,
 # sqllint) add the dev extras (pytest, ruff, playwright, sqlfluff, metricflow, hypothesis).
@@ -26,7 +26,17 @@ demo: $(RUNTIME_STAMP)
 	$(BIN)/crm-analytics demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not soak and not spark" $(PYTEST_ARGS)
+
+# The Spark warehouse's tests (docs/spark.md): pyspark, dbt-spark and a Java runtime; a whole
+# dbt build on an in-process Spark takes minutes, so they run apart from `make test`.
+SPARK_STAMP = $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
+
+test-spark: $(SPARK_STAMP)
+	CRM_REQUIRE_SPARK=1 $(BIN)/python -m pytest -m spark $(PYTEST_ARGS)
 
 # The long reliability and load cases (RELIABILITY.md): repeated faults, 20 dashboard sessions.
 # The property-based bad-input cases run again there with the larger hypothesis profile.
