@@ -75,6 +75,8 @@ class Step:
     error: str | None = None
     #: The query string the run left in the URL (the page's filters, as the server wrote them).
     query: str = ""
+    #: The Business filter's options on the page: the businesses the viewer may see.
+    businesses: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,8 +137,8 @@ class PageError(Exception):
 class Tab:
     """One browser tab's session: a websocket and what the server has told it so far."""
 
-    def __init__(self, base: str, timeout: float) -> None:
-        self.base, self.timeout = base.rstrip("/"), timeout
+    def __init__(self, base: str, timeout: float, headers: dict[str, str]) -> None:
+        self.base, self.timeout, self.headers = base.rstrip("/"), timeout, headers
         self.ws: Any = None
         self.pages: dict[str, str] = {}  # url path -> page_script_hash
         self.current_hash = ""
@@ -146,17 +148,22 @@ class Tab:
     async def connect(self) -> None:
         cookies = await asyncio.to_thread(self._get_root)
         ws_url = "ws" + self.base.removeprefix("http") + "/_stcore/stream"
-        headers = {"Cookie": cookies} if cookies else None
+        headers = {**self.headers, **({"Cookie": cookies} if cookies else {})}
         self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"],
                                            additional_headers=headers, max_size=None,
                                            open_timeout=self.timeout)
 
     def _get_root(self) -> str:
         """The HTML page, as a browser loads it first; its cookies (a proxy's sticky one)."""
-        with urllib.request.urlopen(self.base + "/", timeout=self.timeout) as response:
+        request = urllib.request.Request(self.base + "/", headers=self.headers)
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
             response.read()
             set_cookies = response.headers.get_all("Set-Cookie") or []
         return "; ".join(c.split(";", 1)[0] for c in set_cookies)
+
+    def businesses(self) -> list[str]:
+        widget = self.widgets.get("Business")
+        return list(widget.options) if widget is not None else []
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -246,10 +253,11 @@ class Tab:
                 self.widgets[element.multiselect.label] = element.multiselect
 
 
-async def visit(base: str, number: int, round_: int, timeout: float, level: Level) -> None:
+async def visit(base: str, number: int, round_: int, timeout: float, level: Level,
+                headers: dict[str, str]) -> None:
     """One session's visit: open the first page by a link with filters, change the business
     filter, then walk every other page."""
-    tab = Tab(base, timeout)
+    tab = Tab(base, timeout, headers)
     step = Step(number, "open", FIRST_PAGE)
     try:
         began = time.perf_counter()
@@ -258,10 +266,12 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
         query = url_filters(number, round_)
         step.seconds = await tab.open(FIRST_PAGE, query)
         step.query = tab.query
+        step.businesses = tab.businesses()
         level.steps.append(step)
         step = Step(number, "filter", FIRST_PAGE)
         step.seconds = await tab.change_business(pick="business=" not in query)
         step.query = tab.query
+        step.businesses = tab.businesses()
         level.steps.append(step)
         others = [p for p in tab.pages if p != FIRST_PAGE]
         if not others:
@@ -270,6 +280,7 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
             step = Step(number, "navigate", path)
             step.seconds = await tab.navigate(path)
             step.query = tab.query
+            step.businesses = tab.businesses()
             level.steps.append(step)
     except (PageError, OSError, websockets.WebSocketException) as exc:
         step.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, PageError) \
@@ -279,11 +290,12 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
         await tab.close()
 
 
-async def run_level(base: str, sessions: int, rounds: int, timeout: float) -> Level:
+async def run_level(base: str, sessions: int, rounds: int, timeout: float,
+                    headers: dict[str, str]) -> Level:
     level = Level(sessions, rounds, load_before=os.getloadavg())
     began = time.perf_counter()
     for round_ in range(rounds):
-        await asyncio.gather(*(visit(base, n, round_, timeout, level)
+        await asyncio.gather(*(visit(base, n, round_, timeout, level, headers)
                                for n in range(sessions)))
     level.wall_s = time.perf_counter() - began
     level.load_after = os.getloadavg()
@@ -363,12 +375,12 @@ def report(levels: list[Level], label: str) -> str:
 
 
 async def main_async(args: argparse.Namespace, base: str) -> list[Level]:
-    warm = await run_level(base, 1, 1, args.timeout)
+    warm = await run_level(base, 1, 1, args.timeout, args.header)
     if warm.errors:
         print("warm-up errors:", *warm.errors[:5], sep="\n  ", flush=True)
     levels = []
     for sessions in args.sessions:
-        level = await run_level(base, sessions, args.rounds, args.timeout)
+        level = await run_level(base, sessions, args.rounds, args.timeout, args.header)
         s = level.summary()
         print(f"{sessions} sessions: {s['page_runs']} page runs, all {_cell(s['all'])} s, "
               f"errors {len(s['errors'])}, load {level.load_after[0]:.1f}", flush=True)
@@ -388,10 +400,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="visits per session and level")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds a script run may take before it counts as an error")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                        help="an HTTP header every session sends (e.g. the trusted proxy's "
+                             "X-Forwarded-Email with CRM_AUTH=header); repeatable")
     parser.add_argument("--label", default="", help="a name for this run in the table")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
+    args.header = dict(h.split("=", 1) for h in args.header if "=" in h)
 
     proc = None
     if args.warehouse:
