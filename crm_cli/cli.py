@@ -266,13 +266,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    import logging
-
-    from streamlit.logger import get_logger
-
-    # The headline numbers reuse the dashboards' cached queries; outside a Streamlit server the
-    # cache warns that it has no runtime, which means nothing on the command line.
-    get_logger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
     from crm_demo.generator import generate
     from dashboards.data import headline_numbers
     from orchestration.runner import run_pipeline

@@ -6,6 +6,7 @@ No SQL here: numbers come from `dashboards.data`; this module only decides how t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -59,6 +60,15 @@ class PageContext:
     viewer: Viewer
     #: Business, branch and owner names for every label the page shows.
     names: Names
+
+    def figure(self, name: str, build: Callable[[], go.Figure],
+               *extra: Hashable) -> go.Figure:
+        """The page's figure `name`, built once per data version, scope, filters and currency
+        in this process (plus `extra`: any other widget the figure depends on), and shared
+        read-only by every session showing that view. `build` may read only what those
+        determine."""
+        key = ("figure", name, self.scope, self.filters, _currency.get(), *extra)
+        return self.src.memo(key, build)
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,7 +334,9 @@ def chart(title: str, fig: go.Figure, table: pl.DataFrame, *, file_name: str) ->
 
 
 def download(table: pl.DataFrame, file_name: str) -> None:
-    st.download_button("⬇ CSV", table.write_csv(), file_name=f"{file_name}.csv",
+    """The CSV is written when someone clicks (Streamlit's deferred download), not on every
+    page run of every session."""
+    st.download_button("⬇ CSV", table.write_csv, file_name=f"{file_name}.csv",
                        mime="text/csv", key=f"csv_{file_name}")
 
 
