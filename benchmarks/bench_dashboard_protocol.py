@@ -149,9 +149,11 @@ class Tab:
         cookies = await asyncio.to_thread(self._get_root)
         ws_url = "ws" + self.base.removeprefix("http") + "/_stcore/stream"
         headers = {**self.headers, **({"Cookie": cookies} if cookies else {})}
+        # No keepalive pings: a browser sends none, and a busy server would be cut off by
+        # the client library's 20 s pong limit where a browser just waits.
         self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"],
                                            additional_headers=headers, max_size=None,
-                                           open_timeout=self.timeout)
+                                           open_timeout=self.timeout, ping_interval=None)
 
     def _get_root(self) -> str:
         """The HTML page, as a browser loads it first; its cookies (a proxy's sticky one)."""
