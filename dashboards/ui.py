@@ -380,13 +380,16 @@ def _is_rate(column: str, dtype: pl.DataType) -> bool:
 
 
 def table(title: str, df: pl.DataFrame, *, file_name: str,
-          column_config: dict[str, Any] | None = None) -> None:
+          column_config: dict[str, Any] | None = None, rows: int | None = None) -> None:
     """A titled table with human column labels, money in the currency with separators,
     counts with separators and rates as percentages of one precision; the CSV download
-    keeps the raw columns (ids beside names, exact decimals)."""
+    keeps the raw columns (ids beside names, exact decimals). With `rows`, only the first
+    that many rows are shown (serialising hundreds of thousands of rows on every page run
+    of every session is most of a page's server time); the CSV still holds every row."""
     prefix = formats.currency_prefix(_currency.get()).replace("%", "%%")
-    shown = df.drop([c for c, name in _ID_BESIDE_NAME.items()
-                     if c in df.columns and name in df.columns])
+    shown = df if rows is None else df.head(rows)
+    shown = shown.drop([c for c, name in _ID_BESIDE_NAME.items()
+                      if c in shown.columns and name in shown.columns])
     config: dict[str, Any] = {}
     casts = []
     for column, dtype in shown.schema.items():

@@ -5,6 +5,9 @@ import plotly.graph_objects as go
 
 from dashboards import data, ui
 
+#: Deals at risk listed on the page (most overdue first); the CSV download holds all of them.
+SHOWN_AT_RISK = 1000
+
 ctx = ui.page("Forecast & risk", dates=False, owner=True,
               note="open deals as of the as-of date (no date filter)")
 src, scope, f = ctx.src, ctx.scope, ctx.filters
@@ -36,7 +39,9 @@ if forecast.height and ui.is_zero(forecast["weighted_amount"].sum()) \
     ui.st.caption("The weighted forecast is 0: no open stage has a learned win probability "
                   "yet (the deal history needs runs on several days, or set one in "
                   "stage_probability_overrides.csv).")
-if forecast.height:
+
+
+def forecast_figure() -> go.Figure:
     frame = ui.chart_frame(forecast)
     months = [ui.month_label(m) for m in forecast["month"].to_list()]
     fig = go.Figure([
@@ -48,16 +53,22 @@ if forecast.height:
                    line={"color": ui.PALETTE[2], "dash": "dot"}),
     ])
     fig.layout.barmode = "stack"
+    return ui.style(fig, money_axis=True, every_tick=True)
+
+
+if forecast.height:
     ui.chart("Forecast by expected close month: already won, weighted open pipeline and best "
              "case (overdue deals count in the as-of month)",
-             ui.style(fig, money_axis=True, every_tick=True), forecast,
+             ctx.figure("forecast.by_month", forecast_figure), forecast,
              file_name="forecast_by_month")
 
 at_risk = data.deals_at_risk(src, scope, f)
 if at_risk.height:
+    shown = (f"the {ui.count(SHOWN_AT_RISK)} most overdue shown, all in the CSV"
+             if at_risk.height > SHOWN_AT_RISK else "click a column to sort")
     ui.table(f"Deals at risk ({ui.count(at_risk.height)}): overdue, stale (no update in 30 "
-             "days) or with a close date that slipped; click a column to sort",
-             ctx.names.with_names(at_risk), file_name="deals_at_risk")
+             f"days) or with a close date that slipped; {shown}",
+             ctx.names.with_names(at_risk), file_name="deals_at_risk", rows=SHOWN_AT_RISK)
 else:
     ui.empty("No open deal is overdue or stale for the selected businesses, branches and "
              "owners.")
