@@ -51,7 +51,7 @@ def _env(folder: Path) -> dict[str, str]:
 def _reset_caches() -> None:
     from dashboards import data
 
-    data._cached_query.clear()
+    data.CACHE.clear()
     data._duckdb_connections.clear()
 
 

@@ -59,6 +59,10 @@ def _port(text: str) -> int:
     return _whole_number(text, 1, 65535)
 
 
+def _workers(text: str) -> int:
+    return _whole_number(text, 1, 32)
+
+
 def _role_name(text: str) -> str:
     from orchestration.warehouse_roles import check_role_name
 
@@ -166,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=_port, default=8501, help="port, 1 to 65535 (default: 8501)")
     dash.add_argument("--host", default=None,
                       help="address to listen on (default: 127.0.0.1 in demo mode, else all)")
+    dash.add_argument("--workers", type=_workers, default=1,
+                      help="Streamlit processes to run behind nginx, 1 to 32 (default: 1, "
+                           "no proxy); more than one needs nginx installed")
 
     serve = sub.add_parser("serve", help="serve the Dagster UI and daemon on the run history",
                            description="Serve the Dagster UI and its daemon on the instance "
@@ -259,13 +266,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    import logging
-
-    from streamlit.logger import get_logger
-
-    # The headline numbers reuse the dashboards' cached queries; outside a Streamlit server the
-    # cache warns that it has no runtime, which means nothing on the command line.
-    get_logger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
     from crm_demo.generator import generate
     from dashboards.data import headline_numbers
     from orchestration.runner import run_pipeline
@@ -309,7 +309,7 @@ def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> None:
     from crm_cli.serve import serve_dashboards
 
-    serve_dashboards(settings, args.host, args.port)
+    serve_dashboards(settings, args.host, args.port, args.workers)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:

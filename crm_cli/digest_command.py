@@ -7,7 +7,6 @@ imported when the command runs, never for `--help`.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -32,11 +31,6 @@ def add_parser(sub: argparse._SubParsersAction, parse_date: Callable[[str], date
 
 
 def cmd_digest(settings: Settings, args: argparse.Namespace) -> None:
-    from streamlit.logger import get_logger
-
-    # The digest reuses the dashboards' queries; outside a Streamlit server their cache warns
-    # that it has no runtime, which means nothing here.
-    get_logger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
     from dashboards.digest import run_digest
 
     outcome = run_digest(settings, on=args.date, only=args.to, dry_run=args.dry_run)

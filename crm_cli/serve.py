@@ -79,8 +79,9 @@ def demo_mode(settings: Settings) -> bool:
     return auth == "none" and settings.access_file is None
 
 
-def serve_dashboards(settings: Settings, host: str | None, port: int) -> None:
-    """Replace this process by the Streamlit server of the dashboards."""
+def serve_dashboards(settings: Settings, host: str | None, port: int, workers: int = 1) -> None:
+    """Replace this process by the Streamlit server of the dashboards; with `workers` > 1, run
+    that many behind nginx instead (`crm_cli.dashboard_workers`)."""
     address = host
     if host is None and demo_mode(settings):
         address = LOOPBACK
@@ -89,8 +90,15 @@ def serve_dashboards(settings: Settings, host: str | None, port: int) -> None:
     require_free_port(address or "0.0.0.0", port)
     app = PROJECT_ROOT / "dashboards" / "app.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-            "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "minimal"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    if workers > 1:
+        from crm_cli.dashboard_workers import find_nginx, serve_workers
+
+        find_nginx()  # before anything starts: a missing nginx is one error line
+        shown = "localhost" if address == LOOPBACK else (address or "localhost")
+        serve_workers(argv, address or "0.0.0.0", port, workers, shown=shown)
+        return
+    argv += ["--server.port", str(port)]
     if address is not None:  # else Streamlit's default: every interface
         argv += ["--server.address", address]
     os.execv(sys.executable, argv)

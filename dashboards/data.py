@@ -13,10 +13,14 @@ Pages call these functions and only lay out what they return. Rules kept here, o
   `sum(part) / sum(whole)`, never an average of the marts' per-row rates; NULL when the
   denominator is 0. `RATES` names each rate's parts and `_with_rates` adds them to a query of
   sums: the only place rate SQL is composed, with the formula of dbt's `safe_ratio` macro.
-- **Cached by data version.** Results are cached keyed by the SQL and its parameters (which
-  encode the filters and the scope) and by the warehouse's data version (the serving copy's
-  versioned file name for DuckDB, the last successful run for PostgreSQL), so a finished
-  pipeline run shows up on the next page run without a restart.
+- **Cached by data version, once per process.** Results are cached keyed by the SQL and its
+  parameters (which encode the filters and the scope) and by the warehouse's data version (the
+  serving copy's versioned file name for DuckDB, the last successful run for PostgreSQL), so a
+  finished pipeline run shows up on the next page run without a restart. One cache serves
+  every session of the process, without copying or pickling (a hit is a dictionary lookup and
+  a shallow `clone()`), and what pages build from results — names, Plotly figures — is kept
+  in the same cache through `Source.memo`, keyed by the data version plus what it depends on
+  (always the scope), so a hundred sessions on the same view build it once.
 - **DuckDB is read from the serving copy** (`crm_core.serving_copy`), never from the file
   the pipeline writes, so pages answer while a run is in progress.
 """
@@ -24,17 +28,17 @@ Pages call these functions and only lay out what they return. Rules kept here, o
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
 import psycopg
-import streamlit as st
 
 from crm_core.errors import CrmError, first_line
 from crm_core.serving_copy import serving_path
@@ -117,11 +121,67 @@ def data_version(settings: Settings) -> str:
     return f"{df['v'][0]}:{df['n'][0]}"
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
-def _cached_query(_settings: Settings, warehouse_url: str, version: str, sql: str,
-                  params: tuple[Any, ...]) -> pl.DataFrame:
-    """`query()` memoised by (warehouse, data version, SQL, parameters)."""
-    return query(_settings, sql, params)
+T = TypeVar("T")
+
+
+class SharedCache:
+    """What one process has read or built, keyed by warehouse, data version and the rest of
+    the key, shared by every session and thread.
+
+    Why not `st.cache_data`: it pickles each result into the cache and unpickles a copy on
+    every hit, and hashes every argument through Streamlit's hasher; a cached page run paid
+    that for each of its ~15 queries. Here a hit is a lookup. Each key is built once: a
+    session that asks while another builds it waits for that result instead of building it
+    again (the morning's 50 sessions opening the same view run its queries once). Entries of
+    an older data version of the same warehouse are dropped as soon as a newer one is asked
+    for; at most `max_entries` are kept, least recently used first out."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._versions: dict[str, str] = {}
+        self._building: dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get_or_build(self, warehouse: str, version: str, key: Hashable,
+                     build: Callable[[], T]) -> T:
+        full = (warehouse, version, key)
+        with self._lock:
+            if self._versions.get(warehouse) != version:
+                self._drop_warehouse(warehouse)
+                self._versions[warehouse] = version
+            if full in self._entries:
+                self._entries.move_to_end(full)
+                return self._entries[full]
+            building = self._building.setdefault(full, threading.Lock())
+        with building:
+            with self._lock:
+                if full in self._entries:
+                    return self._entries[full]
+            try:
+                value = build()
+            finally:
+                with self._lock:
+                    self._building.pop(full, None)
+            with self._lock:
+                if self._versions.get(warehouse) == version:
+                    self._entries[full] = value
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+            return value
+
+    def _drop_warehouse(self, warehouse: str) -> None:
+        for old in [k for k in self._entries if k[0] == warehouse]:
+            del self._entries[old]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._versions.clear()
+
+
+#: The one cache of this process (query results and what pages build from them).
+CACHE = SharedCache()
 
 
 @dataclass(frozen=True)
@@ -139,10 +199,23 @@ class Source:
         return cls(settings, data_version(settings))
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """The query's result, from the process cache when this version already answered it
+        (a shallow clone: a caller that changes its frame in place changes only its own)."""
         if not self.cached:
             return query(self.settings, sql, params)
-        return _cached_query(self.settings, self.settings.warehouse_url, self.version, sql,
-                             tuple(params))
+        key = ("sql", sql, tuple(params))
+        return CACHE.get_or_build(self.settings.warehouse_url, self.version, key,
+                                  lambda: query(self.settings, sql, params)).clone()
+
+    def memo(self, key: tuple[Hashable, ...], build: Callable[[], T]) -> T:
+        """`build()` once per data version and `key` in this process; every session gets the
+        same object back, so it must be read-only (a Plotly figure, a names table). The key
+        must hold everything the result depends on besides the data: the scope, the
+        filters, the currency."""
+        if not self.cached:
+            return build()
+        return CACHE.get_or_build(self.settings.warehouse_url, self.version, ("memo", *key),
+                                  build)
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,7 +709,12 @@ def headline_numbers(settings: Settings) -> list[tuple[str, str]]:
 
 
 def names(src: Source, scope: Scope) -> Names:
-    """Business and branch names of the viewer's tenants, and every owner's name."""
+    """Business and branch names of the viewer's tenants, and every owner's name (built once
+    per data version and scope)."""
+    return src.memo(("names", scope), lambda: _names(src, scope))
+
+
+def _names(src: Source, scope: Scope) -> Names:
     where, params = _where(scope, Filters())
     tenants_df = src.run(f"select business_id, business_name, branch_id, branch_name "
                          f"from marts.dim_tenants {where}", params)

@@ -6,7 +6,7 @@ No SQL here: numbers come from `dashboards.data`; this module only decides how t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -61,6 +61,15 @@ class PageContext:
     viewer: Viewer
     #: Business, branch and owner names for every label the page shows.
     names: Names
+
+    def figure(self, name: str, build: Callable[[], go.Figure],
+               *extra: Hashable) -> go.Figure:
+        """The page's figure `name`, built once per data version, scope, filters and currency
+        in this process (plus `extra`: any other widget the figure depends on), and shared
+        read-only by every session showing that view. `build` may read only what those
+        determine."""
+        key = ("figure", name, self.scope, self.filters, _currency.get(), *extra)
+        return self.src.memo(key, build)
 
 
 # --------------------------------------------------------------------------------------------

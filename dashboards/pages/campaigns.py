@@ -40,30 +40,42 @@ ui.kpi(row[5], "Conversions", ui.count(totals["conversions"]),
        ui.compare(totals["conversions"], before["conversions"], first, period))
 
 daily = data.campaign_daily(src, scope, f)
-frame = ui.chart_frame(daily)
-left, right = ui.st.columns(2)
-with left:
+
+
+def activity_figure() -> go.Figure:
+    frame = ui.chart_frame(daily)
     fig = go.Figure([go.Scatter(x=frame["date"], y=frame[c], name=c, mode="lines")
                      for c in ("impressions", "clicks", "conversions")])
     fig.layout.yaxis.update(type="log", dtick=1)
-    ui.chart("Impressions, clicks and conversions per day (log scale)", ui.style(fig),
-             daily.select("date", "impressions", "clicks", "conversions", "sends"),
-             file_name="campaign_activity")
-with right:
+    return ui.style(fig)
+
+
+def money_figure() -> go.Figure:
+    frame = ui.chart_frame(daily)
     fig = go.Figure([
         go.Bar(x=frame["date"], y=frame["revenue"], name="revenue", marker_color=ui.REVENUE),
         go.Scatter(x=frame["date"], y=frame["spend"], name="spend", mode="lines",
                    line={"color": ui.SPEND, "width": 2}),
     ])
-    ui.chart("Revenue and spend per day", ui.style(fig, money_axis=True),
+    return ui.style(fig, money_axis=True)
+
+
+left, right = ui.st.columns(2)
+with left:
+    ui.chart("Impressions, clicks and conversions per day (log scale)",
+             ctx.figure("campaigns.activity", activity_figure),
+             daily.select("date", "impressions", "clicks", "conversions", "sends"),
+             file_name="campaign_activity")
+with right:
+    ui.chart("Revenue and spend per day", ctx.figure("campaigns.money", money_figure),
              daily.select("date", "revenue", "spend", "roi"), file_name="campaign_money")
 
 by_type = data.campaign_types_table(src, scope, f)
-left, right = ui.st.columns(2)
-with left:
+
+
+def types_figure() -> go.Figure:
     tframe = ui.chart_frame(by_type)
-    # Three small panels side by side, on plain axes: make_subplots builds a heavier figure
-    # on every page run.
+    # Three small panels side by side, on plain axes (make_subplots builds a heavier figure).
     fig = go.Figure([go.Bar(x=tframe["campaign_type"], y=tframe[metric], name=metric.upper(),
                             xaxis=f"x{i}", yaxis=f"y{i}", marker_color=ui.PALETTE[i - 1])
                      for i, metric in enumerate(("ctr", "cvr", "roi"), start=1)])
@@ -72,9 +84,10 @@ with left:
         fig.layout[f"xaxis{i}"] = {"domain": [left_edge + 0.06 * (i > 1), left_edge + 0.28],
                                    "anchor": f"y{i}"}
         fig.layout[f"yaxis{i}"] = {"anchor": f"x{i}", "tickformat": ".0%"}
-    ui.chart("CTR, CVR and ROI by campaign type", ui.style(fig), by_type,
-             file_name="campaign_types")
-with right:
+    return ui.style(fig)
+
+
+def scatter_figure() -> go.Figure:
     # Plotting thousands of campaigns costs more than the rest of a cached page run and shows a
     # blur: the scatter draws the largest ones by spend + revenue; the CSV holds all of them.
     size = pl.col("spend").fill_null(0) + pl.col("revenue").fill_null(0)
@@ -90,10 +103,18 @@ with right:
     top = float(max(largest["spend"].max() or 0, largest["revenue"].max() or 0))
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="break-even",
                              line={"dash": "dot", "color": "#94a3b8"}))
+    return ui.style(fig, money_axis=True, money_x=True)
+
+
+left, right = ui.st.columns(2)
+with left:
+    ui.chart("CTR, CVR and ROI by campaign type", ctx.figure("campaigns.types", types_figure),
+             by_type, file_name="campaign_types")
+with right:
     shown = (f"the {SCATTER_CAMPAIGNS} largest by spend + revenue of {campaigns.height:,}; "
              "all in the CSV" if campaigns.height > SCATTER_CAMPAIGNS else "per campaign")
     ui.chart(f"Revenue against spend ({shown}; above the line pays off)",
-             ui.style(fig, money_axis=True, money_x=True),
+             ctx.figure("campaigns.scatter", scatter_figure),
              campaigns.select("campaign_id", "campaign_name", "campaign_type", "spend",
                               "revenue", "roi"), file_name="revenue_vs_spend")
 
@@ -116,11 +137,13 @@ ui.money_kpi(row[3], "Cost per lead", brought["cost_per_lead"],
              help="spend / leads brought, over campaigns with a known spend")
 ui.kpi(row[4], "ROI on won deals", ui.pct(brought["won_roi"]),
        help="(won revenue brought − spend) / spend, over campaigns with a known spend")
-if attribution.height:
-    top = attribution.head(15)
-    names_shown = [f"{n} (#{c})" for c, n in top.select("campaign_id", "campaign_name")
-                   .iter_rows()]
-    aframe = ui.chart_frame(top)
+top_attributed = attribution.head(15)
+
+
+def attribution_figure() -> go.Figure:
+    names_shown = [f"{n} (#{c})" for c, n in top_attributed.select("campaign_id",
+                                                                    "campaign_name").iter_rows()]
+    aframe = ui.chart_frame(top_attributed)
     fig = go.Figure([
         go.Bar(y=names_shown, x=aframe["won_roi"], name="ROI on won deals", orientation="h",
                marker_color=ui.PALETTE[1]),
@@ -129,12 +152,17 @@ if attribution.height:
     ])
     fig.layout.xaxis.tickformat = ".0%"
     fig.layout.yaxis.update(autorange="reversed", type="category")
+    return ui.style(fig, height=max(340, 44 * top_attributed.height))
+
+
+if attribution.height:
     left, right = ui.st.columns([2, 3])
     with left:
         ui.chart("ROI on won deals against reported ROI (top 15 by won revenue brought)",
-                 ui.style(fig, height=max(340, 44 * top.height)),
-                 top.select("campaign_id", "campaign_name", "won_amount", "spend", "won_roi",
-                            "reported_revenue", "reported_roi"),
+                 ctx.figure("campaigns.attribution", attribution_figure),
+                 top_attributed.select("campaign_id", "campaign_name", "won_amount",
+                                       "spend", "won_roi", "reported_revenue",
+                                       "reported_roi"),
                  file_name="attribution_roi")
     with right:
         ui.table("Attribution by campaign", ctx.names.with_names(attribution),
@@ -159,15 +187,22 @@ ui.kpi(row[2], "ROI", ui.pct(one["roi"]), help="n/a when there was no spend")
 ui.kpi(row[3], "CTR", ui.pct(one["ctr"]))
 ui.kpi(row[4], "CVR", ui.pct(one["cvr"]))
 detail = data.campaign_daily(src, scope, f, campaign_id=picked)
-dframe = ui.chart_frame(detail)
-fig = go.Figure([
-    go.Bar(x=dframe["date"], y=dframe["revenue"], name="revenue", marker_color=ui.REVENUE),
-    go.Scatter(x=dframe["date"], y=dframe["spend"], name="spend", mode="lines",
-               line={"color": ui.SPEND}),
-    go.Scatter(x=dframe["date"], y=dframe["clicks"], name="clicks", mode="lines", yaxis="y2",
-               line={"color": ui.PALETTE[0], "dash": "dot"}),
-])
-fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False, "title": "clicks",
-                      "tickformat": ",.0f"}
-ui.chart(f"{names[picked]}: day by day", ui.style(fig, money_axis=True), detail,
-         file_name=f"campaign_{picked}")
+
+
+def detail_figure() -> go.Figure:
+    dframe = ui.chart_frame(detail)
+    fig = go.Figure([
+        go.Bar(x=dframe["date"], y=dframe["revenue"], name="revenue",
+               marker_color=ui.REVENUE),
+        go.Scatter(x=dframe["date"], y=dframe["spend"], name="spend", mode="lines",
+                   line={"color": ui.SPEND}),
+        go.Scatter(x=dframe["date"], y=dframe["clicks"], name="clicks", mode="lines",
+                   yaxis="y2", line={"color": ui.PALETTE[0], "dash": "dot"}),
+    ])
+    fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False,
+                         "title": "clicks", "tickformat": ",.0f"}
+    return ui.style(fig, money_axis=True)
+
+
+ui.chart(f"{names[picked]}: day by day", ctx.figure("campaigns.detail", detail_figure, picked),
+         detail, file_name=f"campaign_{picked}")

@@ -40,7 +40,9 @@ if forecast.height and ui.is_zero(forecast["weighted_amount"].sum()) \
     ui.st.caption("The weighted forecast is 0: no open stage has a learned win probability "
                   "yet (the deal history needs runs on several days, or set one in "
                   "stage_probability_overrides.csv).")
-if forecast.height:
+
+
+def forecast_figure() -> go.Figure:
     frame = ui.chart_frame(forecast)
     months = [ui.month_label(m) for m in forecast["month"].to_list()]
     fig = go.Figure([
@@ -52,9 +54,13 @@ if forecast.height:
                    line={"color": ui.PALETTE[2], "dash": "dot"}),
     ])
     fig.layout.barmode = "stack"
+    return ui.style(fig, money_axis=True, every_tick=True)
+
+
+if forecast.height:
     ui.chart("Forecast by expected close month: already won, weighted open pipeline and best "
              "case (overdue deals count in the as-of month)",
-             ui.style(fig, money_axis=True, every_tick=True), forecast,
+             ctx.figure("forecast.by_month", forecast_figure), forecast,
              file_name="forecast_by_month")
 
 at_risk = data.deals_at_risk(src, scope, f, limit=RISK_TABLE_ROWS)

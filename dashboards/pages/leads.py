@@ -35,16 +35,17 @@ ui.money_kpi(row[4], "Won lead value", totals["won_value"],
 
 by_month = data.leads_by_source_month(src, scope, f)
 by_source = data.leads_by_source(src, scope, f)
-left, right = ui.st.columns(2)
-with left:
+
+
+def by_month_figure() -> go.Figure:
     fig = go.Figure([go.Bar(x=part["cohort_month"], y=part["leads"], name=source)
                      for source, part in ui.chart_frame(by_month).groupby("source")])
     fig.layout.barmode = "stack"
     fig.layout.xaxis.update(dtick="M1", tickformat="%b %Y", ticklabelmode="period")
-    ui.chart("Leads by source and cohort month", ui.style(fig),
-             by_month.select("cohort_month", "source", "leads", "reached_qualified",
-                             "won_leads"), file_name="leads_by_source_month")
-with right:
+    return ui.style(fig)
+
+
+def rates_figure() -> go.Figure:
     frame = ui.chart_frame(by_source)
     fig = go.Figure([
         go.Bar(x=frame["source"], y=frame["qualification_rate"], name="qualification rate",
@@ -53,7 +54,16 @@ with right:
                marker_color=ui.PALETTE[1]),
     ])
     fig.layout.yaxis.tickformat = ".0%"
-    ui.chart("Qualification and win rate by source", ui.style(fig),
+    return ui.style(fig)
+
+
+left, right = ui.st.columns(2)
+with left:
+    ui.chart("Leads by source and cohort month", ctx.figure("leads.by_month", by_month_figure),
+             by_month.select("cohort_month", "source", "leads", "reached_qualified",
+                             "won_leads"), file_name="leads_by_source_month")
+with right:
+    ui.chart("Qualification and win rate by source", ctx.figure("leads.rates", rates_figure),
              by_source.select("source", "leads", "reached_qualified", "won_leads",
                               "qualification_rate", "lead_win_rate"),
              file_name="lead_rates_by_source")

@@ -59,23 +59,39 @@ ui.kpi(row[3], "Leads", ui.count(leads["leads"]),
        help="Leads created in the cohort months the date range overlaps.")
 
 monthly = data.sales_by_month(src, scope, f)
+
+
+def bookings_figure() -> go.Figure:
+    frame = ui.chart_frame(monthly)
+    months = [ui.month_label(m) for m in monthly["month"].to_list()]
+    fig = go.Figure([
+        go.Bar(x=months, y=frame["won_amount"], name="Bookings (won)",
+               marker_color=ui.REVENUE, text=[ui.money(v) for v in frame["won_amount"]],
+               textposition="outside", cliponaxis=False),
+        go.Bar(x=months, y=frame["new_pipeline"], name="New pipeline",
+               marker_color=ui.PALETTE[0],
+               text=[ui.money(v) for v in frame["new_pipeline"]],
+               textposition="outside", cliponaxis=False),
+    ])
+    fig.layout.barmode = "group"
+    return ui.style(fig, money_axis=True, every_tick=True)
+
+
+def stages_figure() -> go.Figure:
+    frame = ui.chart_frame(stages)
+    fig = go.Figure(go.Bar(x=frame["value"], y=frame["stage"], orientation="h",
+                           text=[f"{ui.money(v)} · {ui.count(d)} deals"
+                                 for v, d in zip(frame["value"], frame["deals"], strict=True)],
+                           textposition="auto", marker_color=ui.PALETTE[0]))
+    fig.layout.yaxis.autorange = "reversed"
+    return ui.style(fig, money_x=True)
+
+
 left, right = ui.st.columns([3, 2])
 with left:
     if monthly.height:
-        frame = ui.chart_frame(monthly)
-        months = [ui.month_label(m) for m in monthly["month"].to_list()]
-        fig = go.Figure([
-            go.Bar(x=months, y=frame["won_amount"], name="Bookings (won)",
-                   marker_color=ui.REVENUE, text=[ui.money(v) for v in frame["won_amount"]],
-                   textposition="outside", cliponaxis=False),
-            go.Bar(x=months, y=frame["new_pipeline"], name="New pipeline",
-                   marker_color=ui.PALETTE[0],
-                   text=[ui.money(v) for v in frame["new_pipeline"]],
-                   textposition="outside", cliponaxis=False),
-        ])
-        fig.layout.barmode = "group"
         ui.chart("Bookings and new pipeline per month",
-                 ui.style(fig, money_axis=True, every_tick=True),
+                 ctx.figure("overview.bookings", bookings_figure),
                  monthly.select("month", "won_deals", "won_amount", "new_deals",
                                 "new_pipeline", "lost_deals", "lost_amount", "win_rate"),
                  file_name="bookings_by_month")
@@ -85,14 +101,7 @@ with left:
 with right:
     stages = data.pipeline_stages(src, scope, f)
     if stages.height:
-        frame = ui.chart_frame(stages)
-        fig = go.Figure(go.Bar(x=frame["value"], y=frame["stage"], orientation="h",
-                               text=[f"{ui.money(v)} · {ui.count(d)} deals"
-                                     for v, d in zip(frame["value"], frame["deals"],
-                                                     strict=True)],
-                               textposition="auto", marker_color=ui.PALETTE[0]))
-        fig.layout.yaxis.autorange = "reversed"
-        ui.chart("Pipeline value by stage", ui.style(fig, money_x=True),
+        ui.chart("Pipeline value by stage", ctx.figure("overview.stages", stages_figure),
                  stages.select("stage", "deals", "value"), file_name="pipeline_by_stage")
     else:
         ui.empty("No deals for the selected businesses and branches.")

@@ -29,9 +29,16 @@ ui.kpi(row[4], "Win rate (value)", ui.pct(totals["value_win_rate"]),
        help="won amount / (won + lost amount)")
 
 stages = data.pipeline_stages(src, scope, f)
-frame = ui.chart_frame(stages)
-left, right = ui.st.columns(2)
-with left:
+reach = stages.filter(~pl.col("is_lost").fill_null(False) & pl.col("stage_order").is_not_null())
+by_tenant = data.pipeline_by_tenant(src, scope, f)
+labels = [ctx.names.tenant(b, r) for b, r in by_tenant.select("business_id", "branch_id")
+          .iter_rows()]
+by_owner = data.open_pipeline_by_owner(src, scope, f)
+by_month = data.open_pipeline_by_close_month(src, scope, f)
+
+
+def stages_figure() -> go.Figure:
+    frame = ui.chart_frame(stages)
     fig = go.Figure([
         go.Bar(x=frame["stage"], y=frame["value"], name="Value", marker_color=ui.PALETTE[0]),
         go.Scatter(x=frame["stage"], y=frame["deals"], name="Deals", yaxis="y2",
@@ -39,29 +46,18 @@ with left:
     ])
     fig.layout.yaxis2 = {"overlaying": "y", "side": "right", "showgrid": False,
                          "title": "deals", "tickformat": ",.0f"}
-    ui.chart("Deals now in each stage: value and count", ui.style(fig, money_axis=True),
-             stages.select("stage", "stage_order", "is_won", "is_lost", "deals", "value"),
-             file_name="pipeline_stages")
-with right:
-    reach = stages.filter(~pl.col("is_lost").fill_null(False)
-                          & pl.col("stage_order").is_not_null())
-    if reach.height:
-        rframe = ui.chart_frame(reach)
-        fig = go.Figure(go.Funnel(y=rframe["stage"], x=rframe["reached"],
-                                  textinfo="value+percent initial",
-                                  marker={"color": ui.PALETTE[0]}))
-        ui.chart("Stage reach: deals that got at least this far", ui.style(fig),
-                 reach.select("stage", "stage_order", "reached", "reach_rate"),
-                 file_name="stage_reach")
-    else:
-        ui.empty("No stages defined in the ERP, so there is no funnel to draw.")
+    return ui.style(fig, money_axis=True)
 
-by_tenant = data.pipeline_by_tenant(src, scope, f)
-left, right = ui.st.columns(2)
-with left:
+
+def reach_figure() -> go.Figure:
+    rframe = ui.chart_frame(reach)
+    return ui.style(go.Figure(go.Funnel(y=rframe["stage"], x=rframe["reached"],
+                                        textinfo="value+percent initial",
+                                        marker={"color": ui.PALETTE[0]})))
+
+
+def win_rates_figure() -> go.Figure:
     tframe = ui.chart_frame(by_tenant)
-    labels = [ctx.names.tenant(b, r) for b, r in by_tenant.select("business_id", "branch_id")
-              .iter_rows()]
     fig = go.Figure([
         go.Bar(y=labels, x=tframe["win_rate"], name="by count", orientation="h",
                marker_color=ui.PALETTE[0]),
@@ -70,49 +66,80 @@ with left:
     ])
     fig.layout.xaxis.tickformat = ".0%"
     fig.layout.yaxis.autorange = "reversed"
+    return ui.style(fig, height=max(340, 56 * len(labels)))
+
+
+def open_by_tenant_figure() -> go.Figure:
+    tframe = ui.chart_frame(by_tenant)
+    fig = go.Figure(go.Bar(y=labels, x=tframe["open_amount"], orientation="h",
+                           text=[ui.count(d) for d in tframe["open_deals"]],
+                           textposition="auto", marker_color=ui.PALETTE[5]))
+    fig.layout.yaxis.autorange = "reversed"
+    return ui.style(fig, height=max(340, 28 * len(labels)), money_x=True)
+
+
+def by_owner_figure() -> go.Figure:
+    # Plain lists (not arrays): the figure carries the exact numbers the CSV holds.
+    owners = [ctx.names.owner(o) for o in by_owner["owner_id"].to_list()]
+    fig = go.Figure(go.Bar(y=owners, x=[float(v) for v in by_owner["open_amount"]],
+                           orientation="h", marker_color=ui.PALETTE[0],
+                           text=[ui.count(d) for d in by_owner["open_deals"]],
+                           textposition="auto"))
+    fig.layout.yaxis.update(autorange="reversed", type="category")
+    return ui.style(fig, height=max(340, 24 * len(owners)), money_x=True)
+
+
+def by_month_figure() -> go.Figure:
+    months = [ui.month_label(m) for m in by_month["close_month"].to_list()]
+    fig = go.Figure(go.Bar(x=months, y=[float(v) for v in by_month["open_amount"]],
+                           marker_color=ui.PALETTE[5], textposition="auto",
+                           text=[ui.count(d) for d in by_month["open_deals"]]))
+    return ui.style(fig, money_axis=True, every_tick=True)
+
+
+left, right = ui.st.columns(2)
+with left:
+    ui.chart("Deals now in each stage: value and count",
+             ctx.figure("pipeline.stages", stages_figure),
+             stages.select("stage", "stage_order", "is_won", "is_lost", "deals", "value"),
+             file_name="pipeline_stages")
+with right:
+    if reach.height:
+        ui.chart("Stage reach: deals that got at least this far",
+                 ctx.figure("pipeline.reach", reach_figure),
+                 reach.select("stage", "stage_order", "reached", "reach_rate"),
+                 file_name="stage_reach")
+    else:
+        ui.empty("No stages defined in the ERP, so there is no funnel to draw.")
+
+left, right = ui.st.columns(2)
+with left:
     ui.chart("Win rate by business and branch, by count and by value",
-             ui.style(fig, height=max(340, 56 * len(labels))),
+             ctx.figure("pipeline.win_rates", win_rates_figure),
              ctx.names.with_names(by_tenant.select(
                  "business_id", "branch_id", "won_deals", "lost_deals", "won_amount",
                  "lost_amount", "win_rate", "value_win_rate")),
              file_name="win_rates")
 with right:
-    fig = go.Figure(go.Bar(y=labels, x=tframe["open_amount"], orientation="h",
-                           text=[ui.count(d) for d in tframe["open_deals"]],
-                           textposition="auto", marker_color=ui.PALETTE[5]))
-    fig.layout.yaxis.autorange = "reversed"
     ui.chart("Open pipeline by business and branch (open deals on the bars)",
-             ui.style(fig, height=max(340, 28 * len(labels)), money_x=True),
+             ctx.figure("pipeline.open_by_tenant", open_by_tenant_figure),
              ctx.names.with_names(by_tenant.select("business_id", "branch_id", "open_deals",
                                                    "open_amount")),
              file_name="open_pipeline_by_tenant")
 
-by_owner = data.open_pipeline_by_owner(src, scope, f)
-by_month = data.open_pipeline_by_close_month(src, scope, f)
 left, right = ui.st.columns(2)
 with left:
     if by_owner.height:
-        # Plain lists (not arrays): the figure carries the exact numbers the CSV holds.
-        owners = [ctx.names.owner(o) for o in by_owner["owner_id"].to_list()]
-        fig = go.Figure(go.Bar(y=owners, x=[float(v) for v in by_owner["open_amount"]],
-                               orientation="h", marker_color=ui.PALETTE[0],
-                               text=[ui.count(d) for d in by_owner["open_deals"]],
-                               textposition="auto"))
-        fig.layout.yaxis.update(autorange="reversed", type="category")
         ui.chart("Open pipeline by owner (open deals on the bars)",
-                 ui.style(fig, height=max(340, 24 * len(owners)), money_x=True),
+                 ctx.figure("pipeline.by_owner", by_owner_figure),
                  ctx.names.with_names(by_owner),
                  file_name="open_pipeline_by_owner")
     else:
         ui.empty("No open deals for the selected businesses, branches and owners.")
 with right:
     if by_month.height:
-        months = [ui.month_label(m) for m in by_month["close_month"].to_list()]
-        fig = go.Figure(go.Bar(x=months, y=[float(v) for v in by_month["open_amount"]],
-                               marker_color=ui.PALETTE[5], textposition="auto",
-                               text=[ui.count(d) for d in by_month["open_deals"]]))
         ui.chart("Open pipeline by expected close month (open deals on the bars)",
-                 ui.style(fig, money_axis=True, every_tick=True), by_month,
+                 ctx.figure("pipeline.by_month", by_month_figure), by_month,
                  file_name="open_pipeline_by_close_month")
     else:
         ui.empty("No open deals for the selected businesses, branches and owners.")

@@ -50,6 +50,12 @@ def test_dashboard_port_is_checked(tmp_path: Path, port: str) -> None:
                    "a whole number from 1 to 65535")
 
 
+@pytest.mark.parametrize("workers", ["0", "33", "two"])
+def test_dashboard_workers_are_checked(tmp_path: Path, workers: str) -> None:
+    assert_one_line_error(crm(["dashboard", "--workers", workers], tmp_path),
+                          "a whole number from 1 to 32")
+
+
 @pytest.mark.parametrize("variable", ["CRM_SOURCE_URL", "CRM_WAREHOUSE_URL"])
 @pytest.mark.parametrize("port", ["abc", "99999", "54 32"])
 def test_a_url_port_that_is_not_a_number_is_one_line(tmp_path: Path, variable: str,

@@ -116,7 +116,7 @@ def test_pages_keep_answering_while_a_run_rewrites_the_warehouse(
     writer_held_the_file = False
     try:
         while run.poll() is None:
-            data._cached_query.clear()  # every page run goes to the warehouse, not the cache
+            data.CACHE.clear()  # every page run goes to the warehouse, not the cache
             at = AppTest.from_file(OVERVIEW, default_timeout=120)
             at.run()
             assert not at.exception, [e.message for e in at.exception]
