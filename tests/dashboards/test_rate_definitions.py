@@ -25,7 +25,12 @@ def test_the_dashboards_rate_formula_is_the_dbt_macro() -> None:
     body = re.search(r"macro default__safe_ratio\(numerator, denominator\) -%}(.*?){%-",
                      macros, flags=re.S)
     assert body, "default__safe_ratio not found in ratios.sql"
-    rendered = body.group(1).replace("{{ numerator }}", "N").replace("{{ denominator }}", "D")
+    types = (REPO_ROOT / "dbt_project" / "macros" / "types.sql").read_text()
+    float_type = re.search(r"macro default__float_type\(\) -%}\s*{{ return\('([^']+)'\) }}",
+                           types)
+    assert float_type, "default__float_type not found in types.sql"
+    rendered = (body.group(1).replace("{{ numerator }}", "N").replace("{{ denominator }}", "D")
+                .replace("{{ float_type() }}", float_type.group(1)))
     assert _squash(rendered) == _squash(f"({data.safe_ratio('N', 'D')})")
 
 
