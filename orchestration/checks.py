@@ -18,7 +18,10 @@ SUMMARY_KEY = "summary"
 
 @asset_check(asset=AssetKey(["raw", "rejected_events"]), name="reject_rate",
              description="Warns when the share of rejected lines in the files loaded by the "
-                         "latest load exceeds CRM_REJECT_RATE_WARN (default 1%).")
+                         "latest load exceeds CRM_REJECT_RATE_WARN (default 1%).",
+             # it opens the warehouse, which DuckDB lets one process write at a time: in the
+             # pool, it waits for the dbt step instead of failing on the file's lock
+             pool="crm_warehouse")
 def reject_rate(crm: CrmSettingsResource) -> AssetCheckResult:
     settings = crm.settings()
     with crm.warehouse() as wh:
