@@ -42,7 +42,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+
+# the page-time summary the browser benchmark reports, so both report alike (this folder is
+# on sys.path when a benchmark runs as a script)
+from bench_dashboard_load import _stats as stats
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -110,15 +113,6 @@ class Level:
                                                    if s.page == page and s.seconds is not None
                                                    and not s.error]) for page in pages}
         return out
-
-
-def stats(values: list[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"n": 0, "p50": None, "p95": None, "max": None}
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"n": len(values), "p50": round(statistics.median(ordered), 3),
-            "p95": round(p95, 3), "max": round(ordered[-1], 3)}
 
 
 def url_filters(session: int, round_: int) -> str:
