@@ -31,8 +31,15 @@ seconds. `--rounds` repeats the whole visit (a new connection each time) per ses
 sessions of a level start together (a sales meeting opening the same link at once).
 
 Before the levels, one session visits every page once, untimed (imports and caches warm); then
-each level of `--sessions` runs in turn. Prints one table row per level (page-run p50 / p95 /
-max, per kind and overall, errors) with the load average, and `--json` writes it all.
+each level of `--sessions` runs in turn. With `--during-run` (and `--warehouse`), each level
+also starts `crm-analytics run --date <next day>` on the warehouse folder as its sessions
+start (the folder's ERP source and landing folders, as `bench_dashboards.py` builds them; the
+day's events are the day before's again, new ids) and keeps visiting, round after round, until
+that run has finished: the figures are then those of the script runs that started while it
+ran, and the run's exit and seconds are reported.
+
+Prints one table row per level (page-run p50 / p95 / max, per kind and overall, errors) with
+the load average, and `--json` writes it all.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ import websockets
 # the page-time summary the browser benchmark reports, so both report alike (this folder is
 # on sys.path when a benchmark runs as a script)
 from bench_dashboard_load import _stats as stats
+from bench_dashboard_load import next_day, next_day_landing
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -75,6 +83,8 @@ class Step:
     kind: str  # open | filter | navigate
     page: str
     seconds: float | None = None
+    #: With --during-run: whether the pipeline run was going when this script run started.
+    during_run: bool = False
     error: str | None = None
     #: The query string the run left in the URL (the page's filters, as the server wrote them).
     query: str = ""
@@ -91,6 +101,8 @@ class Level:
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     connect_s: list[float] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    #: With --during-run: the pipeline run's day, exit status and seconds.
+    run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[str]:
@@ -101,6 +113,7 @@ class Level:
         times = [s.seconds for s in self.steps if s.seconds is not None and not s.error]
         out: dict[str, Any] = {
             "sessions": self.sessions, "rounds": self.rounds, "wall_s": round(self.wall_s, 2),
+            "run": self.run,
             "load_before": self.load_before, "load_after": self.load_after,
             "page_runs": len(self.steps), "errors": self.errors, "all": stats(times),
             "connect": stats(self.connect_s),
@@ -250,11 +263,15 @@ class Tab:
 
 
 async def visit(base: str, number: int, round_: int, timeout: float, level: Level,
-                headers: dict[str, str]) -> None:
+                headers: dict[str, str], running: asyncio.Task[None] | None = None) -> None:
     """One session's visit: open the first page by a link with filters, change the business
     filter, then walk every other page."""
     tab = Tab(base, timeout, headers)
-    step = Step(number, "open", FIRST_PAGE)
+
+    def new_step(kind: str, page: str) -> Step:
+        return Step(number, kind, page, during_run=running is not None and not running.done())
+
+    step = new_step("open", FIRST_PAGE)
     try:
         began = time.perf_counter()
         await tab.connect()
@@ -264,7 +281,7 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
         step.query = tab.query
         step.businesses = tab.businesses()
         level.steps.append(step)
-        step = Step(number, "filter", FIRST_PAGE)
+        step = new_step("filter", FIRST_PAGE)
         step.seconds = await tab.change_business(pick="business=" not in query)
         step.query = tab.query
         step.businesses = tab.businesses()
@@ -273,7 +290,7 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
         if not others:
             raise PageError("the server listed no pages to navigate to")
         for path in others:
-            step = Step(number, "navigate", path)
+            step = new_step("navigate", path)
             step.seconds = await tab.navigate(path)
             step.query = tab.query
             step.businesses = tab.businesses()
@@ -287,15 +304,43 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
 
 
 async def run_level(base: str, sessions: int, rounds: int, timeout: float,
-                    headers: dict[str, str]) -> Level:
+                    headers: dict[str, str], during_run: Path | None = None) -> Level:
     level = Level(sessions, rounds, load_before=os.getloadavg())
     began = time.perf_counter()
-    for round_ in range(rounds):
-        await asyncio.gather(*(visit(base, n, round_, timeout, level, headers)
-                               for n in range(sessions)))
+    running: asyncio.Task[None] | None = None
+    if during_run is not None:
+        running = asyncio.create_task(pipeline_run(during_run, level))
+        await asyncio.sleep(0)  # the run's process starts before the sessions
+    round_ = 0
+    while round_ < rounds or (running is not None and not running.done()):
+        await asyncio.gather(*(visit(base, n, round_, timeout, level, headers,
+                                     running) for n in range(sessions)))
+        round_ += 1
+    if running is not None:
+        await running
+        level.steps = [s for s in level.steps if s.during_run]
+    level.rounds = round_
     level.wall_s = time.perf_counter() - began
     level.load_after = os.getloadavg()
     return level
+
+
+async def pipeline_run(warehouse: Path, level: Level) -> None:
+    """`crm-analytics run` of the next day on the served warehouse's own folder."""
+    from bench_dashboards import _env
+
+    day = next_day(warehouse)
+    next_day_landing(warehouse, day)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    began = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "run", "--date", day.isoformat(), cwd=REPO,
+        env={**env, **_env(warehouse.resolve())},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await proc.communicate()
+    level.run = {"date": day.isoformat(), "exit": proc.returncode,
+                 "seconds": round(time.perf_counter() - began, 1),
+                 "output": output.decode(errors="replace").strip()[-300:]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,10 +421,13 @@ async def main_async(args: argparse.Namespace, base: str) -> list[Level]:
         print("warm-up errors:", *warm.errors[:5], sep="\n  ", flush=True)
     levels = []
     for sessions in args.sessions:
-        level = await run_level(base, sessions, args.rounds, args.timeout, args.header)
+        level = await run_level(base, sessions, args.rounds, args.timeout, args.header,
+                                args.warehouse if args.during_run else None)
         s = level.summary()
+        run = (f", during run --date {level.run['date']} (exit {level.run['exit']}, "
+               f"{level.run['seconds']} s)" if level.run else "")
         print(f"{sessions} sessions: {s['page_runs']} page runs, all {_cell(s['all'])} s, "
-              f"errors {len(s['errors'])}, load {level.load_after[0]:.1f}", flush=True)
+              f"errors {len(s['errors'])}, load {level.load_after[0]:.1f}{run}", flush=True)
         levels.append(level)
     return levels
 
@@ -399,11 +447,16 @@ def main() -> int:
     parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
                         help="an HTTP header every session sends (e.g. the trusted proxy's "
                              "X-Forwarded-Email with CRM_AUTH=header); repeatable")
+    parser.add_argument("--during-run", action="store_true",
+                        help="with --warehouse: each level runs while `crm-analytics run` "
+                             "loads the next day into that warehouse")
     parser.add_argument("--label", default="", help="a name for this run in the table")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
     args.header = dict(h.split("=", 1) for h in args.header if "=" in h)
+    if args.during_run and not args.warehouse:
+        parser.error("--during-run needs --warehouse (the folder the run loads)")
 
     proc = None
     if args.warehouse:
@@ -418,6 +471,8 @@ def main() -> int:
     print()
     print(report(levels, args.label or f"workers={args.workers}"))
     errors = [e for level in levels for e in level.errors]
+    errors += [f"crm-analytics run --date {level.run['date']}: exit {level.run['exit']}: "
+               f"{level.run['output']}" for level in levels if level.run.get("exit")]
     for error in errors[:20]:
         print(f"error: {error}")
     if args.json:

@@ -27,40 +27,53 @@ top = ctx.names.with_names(top.insert_column(
     2, pl.Series("contact_label", [labels.get(pk, code) for pk, code in
                                       top.select("contact_pk", "contact_code").iter_rows()],
                     dtype=pl.String)))
+balances = data.balances_by_contact_type(src, scope, f)
+groups = data.customer_groups(src, scope, f)
+MEASURES = ["account_balance", "advance_balance", "total_sale_due", "total_sale_return_due"]
+
+
+def top_figure() -> go.Figure:
+    frame = ui.chart_frame(top)
+    # A label can be shared by two contacts (same business name): the code keeps the bars
+    # apart, the tick shows the name.
+    fig = go.Figure(go.Bar(y=frame["contact_code"], x=frame["won_revenue"], orientation="h",
+                           marker_color=ui.PALETTE[1],
+                           text=[ui.money(v) for v in frame["won_revenue"]],
+                           textposition="auto"))
+    fig.layout.yaxis.update(autorange="reversed", type="category", tickmode="array",
+                            tickvals=frame["contact_code"].tolist(),
+                            ticktext=frame["contact_label"].tolist())
+    return ui.style(fig, height=560, money_x=True)
+
+
+def balances_figure() -> go.Figure:
+    fig = go.Figure([go.Bar(x=[ui.label(m) for m in MEASURES], y=[row[m] for m in MEASURES],
+                            name=row["contact_type"])
+                     for row in ui.chart_frame(balances).to_dict("records")])
+    return ui.style(fig, height=520, money_axis=True)
+
+
+def groups_figure() -> go.Figure:
+    frame = ui.chart_frame(groups)
+    return ui.style(go.Figure(go.Pie(labels=frame["customer_group"], values=frame["won_revenue"],
+                                     hole=0.5, sort=False)))
+
+
 left, right = ui.st.columns([3, 2])
 with left:
     if top.height:
-        frame = ui.chart_frame(top)
-        # A label can be shared by two contacts (same business name): the code keeps the
-        # bars apart, the tick shows the name.
-        fig = go.Figure(go.Bar(y=frame["contact_code"], x=frame["won_revenue"],
-                               orientation="h", marker_color=ui.PALETTE[1],
-                               text=[ui.money(v) for v in frame["won_revenue"]],
-                               textposition="auto"))
-        fig.layout.yaxis.update(autorange="reversed", type="category", tickmode="array",
-                                tickvals=frame["contact_code"].tolist(),
-                                ticktext=frame["contact_label"].tolist())
-        ui.chart("Top 20 contacts by won revenue", ui.style(fig, height=560, money_x=True),
+        ui.chart("Top 20 contacts by won revenue", ctx.figure("customers.top", top_figure),
                  top, file_name="top_contacts")
     else:
         ui.empty("No contact here has won a deal yet.")
 with right:
-    balances = data.balances_by_contact_type(src, scope, f)
-    measures = ["account_balance", "advance_balance", "total_sale_due",
-                "total_sale_return_due"]
-    fig = go.Figure([go.Bar(x=[ui.label(m) for m in measures],
-                            y=[row[m] for m in measures], name=row["contact_type"])
-                     for row in ui.chart_frame(balances).to_dict("records")])
-    ui.chart("Balances and dues by contact type", ui.style(fig, height=520, money_axis=True),
-             balances, file_name="balances")
+    ui.chart("Balances and dues by contact type",
+             ctx.figure("customers.balances", balances_figure), balances,
+             file_name="balances")
 
-groups = data.customer_groups(src, scope, f)
 left, right = ui.st.columns([2, 3])
 with left:
-    gframe = ui.chart_frame(groups)
-    fig = go.Figure(go.Pie(labels=gframe["customer_group"], values=gframe["won_revenue"],
-                           hole=0.5, sort=False))
-    ui.chart("Won revenue by customer group", ui.style(fig), groups,
-             file_name="customer_groups_chart")
+    ui.chart("Won revenue by customer group", ctx.figure("customers.groups", groups_figure),
+             groups, file_name="customer_groups_chart")
 with right:
     ui.table("Customer groups", groups, file_name="customer_groups")

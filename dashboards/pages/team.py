@@ -47,18 +47,23 @@ ui.kpi(row[3], "Win rate", ui.pct(int(totals["won_deals"] or 0) / decided if dec
        help="won / (won + lost) deals in the period")
 ui.money_kpi(row[4], "New pipeline", totals["new_pipeline"])
 
+top = board.head(15)
+
+
+def bookings_figure() -> go.Figure:
+    frame = ui.chart_frame(top)
+    fig = go.Figure(go.Bar(y=top["owner_name"].to_list(), x=frame["won_amount"],
+                           orientation="h", marker_color=ui.REVENUE,
+                           text=[ui.money(v) for v in frame["won_amount"]], textposition="auto"))
+    fig.layout.yaxis.update(autorange="reversed", type="category")
+    return ui.style(fig, height=max(340, 30 * top.height), money_x=True)
+
+
 left, right = ui.st.columns([2, 3])
 with left:
-    top = board.head(15)
     if top.height:
-        frame = ui.chart_frame(top)
-        fig = go.Figure(go.Bar(y=top["owner_name"].to_list(), x=frame["won_amount"],
-                               orientation="h", marker_color=ui.REVENUE,
-                               text=[ui.money(v) for v in frame["won_amount"]],
-                               textposition="auto"))
-        fig.layout.yaxis.update(autorange="reversed", type="category")
         ui.chart(f"Bookings by owner, {_period_label(period)} (top 15)",
-                 ui.style(fig, height=max(340, 30 * top.height), money_x=True),
+                 ctx.figure("team.bookings", bookings_figure, period_type, period),
                  ctx.names.with_names(top), file_name="leaderboard_chart")
 with right:
     ui.table(f"Leaderboard, {_period_label(period)}", board, file_name="leaderboard")
@@ -76,18 +81,24 @@ ui.money_kpi(row[1], "Avg deal size", overall["avg_deal_size"])
 ui.kpi(row[2], "Avg cycle (days)", "–" if overall["avg_cycle_days"] is None
        else f"{overall['avg_cycle_days']:,.1f}", help="won date − created date, won deals")
 ui.kpi(row[3], "Win rate (365 days)", ui.pct(overall["win_rate"]))
+shown = velocity.filter(velocity["velocity_per_day"].is_not_null()).head(15)
+
+
+def velocity_figure() -> go.Figure:
+    frame = ui.chart_frame(shown)
+    fig = go.Figure(go.Bar(y=shown["owner_name"].to_list(), x=frame["velocity_per_day"],
+                           orientation="h", marker_color=ui.PALETTE[0],
+                           text=[ui.money(v) for v in frame["velocity_per_day"]],
+                           textposition="auto"))
+    fig.layout.yaxis.update(autorange="reversed", type="category")
+    return ui.style(fig, height=max(340, 30 * shown.height), money_x=True)
+
+
 left, right = ui.st.columns(2)
 with left:
-    shown = velocity.filter(velocity["velocity_per_day"].is_not_null()).head(15)
     if shown.height:
-        frame = ui.chart_frame(shown)
-        fig = go.Figure(go.Bar(y=shown["owner_name"].to_list(), x=frame["velocity_per_day"],
-                               orientation="h", marker_color=ui.PALETTE[0],
-                               text=[ui.money(v) for v in frame["velocity_per_day"]],
-                               textposition="auto"))
-        fig.layout.yaxis.update(autorange="reversed", type="category")
         ui.chart("Sales velocity per day by owner (top 15)",
-                 ui.style(fig, height=max(340, 30 * shown.height), money_x=True),
+                 ctx.figure("team.velocity", velocity_figure),
                  ctx.names.with_names(velocity), file_name="velocity")
     else:
         ui.empty("No owner has won a deal in the last 365 days, so there is no velocity.")
