@@ -28,7 +28,10 @@ server's script run, its queueing and the messages it sends; no rendering). Erro
 `exception` element in a `Delta`, a `script_finished` other than success, a compilation
 exception, `page_not_found`, a closed socket, or no `script_finished` within `--timeout`
 seconds. `--rounds` repeats the whole visit (a new connection each time) per session; all
-sessions of a level start together (a sales meeting opening the same link at once).
+sessions of a level start together (a sales meeting opening the same link at once). The
+links are the team's shared ones (four: no filter, a business, the last 30 days, both; the
+business varies); `--date-ranges 60` gives nearly every session a date range of its own, so
+that every open misses the shared cache.
 
 Before the levels, one session visits every page once, untimed (imports and caches warm); then
 each level of `--sessions` runs in turn. With `--during-run` (and `--warehouse`), each level
@@ -39,7 +42,9 @@ that run has finished: the figures are then those of the script runs that starte
 ran, and the run's exit and seconds are reported.
 
 Prints one table row per level (page-run p50 / p95 / max, per kind and overall, errors) with
-the load average, and `--json` writes it all.
+the load average and, when this script started the server, the CPU its processes used per
+script run (a figure other load on the machine barely moves, unlike the seconds); `--json`
+writes it all.
 """
 
 from __future__ import annotations
@@ -103,6 +108,9 @@ class Level:
     steps: list[Step] = field(default_factory=list)
     #: With --during-run: the pipeline run's day, exit status and seconds.
     run: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds the served processes (Streamlit workers, proxy) used over the level, when
+    #: this script started them: a figure the machine's other load barely moves.
+    server_cpu_s: float | None = None
 
     @property
     def errors(self) -> list[str]:
@@ -117,6 +125,10 @@ class Level:
             "load_before": self.load_before, "load_after": self.load_after,
             "page_runs": len(self.steps), "errors": self.errors, "all": stats(times),
             "connect": stats(self.connect_s),
+            "server_cpu_s": self.server_cpu_s,
+            "server_cpu_ms_per_run": (round(1000 * self.server_cpu_s / len(self.steps), 1)
+                                      if self.server_cpu_s is not None and self.steps
+                                      else None),
         }
         for kind in ("open", "filter", "navigate"):
             out[kind] = stats([s.seconds for s in self.steps if s.kind == kind
@@ -128,11 +140,16 @@ class Level:
         return out
 
 
+#: How many different date ranges the sessions' links carry (`--date-ranges`): 1 is a team
+#: sharing links (the last 30 days), 60 gives nearly every session its own range.
+DATE_RANGES = 1
+
+
 def url_filters(session: int, round_: int) -> str:
-    """A different filter in each session's link: none, a business, a date range, or both."""
+    """The filters in a session's link, in turn: none, a business, a date range, or both."""
     kind = (session + round_) % 4
     business = f"business={1 + (session + round_) % 3}"
-    start = AS_OF - timedelta(days=30 + (session % 60))
+    start = AS_OF - timedelta(days=30 + (session % DATE_RANGES))
     dates = f"from={start.isoformat()}&to={AS_OF.isoformat()}"
     return ["", business, dates, f"{business}&{dates}"][kind]
 
@@ -304,8 +321,10 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
 
 
 async def run_level(base: str, sessions: int, rounds: int, timeout: float,
-                    headers: dict[str, str], during_run: Path | None = None) -> Level:
+                    headers: dict[str, str], during_run: Path | None = None,
+                    server: int | None = None) -> Level:
     level = Level(sessions, rounds, load_before=os.getloadavg())
+    cpu_before = tree_cpu_seconds(server) if server is not None else None
     began = time.perf_counter()
     running: asyncio.Task[None] | None = None
     if during_run is not None:
@@ -321,6 +340,8 @@ async def run_level(base: str, sessions: int, rounds: int, timeout: float,
         level.steps = [s for s in level.steps if s.during_run]
     level.rounds = round_
     level.wall_s = time.perf_counter() - began
+    if server is not None and cpu_before is not None:
+        level.server_cpu_s = round(tree_cpu_seconds(server) - cpu_before, 2)
     level.load_after = os.getloadavg()
     return level
 
@@ -345,6 +366,28 @@ async def pipeline_run(warehouse: Path, level: Level) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Serving a warehouse folder
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and every live descendant (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
 
 
 def _free_port() -> int:
@@ -403,26 +446,29 @@ def _cell(s: dict[str, Any]) -> str:
 
 def report(levels: list[Level], label: str) -> str:
     lines = [f"| {label} sessions | page runs | all p50 / p95 (s) | max | open | filter | "
-             "navigate | connect | errors | load avg (1 min) before → after |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "navigate | connect | server CPU ms / run | errors | "
+             "load avg (1 min) before → after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for level in levels:
         s = level.summary()
         lines.append(
             f"| {level.sessions} | {s['page_runs']} | {_cell(s['all'])} | "
             f"{s['all']['max'] if s['all']['max'] is not None else '–'} | {_cell(s['open'])} | "
             f"{_cell(s['filter'])} | {_cell(s['navigate'])} | {_cell(s['connect'])} | "
+            f"{s['server_cpu_ms_per_run'] if s['server_cpu_ms_per_run'] is not None else '–'} | "
             f"{len(s['errors'])} | {level.load_before[0]:.1f} → {level.load_after[0]:.1f} |")
     return "\n".join(lines)
 
 
-async def main_async(args: argparse.Namespace, base: str) -> list[Level]:
+async def main_async(args: argparse.Namespace, base: str,
+                     server: int | None = None) -> list[Level]:
     warm = await run_level(base, 1, 1, args.timeout, args.header)
     if warm.errors:
         print("warm-up errors:", *warm.errors[:5], sep="\n  ", flush=True)
     levels = []
     for sessions in args.sessions:
         level = await run_level(base, sessions, args.rounds, args.timeout, args.header,
-                                args.warehouse if args.during_run else None)
+                                args.warehouse if args.during_run else None, server)
         s = level.summary()
         run = (f", during run --date {level.run['date']} (exit {level.run['exit']}, "
                f"{level.run['seconds']} s)" if level.run else "")
@@ -433,6 +479,7 @@ async def main_async(args: argparse.Namespace, base: str) -> list[Level]:
 
 
 def main() -> int:
+    global DATE_RANGES  # read by url_filters in every session
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a running dashboard server, e.g. http://127.0.0.1:8501")
@@ -447,6 +494,10 @@ def main() -> int:
     parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
                         help="an HTTP header every session sends (e.g. the trusted proxy's "
                              "X-Forwarded-Email with CRM_AUTH=header); repeatable")
+    parser.add_argument("--date-ranges", type=int, default=DATE_RANGES,
+                        help="different date ranges among the links (1: shared links, the "
+                             "last 30 days; 60: nearly every session its own, every open a "
+                             "cache miss)")
     parser.add_argument("--during-run", action="store_true",
                         help="with --warehouse: each level runs while `crm-analytics run` "
                              "loads the next day into that warehouse")
@@ -455,6 +506,7 @@ def main() -> int:
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
     args.header = dict(h.split("=", 1) for h in args.header if "=" in h)
+    DATE_RANGES = max(1, args.date_ranges)
     if args.during_run and not args.warehouse:
         parser.error("--during-run needs --warehouse (the folder the run loads)")
 
@@ -464,7 +516,7 @@ def main() -> int:
     else:
         base = args.url
     try:
-        levels = asyncio.run(main_async(args, base))
+        levels = asyncio.run(main_async(args, base, proc.pid if proc is not None else None))
     finally:
         if proc is not None:
             stop(proc)

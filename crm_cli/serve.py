@@ -89,12 +89,14 @@ def serve_dashboards(settings: Settings, host: str | None, port: int, workers: i
               f"on {LOOPBACK} only; pass --host 0.0.0.0 to serve other machines.", flush=True)
     require_free_port(address or "0.0.0.0", port)
     app = PROJECT_ROOT / "dashboards" / "app.py"
-    # No forced full garbage collection after every script run: with the shared cache's
-    # figures and frames in the heap, `gc.collect(2)` was half of a cached page run's CPU
-    # (BENCHMARKS.md); Python's own collector still runs as allocations call for it.
+    # Served, not developed: no forced full garbage collection after every script run (with
+    # the shared cache's figures and frames in the heap, `gc.collect(2)` was half of a page
+    # run's CPU; Python's own collector still runs as allocations call for it) and no source
+    # watcher (after every run it resolved the path of every loaded module, on the thread
+    # that serves the websockets, and a changed file reloaded modules under running pages).
     argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
-            "--runner.postScriptGC", "false"]
+            "--runner.postScriptGC", "false", "--server.fileWatcherType", "none"]
     if workers > 1:
         from crm_cli.dashboard_workers import find_nginx, serve_workers
 
