@@ -31,7 +31,9 @@ seconds. `--rounds` repeats the whole visit (a new connection each time) per ses
 sessions of a level start together (a sales meeting opening the same link at once). The
 links are the team's shared ones (four: no filter, a business, the last 30 days, both; the
 business varies); `--date-ranges 60` gives nearly every session a date range of its own, so
-that every open misses the shared cache.
+that every open misses the shared cache. Sessions click the moment a page has finished unless
+`--think S` makes them pause first (uniformly 0 to 2·S seconds, as a person reading the page;
+the pause is not part of any timing).
 
 Before the levels, one session visits every page once, untimed (imports and caches warm); then
 each level of `--sessions` runs in turn. With `--during-run` (and `--warehouse`), each level
@@ -53,6 +55,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -143,6 +146,17 @@ class Level:
 #: How many different date ranges the sessions' links carry (`--date-ranges`): 1 is a team
 #: sharing links (the last 30 days), 60 gives nearly every session its own range.
 DATE_RANGES = 1
+
+
+#: Mean seconds a session waits after a page before its next action (`--think`): 0 is a
+#: session that clicks the moment a page has finished; a person reads the page first.
+THINK_S = 0.0
+
+
+async def think(rng: random.Random) -> None:
+    """A person reading the page: a pause drawn uniformly from 0 to twice `THINK_S`."""
+    if THINK_S > 0:
+        await asyncio.sleep(rng.uniform(0, 2 * THINK_S))
 
 
 def url_filters(session: int, round_: int) -> str:
@@ -298,6 +312,8 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
         step.query = tab.query
         step.businesses = tab.businesses()
         level.steps.append(step)
+        rng = random.Random(number * 1000 + round_)
+        await think(rng)
         step = new_step("filter", FIRST_PAGE)
         step.seconds = await tab.change_business(pick="business=" not in query)
         step.query = tab.query
@@ -307,6 +323,7 @@ async def visit(base: str, number: int, round_: int, timeout: float, level: Leve
         if not others:
             raise PageError("the server listed no pages to navigate to")
         for path in others:
+            await think(rng)
             step = new_step("navigate", path)
             step.seconds = await tab.navigate(path)
             step.query = tab.query
@@ -479,7 +496,7 @@ async def main_async(args: argparse.Namespace, base: str,
 
 
 def main() -> int:
-    global DATE_RANGES  # read by url_filters in every session
+    global DATE_RANGES, THINK_S  # read by every session
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a running dashboard server, e.g. http://127.0.0.1:8501")
@@ -498,6 +515,9 @@ def main() -> int:
                         help="different date ranges among the links (1: shared links, the "
                              "last 30 days; 60: nearly every session its own, every open a "
                              "cache miss)")
+    parser.add_argument("--think", type=float, default=THINK_S, metavar="SECONDS",
+                        help="mean pause after each page before the session's next action "
+                             "(uniform from 0 to twice it; 0: click at once)")
     parser.add_argument("--during-run", action="store_true",
                         help="with --warehouse: each level runs while `crm-analytics run` "
                              "loads the next day into that warehouse")
@@ -506,7 +526,7 @@ def main() -> int:
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
     args.header = dict(h.split("=", 1) for h in args.header if "=" in h)
-    DATE_RANGES = max(1, args.date_ranges)
+    DATE_RANGES, THINK_S = max(1, args.date_ranges), max(0.0, args.think)
     if args.during_run and not args.warehouse:
         parser.error("--during-run needs --warehouse (the folder the run loads)")
 
