@@ -219,7 +219,7 @@ def peek(conn: psycopg.Connection, slot: str, skip_through: int | None) -> Chang
     before `skip_through` — already in the warehouse — are left out."""
     decoder = Decoder(skip_through)
     try:
-        with conn.transaction(), conn.cursor(name="crm_cdc_peek") as cur:
+        with conn.transaction(), conn.cursor(name="crm_cdc_peek", binary=True) as cur:
             cur.execute("select data from pg_logical_slot_peek_binary_changes(%s, null, null, "
                         "'proto_version', '1', 'publication_names', %s)", [slot, slot])
             while rows := cur.fetchmany(PEEK_BATCH):

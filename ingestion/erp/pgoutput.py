@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm_core.errors import CrmError
+from crm_core.errors import CrmError, first_line
 
 #: Rows whose values are kept per table; past it only the keys are kept (the sync then reads
 #: the rows by key or copies the table), so a mass update cannot fill the sync's memory.
@@ -189,6 +189,10 @@ class _Batch:
         self.kinds = self.buf[self.starts]
         self.arrow = pa.py_buffer(self.data)
 
+    def length(self, at: np.ndarray) -> np.ndarray:
+        """The length of each message in `at`."""
+        return self.ends[at] - self.starts[at]
+
     def int_at(self, at: np.ndarray, width: int) -> np.ndarray:
         """The unsigned big-endian integers of `width` bytes at each position in `at`."""
         value = self.buf[at].astype(np.int64)
@@ -235,8 +239,9 @@ def _tuples(batch: _Batch, at: np.ndarray, count: int) -> _Columns:
         text = kind == _TEXT
         sized = text | (kind == _BINARY)
         unchanged = kind == _UNCHANGED
-        if not (sized | unchanged | (kind == _NULL)).all():
-            raise _malformed(f"a value of kind {bytes([kind[~(sized | unchanged)][0]])!r}")
+        known = sized | unchanged | (kind == _NULL)
+        if not known.all():
+            raise _malformed(f"a value of kind {bytes([kind[~known][0]])!r}")
         toasted |= unchanged
         length = np.where(sized, batch.int_at(pos + 1, 4), 0)  # -1 reads as 2**32 - 1
         start = pos + 5 * text
@@ -268,10 +273,13 @@ def _strings(batch: _Batch, starts: np.ndarray, ends: np.ndarray, text: np.ndarr
     values = slices.take(evens)
     try:
         return values.cast(pa.string())
-    except pa.ArrowInvalid:
-        raise CrmError(f"cdc: a value of {relation.table}.{relation.columns[column]} from the "
-                       "slot is not valid UTF-8 (the source database's encoding must be "
-                       "UTF8)") from None
+    except pa.ArrowInvalid as exc:
+        where = f"{relation.table}.{relation.columns[column]}"
+        if "UTF8" not in str(exc):  # more than 2 GiB of one column in one batch
+            raise CrmError(f"cdc: the values of {where} in one batch of the slot's messages "
+                           f"are too large ({first_line(exc)})") from None
+        raise CrmError(f"cdc: a value of {where} from the slot is not valid UTF-8 (the "
+                       "source database's encoding must be UTF8)") from None
 
 
 def _rows(batch: _Batch, relation: Relation, at: np.ndarray, base: int
@@ -346,8 +354,10 @@ class Decoder:
         base, self._fed = self._fed, self._fed + len(messages)
         kinds = batch.kinds
         commits = np.flatnonzero(kinds == _COMMIT)
-        ends = batch.int_at(batch.starts[commits] + 10, 8)  # flags, commit LSN, end LSN
         begins = np.flatnonzero(kinds == _BEGIN)
+        if (batch.length(commits) < 26).any() or (batch.length(begins) < 21).any():
+            raise _malformed("a short Begin or Commit message")
+        ends = batch.int_at(batch.starts[commits] + 10, 8)  # flags, commit LSN, end LSN
         begin_xids = batch.int_at(batch.starts[begins] + 17, 4)
         # Each commit's transaction id: of the last Begin before it (or of an earlier batch).
         previous = np.searchsorted(begins, commits) - 1
@@ -360,17 +370,10 @@ class Decoder:
         truncates: list[tuple[int, str]] = []
         rows = (kinds == _INSERT) | (kinds == _UPDATE) | (kinds == _DELETE)
         for i in np.flatnonzero(~rows & (kinds != _BEGIN) & (kinds != _COMMIT)).tolist():
-            data = messages[i]
-            if data[0] == _RELATION:
-                relation = _relation(data)
-                self.relations[relation.oid] = relation
-                versions.setdefault(relation.oid, []).append((i, relation))
-            elif data[0] == _TRUNCATE:  # relation count, options, oids
-                (count,) = struct.unpack_from("!i", data, 1)
-                for oid in struct.unpack_from(f"!{count}I", data, 6):
-                    if oid in self.relations:
-                        truncates.append((i, self.relations[oid].table))
-            # Origin, Type and logical Message messages change no row.
+            try:
+                self._control(messages[i], i, versions, truncates)
+            except (struct.error, IndexError, ValueError):
+                raise _malformed(f"a {chr(messages[i][0])!r} message") from None
 
         decoded = [(relation, _rows(batch, relation, at, base))
                    for relation, at in self._groups(batch, np.flatnonzero(rows),
@@ -404,6 +407,20 @@ class Decoder:
             self.changes.end_lsn = max(int(ends.max()), self.changes.end_lsn or 0)
         if len(begins):
             self._xid = int(begin_xids[-1])
+
+    def _control(self, data: bytes, i: int, versions: dict[int, list[tuple[int, Relation]]],
+                 truncates: list[tuple[int, str]]) -> None:
+        """A message other than Begin, Commit and the row messages, at position `i`."""
+        if data[0] == _RELATION:
+            relation = _relation(data)
+            self.relations[relation.oid] = relation
+            versions.setdefault(relation.oid, []).append((i, relation))
+        elif data[0] == _TRUNCATE:  # relation count, options, oids
+            (count,) = struct.unpack_from("!i", data, 1)
+            for oid in struct.unpack_from(f"!{count}I", data, 6):
+                if oid in self.relations:
+                    truncates.append((i, self.relations[oid].table))
+        # Origin, Type and logical Message messages change no row.
 
     def _groups(self, batch: _Batch, at: np.ndarray, before: dict[int, Relation],
                 versions: dict[int, list[tuple[int, Relation]]]
