@@ -230,21 +230,22 @@ def _plan(tables: list[SourceTable], catalog: dict[str, CatalogTable],
           states: dict[str, TableState], landed: set[str], changes: Changes | None,
           full: bool, schema: str) -> dict[str, tuple[str, set[str]]]:
     """table -> ("full" | "values" | "keys" | "unchanged", changed keys): "values" applies
-    the decoded rows, "keys" reads the changed keys back from the source."""
+    the decoded rows, "keys" reads the changed keys (given only for it) back from the
+    source."""
     plan: dict[str, tuple[str, set[str]]] = {}
     for table in tables:
         qualified_name = f"{schema}.{table.name}"
-        keys = changes.keys.get(qualified_name, set()) if changes is not None else set()
+        decoded = changes.tables.get(qualified_name) if changes is not None else None
         if full or _needs_full(catalog[table.name], states, landed) or (
                 changes is not None and qualified_name in changes.truncated):
             plan[table.name] = ("full", set())
-        elif keys:
-            decoded = changes.tables.get(qualified_name) if changes is not None else None
-            values = (decoded is not None and not decoded.partial
-                      and decoded.columns == tuple(n for n, _ in catalog[table.name].columns))
-            plan[table.name] = ("values" if values else "keys", keys)
-        else:
+        elif decoded is None:
             plan[table.name] = ("unchanged", set())
+        elif not decoded.partial and decoded.columns == tuple(
+                n for n, _ in catalog[table.name].columns):
+            plan[table.name] = ("values", set())
+        else:
+            plan[table.name] = ("keys", decoded.keys())
     return plan
 
 
@@ -255,8 +256,8 @@ def _reads_source(plan: dict[str, tuple[str, set[str]]], changes: Changes | None
     for name, (kind, _) in plan.items():
         if kind in ("full", "keys"):
             return True
-        if kind == "values" and changes is not None and any(
-                changes.tables[f"{schema}.{name}"].toasted):
+        if kind == "values" and changes is not None and changes.tables[
+                f"{schema}.{name}"].toasted:
             return True
     return False
 
@@ -351,13 +352,7 @@ def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
     columns = [n for n, _ in table.columns]
     key_at = columns.index(table.key)
     types = _raw_types(wh, name)
-    values = decoded.value_columns()
-    batch = pa.table({
-        "__seq": pa.array(range(len(decoded.ops)), pa.int64()),
-        "__op": pa.array(decoded.ops, pa.string()),
-        "__toasted": pa.array(decoded.toasted, pa.bool_()),
-        **{f"c{i}": pa.array(v, pa.string()) for i, v in enumerate(values)},
-    })
+    batch = decoded.table()
     stage = f"crm_cdc_{name}__changes"
     latest = f"crm_cdc_{name}__latest"
     latest_table = qualified(wh.temp_schema, latest)
