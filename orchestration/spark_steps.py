@@ -70,9 +70,44 @@ def publish_spark_serving_copy(settings: Settings) -> Path:
 
     def fill(tmp: Path) -> None:
         _run_job("serve", settings.lake_path, str(tmp))
+        add_unbuilt_marts(tmp)
         copy_schemas(staging, tmp, ("meta",))
 
     return publish_copy(staging, fill)
+
+
+def add_unbuilt_marts(copy: Path) -> list[str]:
+    """Create, empty, every mart of the project that Spark did not build (those the `spark`
+    selector leaves out), with the columns and types of its contract; returns their names.
+
+    Why: the pages and the digest join some of them (a deal's close-date slippage); served
+    empty they answer with nothing to show instead of failing. The build succeeded, so every
+    mart of the selector is there: only the left-out ones are added."""
+    import json
+
+    import duckdb
+
+    from orchestration.dbt_project import ensure_manifest
+
+    nodes = json.loads(ensure_manifest().read_text(encoding="utf-8"))["nodes"].values()
+    con = duckdb.connect(str(copy))
+    try:
+        present = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()}
+        added = []
+        for node in nodes:
+            name = node.get("alias") or node["name"]
+            if (node["resource_type"] != "model" or node["config"].get("schema") != "marts"
+                    or name in present):
+                continue
+            columns = ", ".join(f"{quote_ident(c['name'])} {c['data_type']}"
+                                for c in node["columns"].values())
+            con.execute(f"create table marts.{quote_ident(name)} ({columns})")
+            added.append(name)
+        return added
+    finally:
+        con.close()
 
 
 def _run_job(job: str, *args: str) -> str:
@@ -112,13 +147,17 @@ def spark_session(lake: str) -> Any:
 
 
 def _publish(staging: str, lake: str, *tables: str) -> None:
-    from ingestion.spark_lake import publish_raw, session_sql
+    """`ingestion.spark_lake.publish_raw`, with the Parquet written before Spark starts (a
+    staging file that cannot be read fails in a second, not after a JVM's start-up)."""
+    from ingestion.spark_lake import export_raw, prune_versions, register_raw, session_sql
 
+    published = export_raw(Path(staging), lake, tables=tables or None)
     spark = spark_session(lake)
     try:
-        published = publish_raw(Path(staging), lake, session_sql(spark), tables=tables or None)
+        register_raw(session_sql(spark), published)
     finally:
         spark.stop()
+    prune_versions(lake, published)
     print(len(published))
 
 
