@@ -123,7 +123,7 @@ def _assert_marts_equal(spark_copy: Path, duck_copy: Path, models: set[str]) -> 
         spark_marts, duck_marts = marts("s"), marts("d")
         assert spark_marts == duck_marts, sorted(spark_marts ^ duck_marts)
         built = duck_marts & models
-        assert len(built) >= 15 and built != duck_marts, sorted(built)
+        assert len(built) >= 15, sorted(built)
         differing = []
         for mart in sorted(spark_marts):
             columns = [[r[0] for r in con.execute(f"describe {c}.marts.{mart}").fetchall()]
