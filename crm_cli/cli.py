@@ -230,6 +230,10 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
             report = sync_configured(settings, wh)
         finally:
             wh.close()
+        if settings.warehouse.is_spark:  # staged locally: now the lake's raw
+            from orchestration.spark_steps import publish_lake_raw
+
+            publish_lake_raw(settings, tables=list(report.rows))
     print(f"synced {len(report.rows)} tables, {sum(report.rows.values()):,} rows "
           f"into {settings.warehouse.describe()} in {report.seconds:.1f}s")
     for line in report.warnings:
@@ -330,18 +334,28 @@ COMMANDS = {
     "digest": digest_command.cmd_digest,
 }
 
-#: The commands that work with a Spark CRM_WAREHOUSE_URL (the others need DuckDB or PostgreSQL).
-SPARK_COMMANDS = ("generate",)
+#: The commands that work with a Spark CRM_WAREHOUSE_URL (the others need DuckDB or PostgreSQL);
+#: all but `generate` need an in-process Spark (`spark+session://`): the pipeline drives no
+#: Thrift server, so nothing would build the serving copy the dashboards and digest read.
+SPARK_COMMANDS = ("generate", "run", "sync", "dashboard", "digest")
+
+
+def _check_spark_command(settings: Settings, command: str) -> None:
+    if command not in SPARK_COMMANDS:
+        raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
+                       f"{command}` does not drive a Spark warehouse yet (docs/spark.md)")
+    if command != "generate":
+        from orchestration.spark_steps import require_session
+
+        require_session(settings, f"`crm-analytics {command}`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        if settings.warehouse.is_spark and args.command not in SPARK_COMMANDS:
-            raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
-                           f"{args.command}` does not drive a Spark warehouse; dbt builds on it "
-                           "(docs/spark.md)")
+        if settings.warehouse.is_spark:
+            _check_spark_command(settings, args.command)
         COMMANDS[args.command](settings, args)
     except CrmError as exc:
         print(f"error: {exc}", file=sys.stderr)

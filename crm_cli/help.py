@@ -12,6 +12,8 @@ MEANINGS: dict[str, str] = {
     "CRM_WAREHOUSE_URL": "the warehouse (duckdb:///path, postgresql://user:pw@host/db, "
                          "spark://host:port or spark+session://)",
     "CRM_LAKE_PATH": "Spark warehouse: folder or URL of the raw Parquet tables and Spark's own",
+    "CRM_SPARK_STAGING_PATH": "Spark warehouse: local DuckDB file raw is staged in (and served "
+                              "beside)",
     "CRM_REPORTING_TZ": "IANA zone in which timestamps become dates",
     "CRM_REJECT_RATE_WARN": "share of rejected event lines the reject_rate check warns above",
     "CRM_LANDING_DEADLINE_HOUR": "local hour by which yesterday's landing folder is due",
@@ -31,7 +33,8 @@ MEANINGS: dict[str, str] = {
     "CRM_DIGEST_STALE_DEALS": "stale deals in a scope above which the digest alerts",
 }
 
-DAGSTER_HOME_DEFAULT = "dagster_home beside the DuckDB file; data/dagster_home for PostgreSQL"
+DAGSTER_HOME_DEFAULT = ("dagster_home beside the DuckDB file (Spark: the staging file); "
+                        "data/dagster_home for PostgreSQL")
 
 
 def configuration_epilog() -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +35,10 @@ DEFAULTS: dict[str, str] = {
     # Spark warehouse (beyond the contract): where the raw Parquet tables and Spark's own
     # warehouse folder live (a folder, or a URL the Spark cluster reads).
     "CRM_LAKE_PATH": "data/lake",
+    # Spark warehouse (beyond the contract): the local DuckDB file the sync and the event
+    # loader stage `raw` in (validation, dedup, manifest, rejects), published to the lake after
+    # each load; the run log and the dashboards' serving copy live beside it.
+    "CRM_SPARK_STAGING_PATH": "data/spark_staging.duckdb",
     # Operations (beyond the contract): asset-check thresholds.
     "CRM_REJECT_RATE_WARN": "0.01",
     "CRM_LANDING_DEADLINE_HOUR": "6",
@@ -147,6 +151,16 @@ def _lake_path(text: str, cwd: Path) -> str:
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
         return text.rstrip("/")
     return str((cwd / text).resolve())
+
+
+def _with_staging(target: WarehouseTarget, staging: str, cwd: Path) -> WarehouseTarget:
+    """A Spark warehouse with its local DuckDB staging file (absolute); others unchanged."""
+    if not target.is_spark:
+        return target
+    path = (cwd / (staging.strip() or DEFAULTS["CRM_SPARK_STAGING_PATH"])).resolve()
+    if path.is_dir():
+        raise CrmError(f"CRM_SPARK_STAGING_PATH {path} is a folder: it must name a DuckDB file")
+    return replace(target, duckdb_path=path)
 
 
 @dataclass(frozen=True)
@@ -265,7 +279,8 @@ class Settings:
             events_path=events_path,
             warehouse_url=warehouse_url,
             reporting_tz=tz,
-            warehouse=parse_warehouse_url(warehouse_url, cwd),
+            warehouse=_with_staging(parse_warehouse_url(warehouse_url, cwd),
+                                    env["CRM_SPARK_STAGING_PATH"], cwd),
             lake_path=_lake_path(env["CRM_LAKE_PATH"], cwd),
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,

@@ -62,6 +62,9 @@ class WarehouseTarget:
     Thrift server, or in this process: `spark_method` "thrift" or "session")."""
 
     kind: str  # "duckdb" | "postgres" | "spark"
+    #: DuckDB: the warehouse file. Spark: the local DuckDB staging file the loaders write `raw`
+    #: into before it is published to the lake (`CRM_SPARK_STAGING_PATH`, set by `Settings`);
+    #: its serving copy is what the dashboards read. PostgreSQL: None.
     duckdb_path: Path | None = None
     host: str = "127.0.0.1"
     port: int = 5432
@@ -77,6 +80,21 @@ class WarehouseTarget:
     @property
     def is_spark(self) -> bool:
         return self.kind == "spark"
+
+    @property
+    def has_serving_copy(self) -> bool:
+        """The dashboards read a DuckDB serving copy (`crm_core.serving_copy`) beside
+        `duckdb_path`: DuckDB and Spark warehouses; PostgreSQL is read directly."""
+        return self.duckdb_path is not None
+
+    def staging(self) -> WarehouseTarget:
+        """Where the loaders write `raw`: a Spark warehouse's local DuckDB staging file (the
+        pipeline then publishes its `raw` to the lake), else the warehouse itself."""
+        if self.is_spark:
+            if self.duckdb_path is None:
+                raise CrmError("a Spark warehouse needs its staging file (CRM_SPARK_STAGING_PATH)")
+            return WarehouseTarget(kind="duckdb", duckdb_path=self.duckdb_path)
+        return self
 
     def conninfo(self) -> str:
         """libpq connection string for psycopg (PostgreSQL warehouses only)."""

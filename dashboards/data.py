@@ -22,7 +22,8 @@ Pages call these functions and only lay out what they return. Rules kept here, o
   in the same cache through `Source.memo`, keyed by the data version plus what it depends on
   (always the scope), so a hundred sessions on the same view build it once.
 - **DuckDB is read from the serving copy** (`crm_core.serving_copy`), never from the file
-  the pipeline writes, so pages answer while a run is in progress.
+  the pipeline writes, so pages answer while a run is in progress. So is Spark: its serving
+  copy is a DuckDB file built from Spark's marts after each successful build.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _duckdb_cursor(path: Path) -> duckdb.DuckDBPyConnection:
 def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
     """Run one read-only query (`?` placeholders) on the warehouse; a DataFrame back."""
     target = settings.warehouse
-    if target.is_duckdb:
+    if target.has_serving_copy:
         path = _serving_file(settings)
         try:
             cur = _duckdb_cursor(path)
@@ -114,7 +115,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> pl.DataFr
 
 def data_version(settings: Settings) -> str:
     """Changes whenever a pipeline run publishes new marts: the cache key's last part."""
-    if settings.warehouse.is_duckdb:
+    if settings.warehouse.has_serving_copy:
         return _serving_file(settings).name
     df = query(settings, "select cast(max(finished_at) as varchar) as v, count(*) as n "
                          "from meta.pipeline_runs")

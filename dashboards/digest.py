@@ -278,9 +278,10 @@ class DigestLog:
 
 
 def log_path(settings: Settings) -> Path:
-    """Beside the data: next to the DuckDB file, or in ./data for a PostgreSQL warehouse."""
+    """Beside the data: next to the DuckDB file (Spark: its staging file), or in ./data for a
+    PostgreSQL warehouse."""
     target = settings.warehouse
-    if target.is_duckdb and target.duckdb_path is not None:
+    if target.duckdb_path is not None:
         return target.duckdb_path.parent / "digests_sent.jsonl"
     return Path.cwd() / "data" / "digests_sent.jsonl"
 

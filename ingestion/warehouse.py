@@ -261,7 +261,9 @@ def pg_columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[
 
 
 def open_warehouse(target: WarehouseTarget) -> DuckDBWarehouse | PostgresWarehouse:
-    """Connect to the warehouse the settings name; raises `CrmError` with one clear line."""
+    """Connect to the warehouse the loaders write (for Spark: its local DuckDB staging file,
+    `WarehouseTarget.staging`); raises `CrmError` with one clear line."""
+    target = target.staging()
     if target.is_duckdb:
         return DuckDBWarehouse(target)
     return PostgresWarehouse(target)

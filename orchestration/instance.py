@@ -2,9 +2,9 @@
 and the sensor's, so the UI shows all of them with their materializations, checks and logs.
 
 Where it lives (`dagster_home_path`): `DAGSTER_HOME` when set; otherwise a `dagster_home`
-folder beside the warehouse's data — next to the DuckDB file, or, for a PostgreSQL warehouse
-(which has no local folder), `data/dagster_home` under the working directory, where the demo
-keeps its data too. A home without a `dagster.yaml` gets the project's
+folder beside the warehouse's data — next to the DuckDB file (Spark: its staging file), or,
+for a PostgreSQL warehouse (which has no local folder), `data/dagster_home` under the working
+directory, where the demo keeps its data too. A home without a `dagster.yaml` gets the project's
 (`dagster_home/dagster.yaml`: one writer per warehouse, no telemetry); an existing one is
 never touched, so a deployment's own settings (e.g. storage in PostgreSQL) stay in charge.
 """
@@ -39,8 +39,7 @@ def dagster_home_path(settings: Settings, environ: Mapping[str, str] | None = No
     cwd = (cwd or Path.cwd()).resolve()
     if env.get("DAGSTER_HOME", "").strip():
         return (cwd / env["DAGSTER_HOME"].strip()).resolve()
-    if settings.warehouse.is_duckdb:
-        assert settings.warehouse.duckdb_path is not None
+    if settings.warehouse.duckdb_path is not None:  # DuckDB, or Spark's staging file
         return settings.warehouse.duckdb_path.parent / "dagster_home"
     return cwd / "data" / "dagster_home"
 

@@ -2,8 +2,9 @@
 
 Two pipeline runs writing the same warehouse would race (and DuckDB refuses a second writer
 process outright), so `crm-analytics run` and `sync` take this lock first and a second run is
-refused with a clear message instead of failing half-way. DuckDB: an OS file lock beside the
-file (released by the kernel if the process dies; the file is removed when the run ends).
+refused with a clear message instead of failing half-way. DuckDB (and Spark, whose loaders
+write a local DuckDB staging file): an OS file lock beside the file (released by the kernel if
+the process dies; the file is removed when the run ends).
 PostgreSQL: a session advisory lock.
 """
 
@@ -52,8 +53,7 @@ def _lock_file(lock_path: Path, target: WarehouseTarget, busy: str) -> IO[str]:
 def warehouse_write_lock(target: WarehouseTarget) -> Iterator[None]:
     busy = (f"another pipeline run is writing {target.describe()}; "
             "try again when it has finished")
-    if target.is_duckdb:
-        assert target.duckdb_path is not None
+    if target.duckdb_path is not None:  # DuckDB, or Spark's staging file (one writer per lake)
         lock_path = target.duckdb_path.with_name(target.duckdb_path.name + ".lock")
         handle = _lock_file(lock_path, target, busy)
         try:

@@ -12,15 +12,21 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from crm_core.errors import CrmError
 from crm_core.serving_copy import publish_serving_copy
+from crm_core.settings import Settings
 from orchestration import progress
 from orchestration.dbt_failures import describe_failures
 from orchestration.dbt_project import crm_dbt_project, dbt_environment, ensure_manifest
 from orchestration.dbt_targets import prune_target_folders
 from orchestration.pii import dbt_secret_environment, environment_while
+from orchestration.progress import plural
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 from orchestration.run_log import record_successful_run
+from orchestration.spark_steps import publish_lake_raw, publish_spark_serving_copy, require_session
 from orchestration.step_lines import dbt_counts, dbt_line
+
+#: The dbt selector (selectors.yml) of what a Spark warehouse builds.
+SPARK_SELECTOR = "spark"
 
 
 class CrmDbtTranslator(DagsterDbtTranslator):
@@ -47,9 +53,16 @@ class CrmDbtTranslator(DagsterDbtTranslator):
 )
 def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
                    crm: CrmSettingsResource, config: AsOfConfig) -> Iterator[Any]:
-    """`dbt build` with the run's as-of date and reporting zone as dbt vars."""
+    """`dbt build` with the run's as-of date and reporting zone as dbt vars.
+
+    On Spark the build is framed by two steps in child processes (`orchestration.spark_steps`):
+    the staging file's `raw` is published to the lake first, and after a successful build the
+    dashboards' serving copy is read out of Spark's marts; dbt builds the `spark` selector."""
     settings = crm.settings()
     as_of = config.resolve(settings)
+    spark = settings.warehouse.is_spark
+    if spark:
+        _publish_lake(context, settings)
     # dbt runs as a subprocess that inherits this environment (see profiles.yml).
     os.environ.update(dbt_environment(settings.warehouse, settings.reporting_tz,
                                       settings.lake_path))
@@ -62,8 +75,10 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     reporter = progress.current()
     reporter.start("dbt", "dbt build: models and tests", total=_build_nodes(context))
     with environment_while(secrets):
-        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
-                             raise_on_error=False)
+        # `--selector` wins over the `--select` dagster-dbt adds for the whole graph
+        selector = ["--selector", SPARK_SELECTOR] if spark else []
+        invocation = dbt.cli(["build", *selector, "--vars", json.dumps(dbt_vars)],
+                             context=context, raise_on_error=False)
     try:
         for done, event in enumerate(invocation.stream(), start=1):
             reporter.update("dbt", done)
@@ -76,7 +91,26 @@ def crm_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
     with crm.warehouse() as wh:
         record_successful_run(wh, as_of=as_of, run_id=context.run_id)
     # The connection above is closed: the file is quiescent, publish the dashboards' copy.
-    publish_serving_copy(settings.warehouse)
+    if spark:
+        reporter.start("serve", "serving copy: marts from Spark")
+        publish_spark_serving_copy(settings)
+        reporter.done("serve", "Spark's marts copied for the dashboards")
+    else:
+        publish_serving_copy(settings.warehouse)
+
+
+def _publish_lake(context: AssetExecutionContext, settings: Settings) -> None:
+    """Spark: publish `raw` from the staging file to the lake before dbt reads it. The whole
+    `spark` selector is built (its marts are what the serving copy is made of), so a subset of
+    the models is refused rather than half-served."""
+    require_session(settings, "the pipeline")
+    if context.is_subset:
+        raise CrmError("on a Spark warehouse the dbt step builds all its models (selector "
+                       f"`{SPARK_SELECTOR}`): materialize the whole dbt step")
+    reporter = progress.current()
+    reporter.start("lake", "lake: publish raw to Spark")
+    published = publish_lake_raw(settings)
+    reporter.done("lake", f"{plural(published, 'raw table')} published to {settings.lake_path}")
 
 
 def _build_nodes(context: AssetExecutionContext) -> int:

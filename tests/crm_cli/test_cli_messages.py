@@ -165,13 +165,22 @@ def test_an_unknown_url_scheme_lists_the_supported_forms(tmp_path: Path, variabl
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["run", "sync", "dashboard"])
+@pytest.mark.parametrize("command", ["serve", "roles", "demo"])
 def test_a_spark_warehouse_is_refused_by_the_commands_that_cannot_drive_it(
+        tmp_path: Path, command: str) -> None:
+    proc = crm_script([command], tmp_path, CRM_WAREHOUSE_URL="spark+session://")
+    assert_one_line_error(proc, "spark+session://", f"`crm-analytics {command}`",
+                          "does not drive a Spark warehouse", "docs/spark.md")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["run", "sync", "dashboard", "digest"])
+def test_a_spark_thrift_server_is_refused_by_the_pipelines_commands(
         tmp_path: Path, command: str) -> None:
     proc = crm_script([command], tmp_path,
                       CRM_WAREHOUSE_URL="spark://etl:Sup3r-s3cret-pw@spark.invalid:10000")
     assert_one_line_error(proc, "spark://spark.invalid:10000", f"`crm-analytics {command}`",
-                          "does not drive a Spark warehouse", "docs/spark.md")
+                          "in-process Spark (spark+session://) only", "docs/spark.md")
     assert list(tmp_path.iterdir()) == []
 
 

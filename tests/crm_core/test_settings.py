@@ -91,6 +91,26 @@ def test_spark_warehouse_urls_choose_the_method_and_the_lake_is_absolute(tmp_pat
     assert lake.lake_path == "s3a://bucket/crm"
 
 
+def test_a_spark_warehouse_stages_raw_in_a_local_duckdb_file(tmp_path: Path) -> None:
+    default = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark+session://"}, cwd=tmp_path)
+    staging = default.warehouse.staging()
+    assert staging.is_duckdb and staging.duckdb_path == tmp_path / "data/spark_staging.duckdb"
+    assert default.warehouse.has_serving_copy and default.warehouse.is_spark
+    moved = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark+session://",
+                                       "CRM_SPARK_STAGING_PATH": "elsewhere/s.duckdb"},
+                              cwd=tmp_path)
+    assert moved.warehouse.staging().duckdb_path == tmp_path / "elsewhere/s.duckdb"
+    duck = Settings.from_env(environ={"CRM_SPARK_STAGING_PATH": "ignored.duckdb"}, cwd=tmp_path)
+    assert duck.warehouse.staging() == duck.warehouse  # only Spark stages elsewhere
+    postgres = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "postgresql://u@h/db"},
+                                 cwd=tmp_path)
+    assert not postgres.warehouse.has_serving_copy
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CrmError, match="CRM_SPARK_STAGING_PATH .* is a folder"):
+        Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark+session://",
+                                   "CRM_SPARK_STAGING_PATH": "folder"}, cwd=tmp_path)
+
+
 @pytest.mark.parametrize("url", ["spark+session://host", "spark+session:///path", "spark://",
                                  "spark://h:notaport"])
 def test_malformed_spark_urls(url: str) -> None:

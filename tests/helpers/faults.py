@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -268,3 +270,21 @@ def kill(proc: subprocess.Popen[str]) -> tuple[str, str]:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     return out, err
+
+
+def overflow_numeric(source_file: Path, table: str, column: str) -> None:
+    """An ERP migration widened `table.column` from the ERD's NUMERIC(14, 2) to NUMERIC(20, 2)
+    and one value now exceeds it: the sync lands it (a changed column reloads in full), and
+    the staging model's `cast(... as decimal(14, 2))` fails when it is computed (on DuckDB and
+    on Spark alike)."""
+    with sqlite3.connect(source_file) as con:
+        columns = con.execute("select sql from sqlite_master where name = ?", [table]
+                              ).fetchone()[0]
+        widened = re.sub(rf"{column} NUMERIC\(14, 2\)", f"{column} NUMERIC(20, 2)", columns)
+        assert widened != columns, columns
+        con.execute(f"alter table {table} rename to {table}_old")
+        con.execute(widened)
+        con.execute(f"insert into {table} select * from {table}_old")
+        con.execute(f"drop table {table}_old")
+        con.execute(f"update {table} set {column} = 1000000000000000 "
+                    f"where id = (select min(id) from {table})")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from tests.helpers.faults import (
     duckdb_writer_held,
     events_subset,
     kill,
+    overflow_numeric,
     run,
     start,
     wait_gone,
@@ -198,24 +198,6 @@ def test_faults_before_commit_leave_the_last_good_state_and_the_next_run_converg
 # A dbt model that errors, SIGKILL between dbt models, two runs at once (DuckDB)
 
 
-def _break_contact_accounts(source_file: Path) -> None:
-    """An ERP migration widened `contact_accounts.account_balance` and a balance now exceeds
-    the ERD's DECIMAL(14,2): the sync lands it (a changed column reloads in full), and the
-    staging model's cast fails when a model reads it."""
-    with sqlite3.connect(source_file) as con:
-        columns = con.execute("select sql from sqlite_master where name = 'contact_accounts'"
-                              ).fetchone()[0]
-        widened = re.sub(r"account_balance NUMERIC\(14, 2\)", "account_balance NUMERIC(20, 2)",
-                         columns)
-        assert widened != columns, columns
-        con.execute("alter table contact_accounts rename to contact_accounts_old")
-        con.execute(widened)
-        con.execute("insert into contact_accounts select * from contact_accounts_old")
-        con.execute("drop table contact_accounts_old")
-        con.execute("update contact_accounts set account_balance = 1000000000000000 "
-                    "where id = (select min(id) from contact_accounts)")
-
-
 @pytest.mark.soak  # three full runs (~4 min on a loaded 2-core machine): `make soak`
 def test_dbt_failing_halfway_then_killed_between_models_then_two_runs_at_once(
         fault_world: FaultWorld, tmp_path: Path) -> None:
@@ -234,7 +216,10 @@ def test_dbt_failing_halfway_then_killed_between_models_then_two_runs_at_once(
     runs_before = _pipeline_runs(wh_file)
 
     # (a) dbt fails halfway.
-    _break_contact_accounts(source)
+    # An ERP migration widened `contact_accounts.account_balance` and a balance now exceeds
+    # the ERD's DECIMAL(14,2): the sync lands it, and the staging model's cast fails when a
+    # model reads it.
+    overflow_numeric(source, "contact_accounts", "account_balance")
     proc = run(RUN, tmp_path, env)
     line = assert_one_line_error(proc, "step crm_dbt_models failed", "v_crm_contact_summary")
     assert "DECIMAL(14,2)" in line or "decimal" in line.lower(), line

@@ -15,12 +15,10 @@ SQL): the selector `spark` (selectors.yml) leaves it and the models reading it o
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,7 @@ import pytest
 from crm_core.urls import parse_warehouse_url
 from orchestration.dbt_project import dbt_environment
 from orchestration.pii import dbt_secret_environment
-from tests.helpers.paths import REPO_ROOT
-from tests.helpers.spark import require_spark, spark_job
+from tests.helpers.spark import dbt, require_spark, row_counts_if_different, spark_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -45,13 +42,6 @@ def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> None:
                           env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=1800, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def _dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).with_name("dbt")), *args, "--profiles-dir",
-                           str(REPO_ROOT)], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=3600, check=False,
-                          env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env})
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +59,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     dbt_env = {**dbt_environment(target, "UTC", lake),
                **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
                "DBT_LOG_PATH": str(work / "logs")}
-    proc = _dbt(["build", "--selector", "spark", "--target-path", str(work / "target"),
-                 "--vars", json.dumps({"as_of_date": AS_OF, "reporting_tz": "UTC"})], dbt_env)
+    proc = dbt(["build", "--selector", "spark", "--target-path", str(work / "target"),
+                "--vars", json.dumps({"as_of_date": AS_OF, "reporting_tz": "UTC"})], dbt_env)
     results = json.loads((work / "target" / "run_results.json").read_text())["results"]
     # exposures (the dashboards) are reported as no-op: nothing to build
     failed = [r["unique_id"] for r in results if r["status"] not in ("success", "pass")
@@ -86,41 +76,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _snapshot_dependants(work: Path) -> set[str]:
     """The models the `spark` selector leaves out, as dbt itself lists them."""
-    proc = _dbt(["ls", "--select", "crm_deal_versions+", "--resource-type", "model",
-                 "--output", "name", "--quiet", "--target-path", str(work / "ls")],
-                {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(work / "ls.duckdb")})
+    proc = dbt(["ls", "--select", "crm_deal_versions+", "--resource-type", "model",
+                "--output", "name", "--quiet", "--target-path", str(work / "ls")],
+               {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(work / "ls.duckdb")})
     assert proc.returncode == 0, proc.stdout
     return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
-
-
-def _normal(value: Any, is_float: bool) -> Any:
-    if value is None:
-        return None
-    if is_float:
-        return float(value)
-    if isinstance(value, Decimal):
-        return value.normalize()
-    return value
-
-
-def _rows(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str],
-          float_columns: set[str]) -> list[tuple]:
-    select = ", ".join(f'"{c}"' for c in columns)
-    return [tuple(_normal(v, c in float_columns) for c, v in zip(columns, row, strict=True))
-            for row in con.execute(f"select {select} from {relation}").fetchall()]
-
-
-def _same_floats(a: list[tuple], b: list[tuple]) -> bool:
-    key = lambda row: tuple((x is None, str(type(x)), x if not isinstance(x, float)  # noqa: E731
-                             else round(x, 6)) for x in row)
-    for left, right in zip(sorted(a, key=key), sorted(b, key=key), strict=True):
-        for x, y in zip(left, right, strict=True):
-            if isinstance(x, float) and isinstance(y, float):
-                if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12):
-                    return False
-            elif x != y:
-                return False
-    return True
 
 
 def test_every_model_and_test_but_the_snapshots_builds_on_spark(built: dict[str, Any]) -> None:
@@ -149,16 +109,9 @@ def test_every_relation_equals_duckdbs(built: dict[str, Any]) -> None:
                 f"describe select * from read_parquet('{path}')").fetchall()]
             duck = con.execute(f"describe {relation}").fetchall()
             assert sorted(spark_cols) == sorted(d[0] for d in duck), relation
-            columns = [d[0] for d in duck]
-            floats = {d[0] for d in duck if d[1] in ("DOUBLE", "FLOAT")}
-            mine = _rows(con, relation, columns, floats)
-            theirs = _rows(con, f"read_parquet('{path}')", columns, floats)
-            if floats:
-                same = len(mine) == len(theirs) and _same_floats(mine, theirs)
-            else:
-                same = Counter(mine) == Counter(theirs)
-            if not same:
-                differing.append(f"{relation} ({len(mine)} rows on DuckDB, {len(theirs)} on Spark)")
+            counts = row_counts_if_different(con, relation, f"read_parquet('{path}')")
+            if counts:
+                differing.append(f"{relation} ({counts[0]} rows on DuckDB, {counts[1]} on Spark)")
         assert not differing, differing
         hashes = con.execute("select count(phone_hash) from staging.stg_erp__contacts").fetchone()
         assert hashes[0] > 0  # the keyed hashes were compared, not NULL on both sides

@@ -1,0 +1,244 @@
+"""`crm-analytics run` on an in-process Spark (`spark+session://`), through the same Dagster
+definitions as DuckDB: the loaders stage `raw` in a local DuckDB file, the dbt step publishes it
+to the lake, builds the `spark` selector and reads Spark's marts back into the dashboards'
+serving copy, which the dashboards and the digest read.
+
+One world at `small` (ERP and events generated up to DAY, PII key set), run twice on a DuckDB
+warehouse (the day before, then DAY) as the reference, and on Spark in the order the tests
+below follow: the day before (module fixture); DAY with a broken ERP column, which fails the
+build; DAY again with the ERP repaired. Each Spark run is a real Spark and a real dbt build, so
+the tests share the world and each one advances it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from crm_core.serving_copy import serving_path
+from crm_core.settings import Settings
+from dashboards import data
+from dashboards.access import EVERYTHING
+from tests.helpers import oracle
+from tests.helpers.cli import CLI, assert_one_line_error, clean_env
+from tests.helpers.faults import overflow_numeric
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.pipeline import AS_OF, check_all_marts
+from tests.helpers.spark import require_spark, row_counts_if_different, spark_models
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+DAY = AS_OF
+PREVIOUS_DAY = DAY - timedelta(days=1)
+PII_KEY = "spark-test-key-0123456789"
+OVERVIEW = str(REPO_ROOT / "dashboards" / "pages" / "overview.py")
+ACCESS = "users:\n  ana@example.com:\n    businesses: [1]\n    digest: true\n"
+
+
+@dataclass(frozen=True)
+class SparkWorld:
+    work: Path
+    source: Path  # the ERP (SQLite)
+    spark_env: dict[str, str]
+    duck_env: dict[str, str]
+    #: the staging file at its default place, `data/spark_staging.duckdb` under the cwd
+    staging: Path
+    #: DuckDB's serving copies of the day before and of DAY
+    duck_copies: dict[date, Path]
+    #: DuckDB's headline KPIs and digest (dry run) the day before
+    duck_kpis: dict[str, Any]
+    duck_digest: str
+    #: the models the `spark` selector builds
+    models: set[str]
+
+    def spark_copy(self) -> Path:
+        return serving_path(self.staging).resolve()
+
+
+def _crm(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(CLI + args, cwd=cwd, env=clean_env(**env), capture_output=True,
+                          text=True, timeout=3600, check=False)
+
+
+def _ok(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = _crm(args, cwd, env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _settings(env: dict[str, str], work: Path) -> Settings:
+    data.CACHE.clear()
+    return Settings.from_env(env, cwd=work)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> SparkWorld:
+    require_spark()
+    work = tmp_path_factory.mktemp("spark_pipeline")
+    base = {"CRM_SOURCE_URL": f"sqlite:///{work}/erp.sqlite", "CRM_EVENTS_PATH": str(work / "ev"),
+            "CRM_PII_KEY": PII_KEY, "CRM_ACCESS_FILE": str(work / "access.yml")}
+    (work / "access.yml").write_text(ACCESS)
+    _ok(["generate", "--scale", "small", "--end-date", DAY.isoformat(), "--quiet"], work, base)
+
+    duck_env = {**base, "CRM_WAREHOUSE_URL": f"duckdb:///{work}/duck/wh.duckdb"}
+    _ok(["run", "--date", PREVIOUS_DAY.isoformat()], work, duck_env)
+    duck_kpis = data.headline_kpis(_settings(duck_env, work))
+    duck_digest = _ok(["digest", "--dry-run"], work, duck_env).stdout
+    first_copy = serving_path(work / "duck" / "wh.duckdb").resolve()
+    _ok(["run", "--date", DAY.isoformat()], work, duck_env)
+
+    spark_env = {**base, "CRM_WAREHOUSE_URL": "spark+session://",
+                 "CRM_LAKE_PATH": str(work / "lake")}
+    _ok(["run", "--date", PREVIOUS_DAY.isoformat()], work, spark_env)
+    return SparkWorld(work=work, source=work / "erp.sqlite", spark_env=spark_env,
+                      duck_env=duck_env, staging=work / "data" / "spark_staging.duckdb",
+                      duck_copies={PREVIOUS_DAY: first_copy,
+                                   DAY: serving_path(work / "duck" / "wh.duckdb").resolve()},
+                      duck_kpis=duck_kpis, duck_digest=duck_digest, models=spark_models(work))
+
+
+def _assert_marts_equal(spark_copy: Path, duck_copy: Path, models: set[str]) -> None:
+    """Spark's copy has every mart of DuckDB's: those of the `spark` selector with DuckDB's
+    columns and rows, the others (not built on Spark) empty with DuckDB's columns."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{spark_copy}' as s (read_only)")
+        con.execute(f"attach '{duck_copy}' as d (read_only)")
+
+        def marts(catalog: str) -> set[str]:
+            return {r[0] for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_catalog = ? and table_schema = 'marts'", [catalog]).fetchall()}
+
+        spark_marts, duck_marts = marts("s"), marts("d")
+        assert spark_marts == duck_marts, sorted(spark_marts ^ duck_marts)
+        built = duck_marts & models
+        assert len(built) >= 15, sorted(built)
+        differing = []
+        for mart in sorted(spark_marts):
+            columns = [[r[0] for r in con.execute(f"describe {c}.marts.{mart}").fetchall()]
+                       for c in ("s", "d")]
+            assert sorted(columns[0]) == sorted(columns[1]), mart
+            if mart not in built:
+                assert con.execute(f"select count(*) from s.marts.{mart}").fetchone() == (0,)
+                continue
+            counts = row_counts_if_different(con, f"d.marts.{mart}", f"s.marts.{mart}")
+            if counts:
+                differing.append(f"{mart} ({counts[0]} rows on DuckDB, {counts[1]} on Spark)")
+        assert not differing, differing
+    finally:
+        con.close()
+
+
+def _same_kpis(got: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Equal, floats (rates) to a relative 1e-9: Spark may sum in another order."""
+    return got.keys() == expected.keys() and all(
+        math.isclose(got[k], expected[k], rel_tol=1e-9) if isinstance(expected[k], float)
+        else got[k] == expected[k] for k in expected)
+
+
+def _runs(copy: Path) -> list[date]:
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        return [r[0] for r in con.execute(
+            "select as_of_date from meta.pipeline_runs order by finished_at").fetchall()]
+    finally:
+        con.close()
+
+
+def test_the_run_serves_sparks_marts_equal_to_duckdbs(world: SparkWorld) -> None:
+    link = serving_path(world.staging)
+    assert link.is_symlink() and world.spark_copy().name == "spark_staging.serving.1.duckdb"
+    assert (world.work / "data" / "dagster_home").is_dir()  # beside the staging file
+    versions = list((world.work / "lake" / "raw" / "contacts").iterdir())
+    assert len(versions) == 1 and list(versions[0].glob("*.parquet")), versions
+    assert (world.work / "lake" / "metastore").is_dir()
+    _assert_marts_equal(world.spark_copy(), world.duck_copies[PREVIOUS_DAY], world.models)
+    assert _runs(world.spark_copy()) == [PREVIOUS_DAY]
+
+
+def test_the_dashboards_and_the_digest_read_the_serving_copy(
+        world: SparkWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**world.spark_env, "CRM_SPARK_STAGING_PATH": str(world.staging)}
+    settings = _settings(env, world.work)
+    assert _same_kpis(data.headline_kpis(settings), world.duck_kpis)
+    deals = oracle.deal_states(oracle.read_source(world.spark_env["CRM_SOURCE_URL"]))
+    totals = data.pipeline_totals(data.Source(settings, "", cached=False), EVERYTHING,
+                                  data.Filters())
+    for state in ("open", "won"):
+        expected = sum((oracle.money(d["amount"]) for d in deals if d["state"] == state),
+                       Decimal(0))
+        assert totals[f"{state}_amount"] == expected, state
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("CRM_AUTH", "CRM_ACCESS_FILE", "DAGSTER_HOME"):
+        monkeypatch.delenv(key, raising=False)
+    at = AppTest.from_file(OVERVIEW, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert f"Data as of **{PREVIOUS_DAY.isoformat()}**" in at.caption[0].value
+
+    digest = _ok(["digest", "--dry-run"], world.work, world.spark_env).stdout
+    assert "Deals at risk (" in digest and digest == world.duck_digest
+
+
+def test_a_failed_build_leaves_the_last_good_copy_to_the_dashboards(
+        world: SparkWorld, tmp_path: Path) -> None:
+    env = {**world.spark_env, "CRM_SPARK_STAGING_PATH": str(world.staging)}
+    before = world.spark_copy()
+    version = data.data_version(_settings(env, world.work))
+    shutil.copy(world.source, tmp_path / "erp.sqlite")
+    try:
+        overflow_numeric(world.source, "contacts", "credit_limit")
+        proc = _crm(["run", "--date", DAY.isoformat()], world.work, world.spark_env)
+    finally:
+        shutil.copy(tmp_path / "erp.sqlite", world.source)
+    assert_one_line_error(proc, "step crm_dbt_models failed", "stg_erp__contacts")
+    assert world.spark_copy() == before and _runs(before) == [PREVIOUS_DAY]
+    assert not [p for p in before.parent.iterdir() if p.name.endswith(".tmp")]
+    settings = _settings(env, world.work)
+    assert data.data_version(settings) == version
+    assert _same_kpis(data.headline_kpis(settings), world.duck_kpis)
+
+
+def test_the_next_day_adds_its_files_once_and_matches_duckdb_and_the_oracle(
+        world: SparkWorld) -> None:
+    """DAY's folder was loaded into the staging file by the failed run (the loaders commit
+    before dbt runs); this run loads nothing again, republishes `raw` and builds. First the
+    repaired ERP is synced on its own, which publishes the ERP tables to the lake."""
+    contacts = world.work / "lake" / "raw" / "contacts"
+    newest = max(p.name for p in contacts.iterdir())
+    synced = _ok(["sync"], world.work, world.spark_env).stdout
+    assert synced.startswith("synced ") and "into spark+session://" in synced, synced
+    versions = sorted(p.name for p in contacts.iterdir())
+    assert len(versions) == 2 and versions[0] == newest, versions  # a new one; older pruned
+    _ok(["run", "--date", DAY.isoformat()], world.work, world.spark_env)
+    con = duckdb.connect(str(world.staging), read_only=True)
+    try:
+        loads = con.execute(
+            "select count(distinct load_id) filter (where landing_date = $1), "
+            "count(distinct load_id) filter (where landing_date < $1), "
+            "count(*) filter (where landing_date = $1 and load_id in "
+            "  (select load_id from raw.event_files where landing_date < $1)), "
+            "count(*) - count(distinct file_path) from raw.event_files", [DAY]).fetchone()
+    finally:
+        con.close()
+    assert loads == (1, 1, 0, 0), loads  # one load per run that found files, none twice
+    copy = world.spark_copy()
+    assert copy.name == "spark_staging.serving.2.duckdb" and _runs(copy) == [PREVIOUS_DAY, DAY]
+    assert len(list((world.work / "lake" / "raw" / "campaign_events").iterdir())) == 2
+    _assert_marts_equal(copy, world.duck_copies[DAY], world.models)
+    check_all_marts(world.spark_env["CRM_SOURCE_URL"], None, Path(world.spark_env[
+        "CRM_EVENTS_PATH"]), f"duckdb:///{copy}", "UTC")
+
