@@ -119,7 +119,8 @@ def thrift_server(lake: str, port: int, log: Path, timeout: float = 300) -> Iter
     for key, value in session_conf(lake).items():
         args += ["--conf", f"{key}={value}"]
     args += ["--hiveconf", f"hive.server2.thrift.port={port}",
-             "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1"]
+             "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
+             "--hiveconf", "hive.server2.enable.doAs=false"]
     env = {k: v for k, v in os.environ.items() if k != "PYSPARK_SUBMIT_ARGS"}
     env["SPARK_HOME"] = str(home)
     with log.open("wb") as out:
