@@ -104,11 +104,12 @@ def spark_job(*args: str, env: dict[str, str]) -> None:
 
 
 @contextmanager
-def thrift_server(lake: str, port: int, log: Path, timeout: float = 300) -> Iterator[int]:
+def thrift_server(lake: str, port: int, log: Path, conf: dict[str, str] | None = None,
+                  timeout: float = 300) -> Iterator[int]:
     """A Spark Thrift server on 127.0.0.1:`port` with the in-process settings of `lake`
-    (its catalog in `<lake>/metastore`, its tables in `<lake>/warehouse`), started by pyspark's
-    own `spark-submit`; yields its process id once it accepts connections and stops it
-    (SIGTERM, then SIGKILL) on the way out. Its output goes to `log`."""
+    (its catalog in `<lake>/metastore`, its tables in `<lake>/warehouse`) and `conf` over
+    them, started by pyspark's own `spark-submit`; yields its process id once it accepts
+    connections and stops it (SIGTERM, then SIGKILL) on the way out. Output goes to `log`."""
     import pyspark
 
     from crm_core.spark import session_conf
@@ -116,7 +117,7 @@ def thrift_server(lake: str, port: int, log: Path, timeout: float = 300) -> Iter
     home = Path(pyspark.__file__).parent
     args = [str(home / "bin" / "spark-submit"), "--class", THRIFT_SERVER_CLASS,
             "--name", "crm-analytics-test-thrift"]
-    for key, value in session_conf(lake).items():
+    for key, value in {**session_conf(lake), **(conf or {})}.items():
         args += ["--conf", f"{key}={value}"]
     args += ["--hiveconf", f"hive.server2.thrift.port={port}",
              "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
@@ -165,8 +166,9 @@ def _tail(log: Path) -> str:
 @contextmanager
 def thrift_sql(port: int) -> Iterator[Callable[[str], list[tuple]]]:
     """A PyHive connection to the Thrift server as a `SparkSql` (ingestion.spark_lake): one
-    statement in, its rows (if any) out. The first connection is retried for a minute: the
-    server listens a little before it serves sessions."""
+    statement in, its rows (if any) out, timestamps shown in UTC whatever the server's zone.
+    The first connection is retried for a minute: the server listens a little before it
+    serves sessions."""
     from pyhive import hive
 
     deadline = time.monotonic() + 60
@@ -183,6 +185,8 @@ def thrift_sql(port: int) -> Iterator[Callable[[str], list[tuple]]]:
     def run(statement: str) -> list[tuple]:
         cursor.execute(statement)
         return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    run("set spark.sql.session.timeZone = UTC")
 
     try:
         yield run

@@ -1,11 +1,12 @@
 """dbt through a Spark Thrift server (`CRM_WAREHOUSE_URL=spark://host:port`, dbt-spark's
 `thrift` method over PyHive), the way Databricks SQL, EMR or Spark on Kubernetes are reached.
 
-A local server (pyspark's own HiveThriftServer2, on a free port) gets the reference world's
-`raw` published through a Thrift connection (`ingestion.spark_lake.publish_raw`, the same code
-as in-process); dbt runs the deal history and the history marts through it (the incremental
-`crm_deal_versions`, views, tables, a date series, the keyed PII hashes of the contacts); the
-marts, read back through the server, equal DuckDB's row for row. The server is stopped after.
+A local server (pyspark's own HiveThriftServer2, on a free port, in a zone other than UTC)
+gets the reference world's `raw` published through a Thrift connection
+(`ingestion.spark_lake.publish_raw`, the same code as in-process); dbt runs the deal history
+and the history marts through it (the incremental `crm_deal_versions`, views, tables, a date
+series, the keyed PII hashes of the contacts); the marts and the contacts, read back through
+the server, equal DuckDB's row for row. The server is stopped after.
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def test_dbt_runs_through_a_thrift_server(spark_world: SparkWorld, tmp_path: Pat
     lake = str(tmp_path / "lake")
     port = free_port()
     url = f"spark://127.0.0.1:{port}"
-    with thrift_server(lake, port, tmp_path / "thrift.log"):
+    # the server's own zone is not UTC: the session settings dbt hands it (profiles.yml's
+    # server_side_parameters: UTC, the PII key's pads) must reach the session it runs in
+    with thrift_server(lake, port, tmp_path / "thrift.log",
+                       conf={"spark.sql.session.timeZone": "America/New_York"}):
         with thrift_sql(port) as sql:
             publish_raw(spark_world.duckdb, lake, sql)
         env = {**dbt_environment(parse_warehouse_url(url, tmp_path), "UTC", lake),
