@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.cli import crm
+from tests.helpers.cli import CLI, clean_env
 from tests.helpers.paths import REPO_ROOT
 
 AS_OF = "2026-03-31"
@@ -79,7 +79,8 @@ def spark_world(tmp_path_factory: pytest.TempPathFactory) -> SparkWorld:
            "CRM_WAREHOUSE_URL": f"duckdb:///{work}/wh.duckdb", "CRM_PII_KEY": PII_KEY}
     for args in (["generate", "--scale", "small", "--end-date", AS_OF, "--quiet"],
                  ["run", "--date", AS_OF]):
-        proc = crm(args, work, **env)
+        proc = subprocess.run([*CLI, *args], cwd=work, env=clean_env(**env), capture_output=True,
+                              text=True, timeout=1800, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return SparkWorld(work, work / "wh.duckdb")
 
