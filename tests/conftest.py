@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.helpers.faults",     # the fault tests' generated ERP and reference warehouse
     "tests.helpers.logical_pg",  # a private wal_level=logical cluster (CDC tests)
     "tests.helpers.cdc",        # an ERP database on it, for the CDC sync
+    "tests.helpers.spark",      # `spark_world`: the DuckDB reference of the Spark tests
 ]
 
 # Hypothesis profiles for the property-based bad-input cases: a modest one for `make test`, a

@@ -2,10 +2,13 @@
 
 The project spells the few things Spark writes differently through macros (`string_type()`,
 `float_type()`, `timestamptz_type()`, `decimal_sign()`, `{% if target.type == 'spark' %}`
-blocks). The reference here is the project with those spellings written out as the DuckDB and
-PostgreSQL text they stand for (`REFERENCE_TEXT`): both copies are compiled by the real dbt for
-each of the two warehouses, and every compiled file must be identical. A default dispatch that
-drifted (`text` for `varchar`), or a Spark block that leaks a blank line, fails here.
+blocks; in YAML, where project macros are not available, `{{ 'x' if target.type == 'spark'
+else 'y' }}`, e.g. in the SQL of a unit test's input). The reference here is the project with
+those spellings written out as the DuckDB and PostgreSQL text they stand for (`REFERENCE_TEXT`,
+`YAML_SPARK_CHOICE`): both copies are compiled by the real dbt for each of the two warehouses,
+and every compiled file (models, tests, unit tests with their inputs) must be identical. A
+default dispatch that drifted (`text` for `varchar`), or a Spark block that leaks a blank line,
+fails here.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ SPARK_SPELLINGS = ("string_type(", "float_type(", "timestamptz_type(", "decimal_
                    "{{ pairs }}", "target.type == 'spark' %")
 #: A Spark-only block, with the whitespace control it must use to vanish without a trace.
 SPARK_BLOCK = re.compile(r"\{%- if target\.type == 'spark' %\}.*?\{% endif %\}", re.S)
+#: A YAML value chosen by warehouse; the reference keeps the text after `else`.
+YAML_SPARK_CHOICE = re.compile(r"\{\{ '[^']*' if target\.type == 'spark' else '([^']*)' \}\}")
 
 
 def _copy_project(dest: Path, *, reference: bool) -> Path:
@@ -50,6 +55,11 @@ def _copy_project(dest: Path, *, reference: bool) -> Path:
             new = SPARK_BLOCK.sub("", text)
             for pattern, literal in REFERENCE_TEXT.items():
                 new = re.sub(pattern, lambda _, text=literal: text, new)
+            if new != text:
+                path.write_text(new, encoding="utf-8")
+        for path in (dest / "dbt_project").rglob("*.yml"):
+            text = path.read_text(encoding="utf-8")
+            new = YAML_SPARK_CHOICE.sub(lambda m: m.group(1), text)
             if new != text:
                 path.write_text(new, encoding="utf-8")
     return dest
@@ -89,10 +99,14 @@ def test_reference_copy_has_no_spark_spelling_left(tmp_path: Path) -> None:
                reference / "dbt_project" / "macros" / "ratios.sql"]
     leftovers = [f"{p.name}: {s}" for p in sources for s in SPARK_SPELLINGS
                  if s in p.read_text(encoding="utf-8")]
+    leftovers += [p.name for p in (reference / "dbt_project").rglob("*.yml")
+                  if "target.type" in p.read_text(encoding="utf-8")]
     assert not leftovers
     ours = _copy_project(tmp_path / "ours", reference=False)
     assert any("{{ string_type() }}" in p.read_text(encoding="utf-8")
                for p in (ours / "dbt_project" / "models").rglob("*.sql"))
+    assert any(YAML_SPARK_CHOICE.search(p.read_text(encoding="utf-8"))
+               for p in (ours / "dbt_project" / "models").rglob("*.yml"))
 
 
 def test_duckdb_sql_is_unchanged(tmp_path: Path) -> None:

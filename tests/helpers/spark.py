@@ -1,5 +1,5 @@
-"""Spark for the tests: whether it can run here, the two jobs that need their own process, dbt
-as a command, and comparing what Spark built with what DuckDB built.
+"""Spark for the tests: whether it can run here, one world built on DuckDB as the reference,
+the jobs that need their own process, a local Thrift server, and comparing rows with DuckDB's.
 
 The in-process Spark of `spark+session://` keeps its catalog in an embedded Derby database that
 admits one process at a time, and a JVM cannot be restarted inside a Python process; so
@@ -13,9 +13,15 @@ import importlib.util
 import math
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,14 +29,24 @@ from typing import Any
 import duckdb
 import pytest
 
+from tests.helpers.cli import CLI, clean_env
 from tests.helpers.paths import REPO_ROOT
 
+AS_OF = "2026-03-31"
+PII_KEY = "spark-test-key-0123456789"
 
-def require_spark() -> None:
-    """Skip (fail under CRM_REQUIRE_SPARK=1) without pyspark and dbt-spark, or without Java."""
+#: The Thrift server (HiveServer2 over Spark SQL) that pyspark's jars ship.
+THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+
+
+def require_spark(*, thrift: bool = False) -> None:
+    """Skip (fail under CRM_REQUIRE_SPARK=1) without pyspark and dbt-spark, or without Java;
+    with `thrift`, also without the PyHive client dbt-spark's thrift method uses."""
     reason = ""
     if not (_installed("pyspark") and _installed("dbt.adapters.spark")):
         reason = "pyspark or dbt-spark is not installed (pip install -e '.[spark]')"
+    elif thrift and not _installed("pyhive"):
+        reason = "PyHive is not installed (pip install -e '.[spark]')"
     elif shutil.which("java") is None:
         reason = "no Java runtime (`java`) for pyspark (apt-get install openjdk-17-jre-headless)"
     if reason:
@@ -46,6 +62,38 @@ def _installed(module: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class SparkWorld:
+    """A `small` world generated for AS_OF with the PII key set, and one `crm-analytics run` of
+    it on DuckDB (`duckdb`): the reference every Spark build is compared with."""
+
+    work: Path
+    duckdb: Path
+
+
+@pytest.fixture(scope="session")
+def spark_world(tmp_path_factory: pytest.TempPathFactory) -> SparkWorld:
+    """Built once per session, shared by the Spark tests (generate and run cost minutes)."""
+    require_spark()
+    work = tmp_path_factory.mktemp("spark_world")
+    env = {"CRM_SOURCE_URL": f"sqlite:///{work}/erp.sqlite", "CRM_EVENTS_PATH": str(work / "ev"),
+           "CRM_WAREHOUSE_URL": f"duckdb:///{work}/wh.duckdb", "CRM_PII_KEY": PII_KEY}
+    for args in (["generate", "--scale", "small", "--end-date", AS_OF, "--quiet"],
+                 ["run", "--date", AS_OF]):
+        proc = subprocess.run([*CLI, *args], cwd=work, env=clean_env(**env), capture_output=True,
+                              text=True, timeout=1800, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return SparkWorld(work, work / "wh.duckdb")
+
+
+def dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real dbt CLI on the project, with `env` (a warehouse's dbt environment) added."""
+    return subprocess.run([str(Path(sys.executable).with_name("dbt")), *args, "--profiles-dir",
+                           str(REPO_ROOT)], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=3600, check=False,
+                          env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env})
+
+
 def spark_job(*args: str, env: dict[str, str]) -> None:
     """Run one job of this module in a child process; assert it succeeded."""
     proc = subprocess.run([sys.executable, "-m", "tests.helpers.spark", *args], cwd=REPO_ROOT,
@@ -54,27 +102,102 @@ def spark_job(*args: str, env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-def dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The project's dbt with `args`, in the repository, with `env` on top of this process's."""
-    return subprocess.run([str(Path(sys.executable).with_name("dbt")), *args, "--profiles-dir",
-                           str(REPO_ROOT)], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=3600, check=False,
-                          env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env})
+# --- a local Thrift server -------------------------------------------------------------------
 
 
-def spark_models(work: Path) -> set[str]:
-    """The models a Spark warehouse builds (the `spark` selector), as dbt itself lists them."""
-    proc = dbt(["ls", "--selector", "spark", "--resource-type", "model", "--output", "name",
-                "--quiet", "--target-path", str(work / "ls")],
-               {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(work / "ls.duckdb")})
-    assert proc.returncode == 0, proc.stdout
-    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+@contextmanager
+def thrift_server(lake: str, port: int, log: Path, conf: dict[str, str] | None = None,
+                  timeout: float = 300) -> Iterator[int]:
+    """A Spark Thrift server on 127.0.0.1:`port` with the in-process settings of `lake`
+    (its catalog in `<lake>/metastore`, its tables in `<lake>/warehouse`) and `conf` over
+    them, started by pyspark's own `spark-submit`; yields its process id once it accepts
+    connections and stops it (SIGTERM, then SIGKILL) on the way out. Output goes to `log`."""
+    import pyspark
+
+    from crm_core.spark import session_conf
+
+    home = Path(pyspark.__file__).parent
+    args = [str(home / "bin" / "spark-submit"), "--class", THRIFT_SERVER_CLASS,
+            "--name", "crm-analytics-test-thrift"]
+    for key, value in {**session_conf(lake), **(conf or {})}.items():
+        args += ["--conf", f"{key}={value}"]
+    args += ["--hiveconf", f"hive.server2.thrift.port={port}",
+             "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
+             "--hiveconf", "hive.server2.enable.doAs=false"]
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_SUBMIT_ARGS"}
+    env["SPARK_HOME"] = str(home)
+    with log.open("wb") as out:
+        # its own process group: spark-submit execs the JVM, whose children go with it
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=log.parent, start_new_session=True)
+    try:
+        _wait_accepting(proc, port, log, timeout)
+        yield proc.pid
+    finally:
+        _stop(proc)
 
 
-# --------------------------------------------------------------------------------------------
-# Comparing relations: rows as multisets, ignoring order; DOUBLE columns (rates and averages)
-# to a relative 1e-9, since Spark and DuckDB may sum floats in a different order; DECIMALs by
-# value whatever their scale; everything else exactly.
+def _wait_accepting(proc: subprocess.Popen[bytes], port: int, log: Path,
+                    timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the Thrift server exited ({proc.returncode}): {_tail(log)}")
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(1)
+    pytest.fail(f"the Thrift server took over {timeout:.0f} s to listen: {_tail(log)}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+@contextmanager
+def thrift_sql(port: int) -> Iterator[Callable[[str], list[tuple]]]:
+    """A PyHive connection to the Thrift server as a `SparkSql` (ingestion.spark_lake): one
+    statement in, its rows (if any) out, timestamps shown in UTC whatever the server's zone.
+    The first connection is retried for a minute: the server listens a little before it
+    serves sessions."""
+    from pyhive import hive
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            connection = hive.connect(host="127.0.0.1", port=port, username="crm")
+            break
+        except Exception:  # noqa: BLE001 - thrift's transport errors have no common base
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+    cursor = connection.cursor()
+
+    def run(statement: str) -> list[tuple]:
+        cursor.execute(statement)
+        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    run("set spark.sql.session.timeZone = UTC")
+
+    try:
+        yield run
+    finally:
+        cursor.close()
+        connection.close()
+
+
+# --- comparing with DuckDB -------------------------------------------------------------------
 
 
 def _normal(value: Any, is_float: bool) -> Any:
@@ -87,17 +210,22 @@ def _normal(value: Any, is_float: bool) -> Any:
     return value
 
 
-def _rows(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str],
-          float_columns: set[str]) -> list[tuple]:
-    select = ", ".join(f'"{c}"' for c in columns)
-    return [tuple(_normal(v, c in float_columns) for c, v in zip(columns, row, strict=True))
-            for row in con.execute(f"select {select} from {relation}").fetchall()]
+def normal_rows(rows: Sequence[Sequence[Any]], float_columns: Sequence[bool]) -> list[tuple]:
+    """Rows with DOUBLE columns as floats and decimals without trailing zeros."""
+    return [tuple(_normal(v, f) for v, f in zip(row, float_columns, strict=True))
+            for row in rows]
 
 
-def _same_floats(a: list[tuple], b: list[tuple]) -> bool:
+def same_rows(mine: list[tuple], theirs: list[tuple]) -> bool:
+    """The same multiset of rows; floats to a relative 1e-9 (Spark and DuckDB may sum them in
+    another order), everything else exactly."""
+    if not any(isinstance(x, float) for row in mine + theirs for x in row):
+        return Counter(mine) == Counter(theirs)
+    if len(mine) != len(theirs):
+        return False
     key = lambda row: tuple((x is None, str(type(x)), x if not isinstance(x, float)  # noqa: E731
                              else round(x, 6)) for x in row)
-    for left, right in zip(sorted(a, key=key), sorted(b, key=key), strict=True):
+    for left, right in zip(sorted(mine, key=key), sorted(theirs, key=key), strict=True):
         for x, y in zip(left, right, strict=True):
             if isinstance(x, float) and isinstance(y, float):
                 if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12):
@@ -107,26 +235,40 @@ def _same_floats(a: list[tuple], b: list[tuple]) -> bool:
     return True
 
 
+def spark_models(work: Path) -> set[str]:
+    """The models a Spark warehouse builds (the `spark` selector), as dbt itself lists them."""
+    proc = dbt(["ls", "--selector", "spark", "--resource-type", "model", "--output", "name",
+                "--quiet", "--target-path", str(work / "ls")],
+               {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(work / "ls.duckdb")})
+    assert proc.returncode == 0, proc.stdout
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+
+
 def row_counts_if_different(con: duckdb.DuckDBPyConnection, expected: str,
                             actual: str) -> tuple[int, int] | None:
     """None when `actual` holds the same rows as `expected` (by `expected`'s columns, which
     `actual` must have), else the two row counts."""
     described = con.execute(f"describe select * from {expected}").fetchall()
     columns = [d[0] for d in described]
-    floats = {d[0] for d in described if d[1] in ("DOUBLE", "FLOAT")}
-    mine = _rows(con, expected, columns, floats)
-    theirs = _rows(con, actual, columns, floats)
-    if floats:
-        same = len(mine) == len(theirs) and _same_floats(mine, theirs)
-    else:
-        same = Counter(mine) == Counter(theirs)
-    return None if same else (len(mine), len(theirs))
+    floats = [d[1] in ("DOUBLE", "FLOAT") for d in described]
+    select = ", ".join(f'"{c}"' for c in columns)
+    mine = normal_rows(con.execute(f"select {select} from {expected}").fetchall(), floats)
+    theirs = normal_rows(con.execute(f"select {select} from {actual}").fetchall(), floats)
+    return None if same_rows(mine, theirs) else (len(mine), len(theirs))
+
+
+# --- the child-process jobs ------------------------------------------------------------------
 
 
 def _session(lake: str):  # noqa: ANN202 - pyspark is imported only in the child
-    from orchestration.spark_steps import spark_session
+    from crm_core.spark import session_submit_args
 
-    return spark_session(lake)
+    os.environ["PYSPARK_SUBMIT_ARGS"] = session_submit_args(lake)
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 def _publish(duckdb_path: str, lake: str) -> None:

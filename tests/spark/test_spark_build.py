@@ -1,23 +1,19 @@
-"""The dbt project on Spark (`spark+session://`): every model and test that does not depend on
-the deal snapshot builds and passes, and every relation equals DuckDB's on the same inputs.
+"""The dbt project on Spark (`spark+session://`): every model, unit test and data test builds
+and passes, and every relation equals DuckDB's on the same inputs.
 
-One world at `small` (ERP and events generated for a fixed date, PII key set): a `crm-analytics
-run` on DuckDB is the reference; its `raw` is published to the lake as Parquet external tables
-(`ingestion.spark_lake`); dbt builds on Spark with the environment the pipeline would give it
-(`dbt_environment`, `dbt_secret_environment`). Rows are compared as multisets, ignoring order;
-DOUBLE columns (rates and averages) to a relative 1e-9, since Spark and DuckDB may sum floats
-in a different order; everything else exactly.
-
-The deal versions model `crm_deal_versions` is not Spark-ready yet (contract types, unit-test
-SQL): the selector `spark` (selectors.yml) leaves it and the models reading it out.
+One world at `small` (`spark_world`: ERP and events generated for a fixed date, PII key set,
+one `crm-analytics run` on DuckDB as the reference); its `raw` is published to the lake as
+Parquet external tables (`ingestion.spark_lake`); dbt builds on Spark with the environment the
+pipeline would give it (`dbt_environment`, `dbt_secret_environment`), then runs the deal
+history `crm_deal_versions` once more for the same date: its incremental path (an `insert
+into`, the only write Parquet without Delta allows) appends nothing, as on DuckDB. Rows are
+compared as multisets, ignoring order; DOUBLE columns to a relative 1e-9, everything else
+exactly.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,69 +24,82 @@ import pytest
 from crm_core.urls import parse_warehouse_url
 from orchestration.dbt_project import dbt_environment
 from orchestration.pii import dbt_secret_environment
-from tests.helpers.spark import dbt, require_spark, row_counts_if_different, spark_job
+from tests.helpers.spark import (
+    AS_OF,
+    PII_KEY,
+    SparkWorld,
+    dbt,
+    normal_rows,
+    same_rows,
+    spark_job,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
-AS_OF = "2026-03-31"
-PII_KEY = "spark-test-key-0123456789"
-SCHEMAS = ("staging", "intermediate", "marts")
+SCHEMAS = ("snapshots", "staging", "intermediate", "marts")
+#: The deal history and the models that read it (the ones that need its incremental model).
+DEAL_HISTORY_MODELS = {"crm_deal_versions", "int_crm_deal_versions", "fct_deal_stage_history",
+                       "fct_open_pipeline_daily", "fct_stage_conversion",
+                       "deal_close_date_slippage", "sales_forecast", "stage_win_probability"}
 
 
-def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "crm_cli.cli", *args], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=1800, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def _results(target: Path) -> list[dict[str, Any]]:
+    return json.loads((target / "run_results.json").read_text())["results"]
+
+
+def _failed(results: list[dict[str, Any]]) -> list[str]:
+    # exposures (the dashboards) are reported as no-op: nothing to build
+    return [r["unique_id"] for r in results if r["status"] not in ("success", "pass")
+            and not r["unique_id"].startswith("exposure.")]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    require_spark()
-    work = tmp_path_factory.mktemp("spark")
-    env = {"CRM_SOURCE_URL": f"sqlite:///{work}/erp.sqlite", "CRM_EVENTS_PATH": str(work / "ev"),
-           "CRM_WAREHOUSE_URL": f"duckdb:///{work}/wh.duckdb", "CRM_PII_KEY": PII_KEY}
-    _cli(["generate", "--scale", "small", "--end-date", AS_OF, "--quiet"], work, env)
-    _cli(["run", "--date", AS_OF], work, env)
-
+def built(spark_world: SparkWorld, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("spark_build")
     lake = str(work / "lake")
-    spark_job("publish", str(work / "wh.duckdb"), lake, env={})
+    spark_job("publish", str(spark_world.duckdb), lake, env={})
     target = parse_warehouse_url("spark+session://", work)
     dbt_env = {**dbt_environment(target, "UTC", lake),
                **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
                "DBT_LOG_PATH": str(work / "logs")}
-    proc = dbt(["build", "--selector", "spark", "--target-path", str(work / "target"),
-                "--vars", json.dumps({"as_of_date": AS_OF, "reporting_tz": "UTC"})], dbt_env)
-    results = json.loads((work / "target" / "run_results.json").read_text())["results"]
-    # exposures (the dashboards) are reported as no-op: nothing to build
-    failed = [r["unique_id"] for r in results if r["status"] not in ("success", "pass")
-              and not r["unique_id"].startswith("exposure.")]
-    assert proc.returncode == 0 and not failed, (failed, proc.stdout[-4000:])
+    dbt_vars = json.dumps({"as_of_date": AS_OF, "reporting_tz": "UTC"})
+    proc = dbt(["build", "--target-path", str(work / "target"), "--vars", dbt_vars], dbt_env)
+    results = _results(work / "target")
+    assert proc.returncode == 0 and not _failed(results), (_failed(results), proc.stdout[-4000:])
+
+    rerun = dbt(["run", "--select", "crm_deal_versions", "--target-path", str(work / "rerun"),
+                 "--vars", dbt_vars], dbt_env)
+    assert rerun.returncode == 0 and not _failed(_results(work / "rerun")), rerun.stdout[-4000:]
 
     (work / "out").mkdir()
     spark_job("export", lake, str(work / "out"), *SCHEMAS, env={})
-    return {"work": work, "duckdb": work / "wh.duckdb", "out": work / "out",
-            "results": work / "target" / "run_results.json",
-            "snapshot_dependants": _snapshot_dependants(work)}
+    return {"duckdb": spark_world.duckdb, "out": work / "out", "results": results,
+            "rerun": work / "rerun"}
 
 
-def _snapshot_dependants(work: Path) -> set[str]:
-    """The models the `spark` selector leaves out, as dbt itself lists them."""
-    proc = dbt(["ls", "--select", "crm_deal_versions+", "--resource-type", "model",
-                "--output", "name", "--quiet", "--target-path", str(work / "ls")],
-               {"CRM_DBT_TARGET": "duckdb", "CRM_DUCKDB_PATH": str(work / "ls.duckdb")})
-    assert proc.returncode == 0, proc.stdout
-    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
-
-
-def test_every_model_and_test_but_the_snapshots_builds_on_spark(built: dict[str, Any]) -> None:
-    results = json.loads(built["results"].read_text())["results"]
-    kinds = Counter(r["unique_id"].split(".")[0] for r in results)
-    assert kinds["model"] >= 40 and kinds["test"] >= 200 and kinds["unit_test"] >= 30, kinds
-    built_models = {r["unique_id"].split(".")[-1] for r in results
+def test_every_model_and_test_builds_on_spark(built: dict[str, Any]) -> None:
+    kinds = Counter(r["unique_id"].split(".")[0] for r in built["results"])
+    assert kinds["model"] >= 48 and kinds["test"] >= 200 and kinds["unit_test"] >= 40, kinds
+    built_models = {r["unique_id"].split(".")[-1] for r in built["results"]
                     if r["unique_id"].startswith("model.")}
-    assert built["snapshot_dependants"] and not built_models & built["snapshot_dependants"]
+    assert built_models >= DEAL_HISTORY_MODELS
     assert "int_campaign_event_days" in built_models
+
+
+def test_the_deal_history_rerun_is_an_insert_into_the_table(built: dict[str, Any]) -> None:
+    """The second run took the incremental path: Spark appended to the existing Parquet table
+    (what it appended, nothing, is checked with the relations below)."""
+    [statement] = list((built["rerun"] / "run").rglob("crm_deal_versions.sql"))
+    sql = " ".join(statement.read_text().lower().split())
+    assert "insert into table" in sql and "snapshots.crm_deal_versions" in sql, sql
+    assert "overwrite" not in sql and "merge into" not in sql
+
+
+def _select_list(columns: list[str], naive_utc: set[str]) -> str:
+    """Columns by name; those in `naive_utc` (Spark's instant where DuckDB has a `timestamp`
+    without zone) as the naive UTC time, which is what Spark wrote in its UTC session."""
+    return ", ".join(f"timezone('UTC', \"{c}\")" if c in naive_utc else f'"{c}"'
+                     for c in columns)
 
 
 def test_every_relation_equals_duckdbs(built: dict[str, Any]) -> None:
@@ -99,21 +108,31 @@ def test_every_relation_equals_duckdbs(built: dict[str, Any]) -> None:
         expected = {f"{s}.{t}" for s, t in con.execute(
             "select table_schema, table_name from information_schema.tables "
             f"where table_schema in {SCHEMAS}").fetchall()}
-        skipped = {f"{s}.{name}" for s in SCHEMAS for name in built["snapshot_dependants"]}
         exported = {p.name.removesuffix(".parquet") for p in built["out"].glob("*.parquet")}
-        assert exported == expected - skipped, sorted(exported ^ (expected - skipped))
+        assert exported == expected, sorted(exported ^ expected)
+        assert "snapshots.crm_deal_versions" in exported
         differing = []
         for relation in sorted(exported):
             path = built["out"] / f"{relation}.parquet"
-            spark_cols = [d[0] for d in con.execute(
-                f"describe select * from read_parquet('{path}')").fetchall()]
+            spark_types = dict((d[0], d[1]) for d in con.execute(
+                f"describe select * from read_parquet('{path}')").fetchall())
             duck = con.execute(f"describe {relation}").fetchall()
-            assert sorted(spark_cols) == sorted(d[0] for d in duck), relation
-            counts = row_counts_if_different(con, relation, f"read_parquet('{path}')")
-            if counts:
-                differing.append(f"{relation} ({counts[0]} rows on DuckDB, {counts[1]} on Spark)")
+            assert sorted(spark_types) == sorted(d[0] for d in duck), relation
+            columns = [d[0] for d in duck]
+            floats = [d[1] in ("DOUBLE", "FLOAT") for d in duck]
+            naive_utc = {d[0] for d in duck if d[1] == "TIMESTAMP"
+                         and spark_types[d[0]] == "TIMESTAMP WITH TIME ZONE"}
+            mine = normal_rows(con.execute(
+                f"select {_select_list(columns, set())} from {relation}").fetchall(), floats)
+            theirs = normal_rows(con.execute(
+                f"select {_select_list(columns, naive_utc)} from read_parquet('{path}')"
+            ).fetchall(), floats)
+            if not same_rows(mine, theirs):
+                differing.append(f"{relation} ({len(mine)} rows on DuckDB, {len(theirs)} on Spark)")
         assert not differing, differing
-        hashes = con.execute("select count(phone_hash) from staging.stg_erp__contacts").fetchone()
-        assert hashes[0] > 0  # the keyed hashes were compared, not NULL on both sides
+        counts = con.execute("select (select count(phone_hash) from staging.stg_erp__contacts), "
+                             "(select count(*) from snapshots.crm_deal_versions)").fetchone()
+        assert counts[0] > 0  # the keyed hashes were compared, not NULL on both sides
+        assert counts[1] > 0  # and the deal history has versions
     finally:
         con.close()
