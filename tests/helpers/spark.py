@@ -261,14 +261,9 @@ def row_counts_if_different(con: duckdb.DuckDBPyConnection, expected: str,
 
 
 def _session(lake: str):  # noqa: ANN202 - pyspark is imported only in the child
-    from crm_core.spark import session_submit_args
+    from orchestration.spark_steps import spark_session
 
-    os.environ["PYSPARK_SUBMIT_ARGS"] = session_submit_args(lake)
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.enableHiveSupport().getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return spark_session(lake)
 
 
 def _publish(duckdb_path: str, lake: str) -> None:
