@@ -25,8 +25,11 @@ install: $(STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/crm-analytics demo
 
+# --durations: CI's log names the slowest tests, so a slower suite can be traced to its cause.
+# --timeout: the slowest test takes about 3 minutes on an idle 2-core machine; one past 20 is
+# hung, and fails with its stack instead of stalling CI.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not soak and not spark" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not soak and not spark" --durations=20 --timeout=1200 $(PYTEST_ARGS)
 
 # The Spark warehouse's tests (docs/spark.md): pyspark, dbt-spark and a Java runtime; a whole
 # dbt build on an in-process Spark takes minutes, so they run apart from `make test`.
