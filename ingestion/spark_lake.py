@@ -79,9 +79,11 @@ def _spark_ident(name: str) -> str:
 
 
 def _columns(sql: SparkSql, relation: str) -> list[tuple[str, str]]:
-    """(name, type) of a table or of `parquet.\\`<folder>\\``, as Spark describes them."""
+    """(name, type) of a table or of `parquet.\\`<folder>\\``, as Spark describes them.
+    `describe query`, because a plain `describe` resolves its argument in the catalog only and
+    does not find a folder of files."""
     out = []
-    for row in sql(f"describe {relation}"):
+    for row in sql(f"describe query select * from {relation}"):
         name, data_type = str(row[0]), str(row[1])
         if not name or name.startswith("#"):
             break  # partition information follows the columns

@@ -1,0 +1,61 @@
+"""Registering `raw` in Spark's catalog, publish after publish: the first publish creates each
+external table, a later one with the same columns repoints it at the new version folder, and
+one whose columns changed (a column added on the ERP) recreates it. After each, Spark reads
+exactly the DuckDB file's rows; the version folders a reader may still use are kept."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers.spark import require_spark, spark_job
+
+pytestmark = pytest.mark.spark
+
+
+def _write(wh: Path, deals: str, branch_columns: str = "7 as id, 'B' as name") -> None:
+    with duckdb.connect(str(wh)) as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create or replace table raw.crm_deals as select * from (values "
+                    f"{deals}) t(id, title, amount)")
+        con.execute(f"create or replace table raw.branches as select {branch_columns}")
+
+
+def _spark_raw(lake: str, out: Path) -> dict[str, list[dict]]:
+    """Spark's `raw` tables, read through the catalog in a child process."""
+    out.mkdir()
+    spark_job("export", lake, str(out), "raw", env={})
+    return {path.name.split(".")[1]: sorted(pq.read_table(path).to_pylist(),
+                                           key=lambda r: r["id"])
+            for path in out.glob("raw.*.parquet")}
+
+
+def test_publishes_create_repoint_and_recreate_the_external_tables(tmp_path: Path) -> None:
+    require_spark()
+    wh, lake = tmp_path / "staging.duckdb", str(tmp_path / "lake")
+
+    _write(wh, "(1, 'A', 12.34::decimal(15,2)), (2, NULL, NULL)")
+    spark_job("publish", str(wh), lake, env={})
+    first = _spark_raw(lake, tmp_path / "first")
+    assert first["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("12.34")},
+                                  {"id": 2, "title": None, "amount": None}]
+    assert first["branches"] == [{"id": 7, "name": "B"}]
+
+    # same columns: the table is repointed at the new version
+    _write(wh, "(1, 'A', 56.78::decimal(15,2)), (2, NULL, NULL), (3, 'C', 1.00::decimal(15,2))")
+    spark_job("publish", str(wh), lake, env={})
+    second = _spark_raw(lake, tmp_path / "second")
+    assert [r["amount"] for r in second["crm_deals"]] == [Decimal("56.78"), None, Decimal("1.00")]
+
+    # a column added on the ERP: the table is recreated with it
+    _write(wh, "(1, 'A', 56.78::decimal(15,2))", "7 as id, 'B' as name, 'EU' as region")
+    spark_job("publish", str(wh), lake, env={})
+    third = _spark_raw(lake, tmp_path / "third")
+    assert third["branches"] == [{"id": 7, "name": "B", "region": "EU"}]
+    assert third["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("56.78")}]
+    # the current version and the one before it stay in the lake
+    assert len(list((tmp_path / "lake/raw/crm_deals").iterdir())) == 2
