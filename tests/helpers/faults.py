@@ -272,11 +272,12 @@ def kill(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
-def overflow_numeric(source_file: Path, table: str, column: str) -> None:
+def overflow_numeric(source_file: Path, table: str, column: str, where: str = "1 = 1") -> None:
     """An ERP migration widened `table.column` from the ERD's NUMERIC(14, 2) to NUMERIC(20, 2)
-    and one value now exceeds it: the sync lands it (a changed column reloads in full), and
-    the staging model's `cast(... as decimal(14, 2))` fails when it is computed (on DuckDB and
-    on Spark alike)."""
+    and one value (of the first row matching `where`) now exceeds it: the sync lands it (a
+    changed column reloads in full), and the staging model's `cast(... as decimal(14, 2))`
+    fails when it is computed: pick with `where` a row the marts read (a soft-deleted one may
+    be filtered out before the cast is computed)."""
     with sqlite3.connect(source_file) as con:
         columns = con.execute("select sql from sqlite_master where name = ?", [table]
                               ).fetchone()[0]
@@ -287,4 +288,4 @@ def overflow_numeric(source_file: Path, table: str, column: str) -> None:
         con.execute(f"insert into {table} select * from {table}_old")
         con.execute(f"drop table {table}_old")
         con.execute(f"update {table} set {column} = 1000000000000000 "
-                    f"where id = (select min(id) from {table})")
+                    f"where id = (select min(id) from {table} where {where})")
