@@ -14,6 +14,7 @@ read -r -a WAREHOUSES <<< "${WAREHOUSES[*]}"
 WORK="$(mktemp -d)"
 PG_DB="crm_bench_run_$$"
 cleanup() {
+  cd /  # psql cannot start in a deleted directory
   rm -rf "$WORK"
   psql -h 127.0.0.1 -U postgres -qAtc "drop database if exists $PG_DB with (force)" >/dev/null 2>&1 || true
 }
