@@ -9,8 +9,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SCALE="${1:-small}"
 shift || true
-WAREHOUSES=("${@:-duckdb postgres spark}")
-read -r -a WAREHOUSES <<< "${WAREHOUSES[*]}"
+WAREHOUSES=("$@")
+[ ${#WAREHOUSES[@]} -gt 0 ] || WAREHOUSES=(duckdb postgres spark)
 WORK="$(mktemp -d)"
 PG_DB="crm_bench_run_$$"
 cleanup() {
