@@ -38,3 +38,28 @@
 {% macro spark__timestamptz_type() -%}
     {{ return('timestamp') }}
 {%- endmacro %}
+
+{#- `cast(<column> as decimal(<precision>, <scale>))`, failing on a value out of range the
+    way DuckDB and PostgreSQL do. dbt-spark runs every statement of an in-process Spark with
+    ANSI mode off (it sets `spark.sql.ansi.enabled=false` on each one, over any profile
+    setting), and Spark then turns an overflowing cast into NULL: an ERP amount wider than the
+    ERD's column would vanish from the marts instead of failing the build. So on Spark the
+    range is checked and `raise_error` fails the statement, whatever the ANSI setting. Use it
+    where an ERP or event value enters: the staging models. -#}
+{% macro to_decimal(column, precision, scale) -%}
+    {{ return(adapter.dispatch('to_decimal', 'crm_analytics')(column, precision, scale)) }}
+{%- endmacro %}
+
+{% macro default__to_decimal(column, precision, scale) -%}
+    cast({{ column }} as decimal({{ precision }}, {{ scale }}))
+{%- endmacro %}
+
+{% macro spark__to_decimal(column, precision, scale) -%}
+    {%- set decimal_type = 'decimal(' ~ precision ~ ', ' ~ scale ~ ')' -%}
+    case
+            when {{ column }} is not null and try_cast({{ column }} as {{ decimal_type }}) is null
+                then raise_error(concat('{{ column }} ', cast({{ column }} as string),
+                                        ' cannot be represented as {{ decimal_type }}'))
+            else cast({{ column }} as {{ decimal_type }})
+        end
+{%- endmacro %}

@@ -1,14 +1,14 @@
 """The Spark dispatches leave DuckDB's and PostgreSQL's SQL byte for byte as it was.
 
-The project spells the few things Spark writes differently through macros (`string_type()`,
-`float_type()`, `timestamptz_type()`, `decimal_sign()`, `{% if target.type == 'spark' %}`
-blocks; in YAML, where project macros are not available, `{{ 'x' if target.type == 'spark'
-else 'y' }}`, e.g. in the SQL of a unit test's input). The reference here is the project with
-those spellings written out as the DuckDB and PostgreSQL text they stand for (`REFERENCE_TEXT`,
-`YAML_SPARK_CHOICE`): both copies are compiled by the real dbt for each of the two warehouses,
-and every compiled file (models, tests, unit tests with their inputs) must be identical. A
-default dispatch that drifted (`text` for `varchar`), or a Spark block that leaks a blank line,
-fails here.
+The project spells the few things Spark writes differently through macros
+(`string_type()`, `float_type()`, `timestamptz_type()`, `decimal_sign()`, `to_decimal()`,
+`{% if target.type == 'spark' %}` blocks; in YAML, where project macros are not available,
+`{{ 'x' if target.type == 'spark' else 'y' }}`, e.g. in the SQL of a unit test's input). The
+reference here is the project with those spellings written out as the DuckDB and PostgreSQL
+text they stand for (`REFERENCE_TEXT`, `YAML_SPARK_CHOICE`): both copies are compiled by the
+real dbt for each of the two warehouses, and every compiled file (models, tests, unit tests
+with their inputs) must be identical. A default dispatch that drifted (`text` for `varchar`),
+or a Spark block that leaks a blank line, fails here.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ REFERENCE_TEXT = {
     r"\{\{ timestamptz_type\(\) \}\}": "timestamp with time zone",
     r"\{\{ decimal_sign\(numerator\) \}\}": "sign({{ numerator }})",
     r"\{\{ pairs \}\}": "touched_pairs",
+    r"\{\{ to_decimal\('(\w+)', (\d+), (\d+)\) \}\}": r"cast(\1 as decimal(\2, \3))",
 }
 #: What must be gone from the reference's models and call sites once it is written out.
 SPARK_SPELLINGS = ("string_type(", "float_type(", "timestamptz_type(", "decimal_sign(numerator",
-                   "{{ pairs }}", "target.type == 'spark' %")
+                   "{{ pairs }}", "target.type == 'spark' %", "to_decimal(")
 #: A Spark-only block, with the whitespace control it must use to vanish without a trace.
 SPARK_BLOCK = re.compile(r"\{%- if target\.type == 'spark' %\}.*?\{% endif %\}", re.S)
 #: A YAML value chosen by warehouse; the reference keeps the text after `else`.
@@ -54,7 +55,7 @@ def _copy_project(dest: Path, *, reference: bool) -> Path:
             text = path.read_text(encoding="utf-8")
             new = SPARK_BLOCK.sub("", text)
             for pattern, literal in REFERENCE_TEXT.items():
-                new = re.sub(pattern, lambda _, text=literal: text, new)
+                new = re.sub(pattern, lambda m, text=literal: m.expand(text), new)
             if new != text:
                 path.write_text(new, encoding="utf-8")
         for path in (dest / "dbt_project").rglob("*.yml"):

@@ -11,10 +11,10 @@ renamed as (
     select
         cast(id as bigint) as contact_account_id,
         cast(contact_id as bigint) as contact_id,
-        cast(account_balance as decimal(14, 2)) as account_balance,
-        cast(advance_balance as decimal(14, 2)) as advance_balance,
-        cast(total_sale_due as decimal(14, 2)) as total_sale_due,
-        cast(total_sale_return_due as decimal(14, 2)) as total_sale_return_due
+        {{ to_decimal('account_balance', 14, 2) }} as account_balance,
+        {{ to_decimal('advance_balance', 14, 2) }} as advance_balance,
+        {{ to_decimal('total_sale_due', 14, 2) }} as total_sale_due,
+        {{ to_decimal('total_sale_return_due', 14, 2) }} as total_sale_return_due
 
     from source
 

@@ -39,7 +39,7 @@ renamed as (
         {{ pii_hash('cast(phone as ' ~ string_type() ~ ')') }} as phone_hash,
 
         -- numbers and dates
-        cast(credit_limit as decimal(14, 2)) as credit_limit,
+        {{ to_decimal('credit_limit', 14, 2) }} as credit_limit,
         cast(added_on as date) as added_on,
 
         -- flags (the ERD default is false)

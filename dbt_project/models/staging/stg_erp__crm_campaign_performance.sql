@@ -15,7 +15,7 @@ renamed as (
         cast(impressions as bigint) as impressions,
         cast(clicks as bigint) as clicks,
         cast(conversions as bigint) as conversions,
-        cast(revenue as decimal(15, 2)) as revenue,
+        {{ to_decimal('revenue', 15, 2) }} as revenue,
         cast(created_at as {{ timestamptz_type() }}) as created_at
 
     from source

@@ -33,8 +33,8 @@ renamed as (
         cast(impressions as bigint) as impressions,
         cast(clicks as bigint) as clicks,
         cast(conversions as bigint) as conversions,
-        cast(revenue_generated as decimal(15, 2)) as revenue_generated,
-        cast(budget as decimal(15, 2)) as budget,
+        {{ to_decimal('revenue_generated', 15, 2) }} as revenue_generated,
+        {{ to_decimal('budget', 15, 2) }} as budget,
         cast(max_impressions as bigint) as max_impressions,
         cast(max_clicks as bigint) as max_clicks,
 

@@ -15,7 +15,7 @@ renamed as (
         cast(stage_id as bigint) as stage_id,
         cast(owner_id as bigint) as owner_id,
         cast(title as {{ string_type() }}) as deal_title,
-        cast(amount as decimal(15, 2)) as amount,
+        {{ to_decimal('amount', 15, 2) }} as amount,
         cast(close_date as date) as close_date,
         cast(created_at as {{ timestamptz_type() }}) as created_at,
         cast(updated_at as {{ timestamptz_type() }}) as updated_at

@@ -14,7 +14,7 @@ renamed as (
         cast(owner_id as bigint) as owner_id,
         coalesce({{ normalize_code('source') }}, 'unknown') as lead_source,
         {{ normalize_code('status') }} as lead_status,
-        cast(value as decimal(15, 2)) as lead_value,
+        {{ to_decimal('value', 15, 2) }} as lead_value,
         cast(created_at as {{ timestamptz_type() }}) as created_at,
         cast(updated_at as {{ timestamptz_type() }}) as updated_at
 

@@ -12,7 +12,7 @@ renamed as (
         cast(id as bigint) as customer_group_id,
         cast(group_name as {{ string_type() }}) as customer_group_name,
         {{ normalize_code('dicount_calculation') }} as discount_calculation,
-        cast(amount as decimal(14, 2)) as discount_amount
+        {{ to_decimal('amount', 14, 2) }} as discount_amount
 
     from source
 

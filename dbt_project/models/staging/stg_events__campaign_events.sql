@@ -20,7 +20,7 @@ renamed as (
         cast(contact_id as bigint) as contact_id,
         cast(lead_id as bigint) as lead_id,
         cast(deal_id as bigint) as deal_id,
-        cast(revenue as decimal(15, 2)) as revenue,
+        {{ to_decimal('revenue', 15, 2) }} as revenue,
         cast(business_id as bigint) as business_id,
         cast(branch_id as bigint) as branch_id,
 
