@@ -334,9 +334,8 @@ COMMANDS = {
     "digest": digest_command.cmd_digest,
 }
 
-#: The commands that work with a Spark CRM_WAREHOUSE_URL (the others need DuckDB or PostgreSQL);
-#: all but `generate` need an in-process Spark (`spark+session://`): the pipeline drives no
-#: Thrift server, so nothing would build the serving copy the dashboards and digest read.
+#: The commands that work with a Spark CRM_WAREHOUSE_URL, in-process or a Thrift server (the
+#: others need DuckDB or PostgreSQL).
 SPARK_COMMANDS = ("generate", "run", "sync", "dashboard", "digest")
 
 
@@ -344,10 +343,6 @@ def _check_spark_command(settings: Settings, command: str) -> None:
     if command not in SPARK_COMMANDS:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
                        f"{command}` does not drive a Spark warehouse yet (docs/spark.md)")
-    if command != "generate":
-        from orchestration.spark_steps import require_session
-
-        require_session(settings, f"`crm-analytics {command}`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from crm_core.errors import CrmError, first_line
 from crm_core.spark import is_local_lake, local_folder, raw_location
 from crm_core.sql import quote_ident
 
@@ -134,3 +136,28 @@ def publish_raw(duckdb_path: Path, lake: str, sql: SparkSql,
 def session_sql(spark: Any) -> SparkSql:
     """A SparkSession as a `SparkSql`."""
     return lambda statement: [tuple(r) for r in spark.sql(statement).collect()]
+
+
+@contextmanager
+def thrift_sql(host: str, port: int, user: str = "") -> Iterator[SparkSql]:
+    """A session on a Spark Thrift server (PyHive, as dbt-spark's `thrift` method) as a
+    `SparkSql`, its timestamps shown in UTC whatever the server's own zone."""
+    from pyhive import hive
+
+    try:
+        connection = hive.connect(host=host, port=port, username=user or None)
+    except Exception as exc:  # thrift's transport errors have no common base
+        raise CrmError(f"cannot reach the Spark Thrift server at {host}:{port}: "
+                       f"{first_line(exc)}") from None
+    cursor = connection.cursor()
+
+    def run(statement: str) -> list[tuple]:
+        cursor.execute(statement)
+        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    try:
+        run("set spark.sql.session.timeZone = UTC")
+        yield run
+    finally:
+        cursor.close()
+        connection.close()

@@ -8,7 +8,9 @@ Spark itself: it runs `python -m orchestration.spark_steps <job> ...`, then dbt'
 then the next job, one after the other; the run's write lock keeps other runs out meanwhile.
 The child dies with the pipeline process (the launcher of `orchestration/dbt_child.py`).
 
-Only `spark+session://` is driven this way; a Thrift server (`spark://`) is built by dbt only.
+A Thrift server (`spark://`) is driven by the same jobs, through a PyHive session instead of an
+in-process Spark: the catalog is the server's, and the marts reach the serving copy as Parquet
+files the server writes into the lake (PyHive hands rows over one Python tuple at a time).
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from crm_core.errors import CrmError, first_line
 from crm_core.serving_copy import cluster_order, copy_schemas, publish_copy
 from crm_core.settings import PROJECT_ROOT, Settings
 from crm_core.sql import quote_ident
+from crm_core.urls import WarehouseTarget
 
 #: Where a child job writes its one-line failure, among Spark's own log lines on stderr.
 ERROR_PREFIX = "error: "
@@ -32,13 +37,13 @@ ERROR_PREFIX = "error: "
 SPARK_SERVED = ("marts",)
 
 
-def require_session(settings: Settings, what: str) -> None:
-    """Refuse a Thrift Spark (`spark://`) with one line: only an in-process Spark is driven."""
-    target = settings.warehouse
-    if target.is_spark and target.spark_method != "session":
-        raise CrmError(f"CRM_WAREHOUSE_URL {target.describe()}: {what} drives an in-process Spark "
-                       "(spark+session://) only; on a Thrift server dbt builds, fed by "
-                       "`ingestion.spark_lake.publish_raw` (docs/spark.md)")
+def spark_url(target: WarehouseTarget) -> str:
+    """The warehouse URL a child job connects with: `spark+session://`, or the Thrift server's
+    `spark://[user@]host:port` (no password: PyHive's default authentication takes none)."""
+    if target.spark_method == "session":
+        return "spark+session://"
+    user = f"{quote(target.user, safe='')}@" if target.user else ""
+    return f"spark://{user}{target.host}:{target.port}"
 
 
 def lake_tables() -> tuple[str, ...]:
@@ -56,7 +61,7 @@ def publish_lake_raw(settings: Settings, tables: Sequence[str] = ()) -> int:
     not change: cheap next to the build), and repoint Spark's `raw.<table>` at them; returns
     how many were published."""
     staging = settings.warehouse.staging().duckdb_path
-    out = _run_job("publish", str(staging), settings.lake_path,
+    out = _run_job("publish", spark_url(settings.warehouse), str(staging), settings.lake_path,
                    *(tables or lake_tables()))
     return int(out.strip().splitlines()[-1]) if out.strip() else 0
 
@@ -69,7 +74,7 @@ def publish_spark_serving_copy(settings: Settings) -> Path:
     assert staging is not None
 
     def fill(tmp: Path) -> None:
-        _run_job("serve", settings.lake_path, str(tmp))
+        _run_job("serve", spark_url(settings.warehouse), settings.lake_path, str(tmp))
         add_unbuilt_marts(tmp)
         copy_schemas(staging, tmp, ("meta",))
 
@@ -146,45 +151,108 @@ def spark_session(lake: str) -> Any:
     return spark
 
 
-def _publish(staging: str, lake: str, *tables: str) -> None:
-    """`ingestion.spark_lake.publish_raw`, with the Parquet written before Spark starts (a
+@contextmanager
+def _spark_sql(url: str, lake: str) -> Iterator[Any]:
+    """A `SparkSql` (ingestion.spark_lake) on the warehouse of `url`: an in-process Spark on
+    `lake`, or a session on the Thrift server."""
+    from crm_core.urls import parse_warehouse_url
+    from ingestion.spark_lake import session_sql, thrift_sql
+
+    target = parse_warehouse_url(url, Path.cwd())
+    if target.spark_method == "session":
+        spark = spark_session(lake)
+        try:
+            yield session_sql(spark)
+        finally:
+            spark.stop()
+    else:
+        with thrift_sql(target.host, target.port, target.user) as sql:
+            yield sql
+
+
+def _publish(url: str, staging: str, lake: str, *tables: str) -> None:
+    """`ingestion.spark_lake.publish_raw`, with the Parquet written before Spark is reached (a
     staging file that cannot be read fails in a second, not after a JVM's start-up)."""
-    from ingestion.spark_lake import export_raw, prune_versions, register_raw, session_sql
+    from ingestion.spark_lake import export_raw, prune_versions, register_raw
 
     published = export_raw(Path(staging), lake, tables=tables or None)
-    spark = spark_session(lake)
-    try:
-        register_raw(session_sql(spark), published)
-    finally:
-        spark.stop()
+    with _spark_sql(url, lake) as sql:
+        register_raw(sql, published)
     prune_versions(lake, published)
     print(len(published))
 
 
-def _serve(lake: str, dest: str) -> None:
-    """Every table of `SPARK_SERVED` as a DuckDB table of `dest`, clustered by tenant: Arrow
-    from Spark (`toArrow`), written by DuckDB, no Python object per row."""
+def _served_tables(sql: Any, database: str) -> list[str]:
+    """The tables and views of `database` (not the session's temporary views)."""
+    return sorted(str(r[1]) for r in sql(f"show tables in `{database}`") if not r[2])
+
+
+def _serve(url: str, lake: str, dest: str) -> None:
+    """Every table of `SPARK_SERVED` as a DuckDB table of `dest`, clustered by tenant, with no
+    Python object per row: in-process, Arrow from Spark (`toArrow`); from a Thrift server,
+    Parquet it writes into the lake (`insert overwrite directory`), read by DuckDB."""
     import duckdb
 
-    spark = spark_session(lake)
     con = duckdb.connect(dest)
     try:
         for database in SPARK_SERVED:
             con.execute(f"create schema if not exists {quote_ident(database)}")
-            names = [str(r[1]) for r in spark.sql(f"show tables in `{database}`").collect()
-                     if not r[2]]  # (namespace, tableName, isTemporary)
-            for name in sorted(names):
+        if url.startswith("spark+session:"):
+            _serve_in_process(lake, con)
+        else:
+            _serve_through_lake(url, lake, con)
+    finally:
+        con.close()
+
+
+def _copy_into(con: Any, database: str, name: str, relation: str, columns: set[str]) -> None:
+    con.execute(f"create table {quote_ident(database)}.{quote_ident(name)} as "
+                f"select * from {relation}{cluster_order(columns)}")
+
+
+def _serve_in_process(lake: str, con: Any) -> None:
+    from ingestion.spark_lake import session_sql
+
+    spark = spark_session(lake)
+    try:
+        for database in SPARK_SERVED:
+            for name in _served_tables(session_sql(spark), database):
                 table = spark.table(f"`{database}`.`{name}`").toArrow()
-                order = cluster_order(set(table.column_names))
                 con.register("__spark_table", table)
                 try:
-                    con.execute(f"create table {quote_ident(database)}.{quote_ident(name)} as "
-                                f"select * from __spark_table{order}")
+                    _copy_into(con, database, name, "__spark_table", set(table.column_names))
                 finally:
                     con.unregister("__spark_table")
     finally:
-        con.close()
         spark.stop()
+
+
+def _serve_through_lake(url: str, lake: str, con: Any) -> None:
+    from crm_core.spark import is_local_lake, local_folder
+
+    if not is_local_lake(lake):
+        raise CrmError(f"CRM_LAKE_PATH {lake!r}: a Thrift server's marts reach the dashboards' "
+                       "serving copy as files in the lake, which must then be a folder this "
+                       "machine reads (docs/spark.md)")
+    folder = local_folder(lake) / "serving" / f"{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with _spark_sql(url, lake) as sql:
+            # timestamps as instants (the default, INT96, has no zone for DuckDB to read)
+            sql("set spark.sql.parquet.outputTimestampType = TIMESTAMP_MICROS")
+            for database in SPARK_SERVED:
+                for name in _served_tables(sql, database):
+                    files = folder / database / name
+                    sql(f"insert overwrite directory '{files}' using parquet "
+                        f"select * from `{database}`.`{name}`")
+                    parts = sorted(str(p) for p in files.glob("*.parquet"))
+                    if not parts:
+                        raise CrmError(f"Spark wrote no Parquet file for {database}.{name}")
+                    relation = f"read_parquet({parts!r})"
+                    columns = {r[0] for r in con.execute(
+                        f"describe select * from {relation}").fetchall()}
+                    _copy_into(con, database, name, relation, columns)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -22,7 +22,7 @@ from orchestration.progress import plural
 from orchestration.resources import CrmSettingsResource
 from orchestration.run_config import AsOfConfig
 from orchestration.run_log import record_successful_run
-from orchestration.spark_steps import publish_lake_raw, publish_spark_serving_copy, require_session
+from orchestration.spark_steps import publish_lake_raw, publish_spark_serving_copy
 from orchestration.step_lines import dbt_counts, dbt_line
 
 #: The dbt selector (selectors.yml) of what a Spark warehouse builds.
@@ -103,7 +103,6 @@ def _publish_lake(context: AssetExecutionContext, settings: Settings) -> None:
     """Spark: publish `raw` from the staging file to the lake before dbt reads it. The whole
     `spark` selector is built (its marts are what the serving copy is made of), so a subset of
     the models is refused rather than half-served."""
-    require_session(settings, "the pipeline")
     if context.is_subset:
         raise CrmError("on a Spark warehouse the dbt step builds all its models (selector "
                        f"`{SPARK_SELECTOR}`): materialize the whole dbt step")

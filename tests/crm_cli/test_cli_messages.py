@@ -33,6 +33,7 @@ from tests.helpers.cli import (
     free_port,
     listening_addresses,
 )
+from tests.helpers.spark import require_spark
 
 STEP_LINE = re.compile(r"^(sync|events|dbt): (.*) \((\d+\.\d)s\)$")
 
@@ -174,14 +175,19 @@ def test_a_spark_warehouse_is_refused_by_the_commands_that_cannot_drive_it(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["run", "sync", "dashboard", "digest"])
-def test_a_spark_thrift_server_is_refused_by_the_pipelines_commands(
-        tmp_path: Path, command: str) -> None:
-    proc = crm_script([command], tmp_path,
-                      CRM_WAREHOUSE_URL="spark://etl:Sup3r-s3cret-pw@spark.invalid:10000")
-    assert_one_line_error(proc, "spark://spark.invalid:10000", f"`crm-analytics {command}`",
-                          "in-process Spark (spark+session://) only", "docs/spark.md")
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.spark
+def test_an_unreachable_spark_thrift_server_is_one_line_without_the_password(
+        tmp_path: Path, run_world: RunWorld) -> None:
+    """`sync` stages the ERP locally, then publishes `raw` through the Thrift server, which
+    is not there: one line names the server, never the password."""
+    require_spark(thrift=True)
+    port = free_port()
+    proc = crm_script(["sync"], tmp_path,
+                      CRM_SOURCE_URL=f"sqlite:///{run_world.data}/erp_demo.sqlite",
+                      CRM_LAKE_PATH=str(tmp_path / "lake"),
+                      CRM_WAREHOUSE_URL=f"spark://etl:Sup3r-s3cret-pw@127.0.0.1:{port}")
+    assert_one_line_error(proc, "Spark step `publish` failed",
+                          f"cannot reach the Spark Thrift server at 127.0.0.1:{port}")
 
 
 @pytest.mark.postgres

@@ -167,34 +167,21 @@ def _tail(log: Path) -> str:
 
 @contextmanager
 def thrift_sql(port: int) -> Iterator[Callable[[str], list[tuple]]]:
-    """A PyHive connection to the Thrift server as a `SparkSql` (ingestion.spark_lake): one
-    statement in, its rows (if any) out, timestamps shown in UTC whatever the server's zone.
-    The first connection is retried for a minute: the server listens a little before it
-    serves sessions."""
-    from pyhive import hive
+    """`ingestion.spark_lake.thrift_sql` on the local server, the first connection retried for
+    a minute: the server listens a little before it serves sessions."""
+    from ingestion.spark_lake import thrift_sql as connect
 
     deadline = time.monotonic() + 60
     while True:
         try:
-            connection = hive.connect(host="127.0.0.1", port=port, username="crm")
-            break
+            with connect("127.0.0.1", port, "crm"):
+                break
         except Exception:  # noqa: BLE001 - thrift's transport errors have no common base
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
-    cursor = connection.cursor()
-
-    def run(statement: str) -> list[tuple]:
-        cursor.execute(statement)
-        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
-
-    run("set spark.sql.session.timeZone = UTC")
-
-    try:
+    with connect("127.0.0.1", port, "crm") as run:
         yield run
-    finally:
-        cursor.close()
-        connection.close()
 
 
 # --- comparing with DuckDB -------------------------------------------------------------------
@@ -255,6 +242,39 @@ def row_counts_if_different(con: duckdb.DuckDBPyConnection, expected: str,
     mine = normal_rows(con.execute(f"select {select} from {expected}").fetchall(), floats)
     theirs = normal_rows(con.execute(f"select {select} from {actual}").fetchall(), floats)
     return None if same_rows(mine, theirs) else (len(mine), len(theirs))
+
+
+def assert_marts_equal(spark_copy: Path, duck_copy: Path, models: set[str]) -> None:
+    """Spark's copy has every mart of DuckDB's: those of the `spark` selector with DuckDB's
+    columns and rows, the others (not built on Spark) empty with DuckDB's columns."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{spark_copy}' as s (read_only)")
+        con.execute(f"attach '{duck_copy}' as d (read_only)")
+
+        def marts(catalog: str) -> set[str]:
+            return {r[0] for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_catalog = ? and table_schema = 'marts'", [catalog]).fetchall()}
+
+        spark_marts, duck_marts = marts("s"), marts("d")
+        assert spark_marts == duck_marts, sorted(spark_marts ^ duck_marts)
+        built = duck_marts & models
+        assert len(built) >= 15, sorted(built)
+        differing = []
+        for mart in sorted(spark_marts):
+            columns = [[r[0] for r in con.execute(f"describe {c}.marts.{mart}").fetchall()]
+                       for c in ("s", "d")]
+            assert sorted(columns[0]) == sorted(columns[1]), mart
+            if mart not in built:
+                assert con.execute(f"select count(*) from s.marts.{mart}").fetchone() == (0,)
+                continue
+            counts = row_counts_if_different(con, f"d.marts.{mart}", f"s.marts.{mart}")
+            if counts:
+                differing.append(f"{mart} ({counts[0]} rows on DuckDB, {counts[1]} on Spark)")
+        assert not differing, differing
+    finally:
+        con.close()
 
 
 # --- the child-process jobs ------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""dbt through a Spark Thrift server (`CRM_WAREHOUSE_URL=spark://host:port`, dbt-spark's
-`thrift` method over PyHive), the way Databricks SQL, EMR or Spark on Kubernetes are reached.
+"""dbt and the pipeline through a Spark Thrift server (`CRM_WAREHOUSE_URL=spark://host:port`,
+dbt-spark's `thrift` method over PyHive), the way Databricks SQL, EMR or Spark on Kubernetes are
+reached.
 
 A local server (pyspark's own HiveThriftServer2, on a free port, in a zone other than UTC)
 gets the reference world's `raw` published through a Thrift connection
@@ -7,11 +8,16 @@ gets the reference world's `raw` published through a Thrift connection
 and the history marts through it (the incremental `crm_deal_versions`, views, tables, a date
 series, the keyed PII hashes of the contacts); the marts and the contacts, read back through
 the server, equal DuckDB's row for row. The server is stopped after.
+
+Then `crm-analytics run` through a server: the loaders stage `raw` locally, the dbt step
+publishes it through the server, dbt builds every model there, and the marts come back into the
+dashboards' serving copy as Parquet the server writes into the lake; they equal DuckDB's.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,24 +25,27 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from crm_core.serving_copy import serving_path
 from crm_core.urls import parse_warehouse_url
 from ingestion.spark_lake import publish_raw
 from orchestration.dbt_project import dbt_environment
 from orchestration.pii import dbt_secret_environment
-from tests.helpers.cli import free_port, listening_addresses
+from tests.helpers.cli import CLI, clean_env, free_port, listening_addresses
 from tests.helpers.spark import (
     AS_OF,
     PII_KEY,
     SparkWorld,
+    assert_marts_equal,
     dbt,
     normal_rows,
     require_spark,
     same_rows,
+    spark_models,
     thrift_server,
     thrift_sql,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.spark_full]
 
 SELECT = ["+fct_deal_stage_history", "+fct_open_pipeline_daily", "stg_erp__contacts"]
 #: what is read back and compared: two tables and a view with the keyed hashes
@@ -103,3 +112,26 @@ def test_dbt_runs_through_a_thrift_server(spark_world: SparkWorld, tmp_path: Pat
         assert hashed[0] > 0  # the keyed hashes were compared, not NULL on both sides
     finally:
         con.close()
+
+
+def test_the_pipeline_runs_through_a_thrift_server(spark_world: SparkWorld,
+                                                   tmp_path: Path) -> None:
+    require_spark(thrift=True)
+    lake = tmp_path / "lake"
+    port = free_port()
+    env = {"CRM_SOURCE_URL": f"sqlite:///{spark_world.work}/erp.sqlite",
+           "CRM_EVENTS_PATH": str(spark_world.work / "ev"), "CRM_PII_KEY": PII_KEY,
+           "CRM_WAREHOUSE_URL": f"spark://crm@127.0.0.1:{port}", "CRM_LAKE_PATH": str(lake)}
+    with thrift_server(str(lake), port, tmp_path / "thrift.log",
+                       conf={"spark.sql.session.timeZone": "America/New_York"}):
+        with thrift_sql(port):
+            pass  # serving sessions
+        proc = subprocess.run([*CLI, "run", "--date", AS_OF], cwd=tmp_path,
+                              env=clean_env(**env), capture_output=True, text=True,
+                              timeout=3600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"marts are in spark://127.0.0.1:{port}" in proc.stdout, proc.stdout
+    copy = serving_path(tmp_path / "data" / "spark_staging.duckdb").resolve()
+    assert not list((lake / "serving").iterdir())  # the Parquet handed over is gone
+    assert_marts_equal(copy, serving_path(spark_world.duckdb).resolve(),
+                       spark_models(tmp_path))
