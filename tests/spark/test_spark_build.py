@@ -34,7 +34,7 @@ from tests.helpers.spark import (
     spark_job,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.spark_full]
 
 SCHEMAS = ("snapshots", "staging", "intermediate", "marts")
 #: The deal history and the models that read it (the ones that need its incremental model).
