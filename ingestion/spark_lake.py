@@ -45,7 +45,9 @@ class PublishedTable:
     rows: int
 
 
-def _version() -> str:
+def new_version() -> str:
+    """A folder name that sorts by creation time and never collides: a table's new version in
+    the lake, or a scratch folder."""
     return f"v{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
 
 
@@ -62,7 +64,7 @@ def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
             names = [n for n in names if n in set(tables)]
         published = []
         for name in names:
-            location = f"{raw_location(lake)}/{name}/{_version()}"
+            location = f"{raw_location(lake)}/{name}/{new_version()}"
             if is_local_lake(lake):
                 local_folder(location).mkdir(parents=True)
             rows = con.execute(f"select count(*) from {quote_ident(schema)}.{quote_ident(name)}"

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -78,18 +79,27 @@ def ensure_manifest() -> Path:
     """Parse the dbt project when its manifest is missing or older than the project files.
 
     Dagster needs `manifest.json` to build the asset graph. A fresh clone has none; parsing
-    takes a few seconds, so it only happens when something changed."""
+    takes a few seconds, so it only happens when something changed. The parse writes into a
+    folder of its own and the manifest is moved into place in one step, so two runs starting
+    at once (a schedule and a sensor) never read a half-written one."""
     manifest = crm_dbt_project.manifest_path
     if manifest.exists() and manifest.stat().st_mtime >= _dbt_sources_mtime():
         return manifest
-    # Parsing needs a resolvable profile but no connection: the DuckDB target is enough.
-    env = {"CRM_DBT_TARGET": "duckdb", **os.environ}
-    proc = subprocess.run(
-        [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(PROJECT_ROOT),
-         "--project-dir", str(PROJECT_ROOT)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
-    )
-    if proc.returncode != 0 or not manifest.exists():
-        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-        raise CrmError(f"dbt project does not parse: {lines[-1] if lines else 'no output'}")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="parse-", dir=manifest.parent))
+    try:
+        # Parsing needs a resolvable profile but no connection: the DuckDB target is enough.
+        env = {"CRM_DBT_TARGET": "duckdb", **os.environ}
+        proc = subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(PROJECT_ROOT),
+             "--project-dir", str(PROJECT_ROOT), "--target-path", str(scratch)],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
+        )
+        parsed = scratch / "manifest.json"
+        if proc.returncode != 0 or not parsed.exists():
+            lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+            raise CrmError(f"dbt project does not parse: {lines[-1] if lines else 'no output'}")
+        os.replace(parsed, manifest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return manifest

@@ -229,12 +229,13 @@ def _serve_in_process(lake: str, con: Any) -> None:
 
 def _serve_through_lake(url: str, lake: str, con: Any) -> None:
     from crm_core.spark import is_local_lake, local_folder
+    from ingestion.spark_lake import new_version
 
     if not is_local_lake(lake):
         raise CrmError(f"CRM_LAKE_PATH {lake!r}: a Thrift server's marts reach the dashboards' "
                        "serving copy as files in the lake, which must then be a folder this "
                        "machine reads (docs/spark.md)")
-    folder = local_folder(lake) / "serving" / f"{os.getpid()}-{os.urandom(4).hex()}"
+    folder = local_folder(lake) / "serving" / new_version()
     try:
         with _spark_sql(url, lake) as sql:
             # timestamps as instants (the default, INT96, has no zone for DuckDB to read)

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -136,3 +137,14 @@ def logical_pg() -> Iterator[LogicalCluster]:
     if os.environ.get("CRM_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"CRM_REQUIRE_POSTGRES=1 but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def private_pg_database(logical_pg: LogicalCluster) -> Iterator[str]:
+    """A fresh database on this session's private cluster, as a `postgresql://` URL; dropped
+    afterwards. For tests that count the rows the `xmin` cursor reads: its horizon is the
+    oldest transaction running anywhere on the server, and on the shared server another test
+    worker's transactions would hold it back (the sync then rightly reads more)."""
+    name = logical_pg.create_database(f"crm_src_{uuid.uuid4().hex[:10]}")
+    yield logical_pg.url(name, driver="postgresql")
+    logical_pg.drop_database(name)

@@ -89,8 +89,17 @@ def _digest(columns: list[str], rows: list[tuple]) -> tuple[list[str], int, str]
     return columns, len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def source_url(source_db: str, driver: str = "postgresql") -> str:
+    """The URL of a source database: `source_db` names a database on the shared test server,
+    or is a `postgresql://` URL already (a database on this session's private cluster,
+    `private_pg_database`)."""
+    if "://" in source_db:
+        return source_db.replace("postgresql://", f"{driver}://", 1)
+    return pg_url(source_db, driver=driver)
+
+
 def source_digest(source_db: str, table: str) -> tuple[list[str], int, str]:
-    return conninfo_digest(pg_url(source_db, driver="postgresql"), table)
+    return conninfo_digest(source_url(source_db), table)
 
 
 def conninfo_digest(conninfo: str, table: str) -> tuple[list[str], int, str]:
@@ -124,13 +133,14 @@ def sync(source_db: str, wh_url: str, overlap: dt.timedelta = dt.timedelta(minut
          ) -> SyncReport:
     wh = open_warehouse(parse_warehouse_url(wh_url, Path(".")))
     try:
-        return sync_erp(pg_url(source_db), "public", wh, overlap=overlap)
+        return sync_erp(source_url(source_db, "postgresql+psycopg"), "public", wh,
+                        overlap=overlap)
     finally:
         wh.close()
 
 
 def source_exec(source_db: str, *statements: str) -> None:
-    with psycopg.connect(pg_url(source_db, driver="postgresql"), autocommit=True) as conn:
+    with psycopg.connect(source_url(source_db), autocommit=True) as conn:
         for sql in statements:
             conn.execute(sql)
 

@@ -17,13 +17,13 @@ from crm_core.urls import parse_warehouse_url
 from ingestion.erp.schema import SOURCE_TABLES
 from ingestion.erp.sync import SyncReport
 from ingestion.warehouse import open_warehouse
-from tests.helpers.postgres import pg_url
 from tests.helpers.sync import (
     all_raw,
     assert_raw_equals_source,
     raw_digest,
     source_digest,
     source_exec,
+    source_url,
     sync,
     write_source,
 )
@@ -34,9 +34,9 @@ UTC = dt.UTC
 
 
 @pytest.fixture
-def source_db(make_pg_database) -> str:
-    name = make_pg_database("crm_src")
-    write_source(pg_url(name))
+def source_db(private_pg_database: str) -> str:
+    name = private_pg_database
+    write_source(source_url(name, "postgresql+psycopg"))
     source_exec(name, "update crm_deals set updated_at = created_at")
     return name
 
@@ -93,7 +93,7 @@ def _late_commit(source_db: str, wh_url: str, overlap: dt.timedelta) -> SyncRepo
     """Transaction A stamps a lead (an update of lead 1: an insert would also be found by the
     key-range fingerprints) first but commits after B stamped and committed a later one, and
     after a sync that saw B: A's stamp is older than that sync's cursor."""
-    dsn = pg_url(source_db, driver="postgresql")
+    dsn = source_url(source_db)
     with psycopg.connect(dsn) as a, psycopg.connect(dsn, autocommit=True) as b:
         a.execute("update crm_leads set value = 99.00, updated_at = clock_timestamp() "
                   "where id = 1")

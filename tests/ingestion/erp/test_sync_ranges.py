@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from crm_core.urls import parse_warehouse_url
 from ingestion.erp.sync import SyncReport, sync_erp
 from ingestion.warehouse import open_warehouse
-from tests.helpers.postgres import pg_url
 from tests.helpers.sync import (
     assert_raw_equals_source,
     raw_digest,
     source_digest,
     source_exec,
+    source_url,
     sync,
     write_source,
 )
@@ -37,11 +37,11 @@ CONTACTS = 9_000
 
 
 @pytest.fixture
-def source_db(make_pg_database) -> str:
+def source_db(private_pg_database: str) -> str:
     """The small ERP of `tests/ingestion/erp/test_sync.py` plus 10,000 old deals, 9,000
     contacts and as many contact accounts, spread over several buckets."""
-    name = make_pg_database("crm_src")
-    write_source(pg_url(name))
+    name = private_pg_database
+    write_source(source_url(name, "postgresql+psycopg"))
     source_exec(
         name,
         "update crm_deals set updated_at = created_at",
@@ -126,7 +126,7 @@ def test_a_transaction_committing_after_a_sync_arrives_at_the_next(source_db: st
     """The xmin analogue of the late commit: a transaction that wrote before a sync's snapshot
     and committed after it is newer than the xmin that sync records."""
     sync(source_db, warehouse_url)
-    with psycopg.connect(pg_url(source_db, driver="postgresql")) as late:
+    with psycopg.connect(source_url(source_db)) as late:
         late.execute("update contacts set phone = 'late' where id = 30")
         first = sync(source_db, warehouse_url)
         late.commit()
@@ -144,7 +144,7 @@ def test_frozen_rows_keep_their_xmin_and_a_rewrite_reloads(source_db: str,
     sync(source_db, warehouse_url)
     source_exec(source_db, "update contacts set phone = 'frozen' where id = 40",
                 "vacuum freeze contacts", "create extension if not exists pageinspect")
-    with psycopg.connect(pg_url(source_db, driver="postgresql")) as conn:
+    with psycopg.connect(source_url(source_db)) as conn:
         frozen = conn.execute(
             "select bool_and(t_infomask & 768 = 768) from generate_series(0, "
             "(pg_relation_size('contacts') / current_setting('block_size')::int)::int - 1) b, "
