@@ -36,13 +36,15 @@ $(SPARK_STAMP): $(STAMP)
 
 # -n: two workers (TEST_WORKERS), each taking whole files (--dist loadfile) so a module's
 # shared warehouse is built once. Most tests wait on one dbt or pipeline process using one core.
+# --no-loadscope-reorder: files go out in tests/conftest.py's order (the long ones first), not
+# by their number of tests.
 # --durations: CI's log names the slowest tests, so a slower suite can be traced to its cause.
 # --timeout: the slowest test takes about 3 minutes on an idle 2-core machine; one past 20 is
 # hung, and fails with its stack instead of stalling CI.
 TEST_WORKERS ?= 2
 test: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -m "not soak and not spark_full" -n $(TEST_WORKERS) --dist loadfile \
-		--durations=20 --timeout=1200 $(PYTEST_ARGS)
+		--no-loadscope-reorder --durations=20 --timeout=1200 $(PYTEST_ARGS)
 
 test-spark: $(SPARK_STAMP)
 	CRM_REQUIRE_SPARK=1 $(BIN)/python -m pytest -m spark $(PYTEST_ARGS)
