@@ -40,8 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return 0
         return 1 if item.get_closest_marker("slow") else 2
 
-    first: dict[str, int] = {}
+    first: dict[object, int] = {}
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        first[module] = min(first.get(module, 2), weight(item))
-    items.sort(key=lambda item: first[item.nodeid.split("::", 1)[0]])
+        first[item.path] = min(first.get(item.path, 2), weight(item))
+    items.sort(key=lambda item: first[item.path])

@@ -6,7 +6,6 @@ out, and `raw` compared with the source."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,16 +73,15 @@ class CdcSource:
 @pytest.fixture
 def cdc_source(logical_pg: LogicalCluster) -> Iterator[CdcSource]:
     """A fresh ERP database on the logical cluster (its slot and publication die with it)."""
-    db = logical_pg.create_database(f"crm_cdc_{uuid.uuid4().hex[:10]}")
-    source = CdcSource(logical_pg, db)
-    write_source(source.url)
-    source.execute(
-        "insert into contacts (id, contact_id, contact_type, business_id, credit_limit) "
-        f"select g, 'C-' || g, 'Customers', 1, g * 1.5 from generate_series(100, "
-        f"{99 + EXTRA_CONTACTS}) g",
-        "analyze")
-    yield source
-    logical_pg.drop_database(db)
+    with logical_pg.scratch_database("crm_cdc") as db:
+        source = CdcSource(logical_pg, db)
+        write_source(source.url)
+        source.execute(
+            "insert into contacts (id, contact_id, contact_type, business_id, credit_limit) "
+            f"select g, 'C-' || g, 'Customers', 1, g * 1.5 from generate_series(100, "
+            f"{99 + EXTRA_CONTACTS}) g",
+            "analyze")
+        yield source
 
 
 def cdc_sync(source: CdcSource, warehouse_url: str) -> SyncReport:

@@ -58,6 +58,15 @@ class LogicalCluster:
             conn.execute(f'create database "{name}"')
         return name
 
+    @contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """A fresh database named `<prefix>_<random>`, dropped afterwards (its slots first)."""
+        name = self.create_database(f"{prefix}_{uuid.uuid4().hex[:10]}")
+        try:
+            yield name
+        finally:
+            self.drop_database(name)
+
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.conninfo(), autocommit=True) as conn:
             # A slot holds its database: drop the database's slots first.
@@ -145,6 +154,5 @@ def private_pg_database(logical_pg: LogicalCluster) -> Iterator[str]:
     afterwards. For tests that count the rows the `xmin` cursor reads: its horizon is the
     oldest transaction running anywhere on the server, and on the shared server another test
     worker's transactions would hold it back (the sync then rightly reads more)."""
-    name = logical_pg.create_database(f"crm_src_{uuid.uuid4().hex[:10]}")
-    yield logical_pg.url(name, driver="postgresql")
-    logical_pg.drop_database(name)
+    with logical_pg.scratch_database("crm_src") as name:
+        yield logical_pg.url(name, driver="postgresql")

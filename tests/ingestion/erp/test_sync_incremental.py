@@ -35,10 +35,9 @@ UTC = dt.UTC
 
 @pytest.fixture
 def source_db(private_pg_database: str) -> str:
-    name = private_pg_database
-    write_source(source_url(name, "postgresql+psycopg"))
-    source_exec(name, "update crm_deals set updated_at = created_at")
-    return name
+    write_source(source_url(private_pg_database, "postgresql+psycopg"))
+    source_exec(private_pg_database, "update crm_deals set updated_at = created_at")
+    return private_pg_database
 
 
 def test_inserts_updates_and_deletes_between_syncs(source_db: str, warehouse_url: str) -> None:

@@ -40,10 +40,9 @@ CONTACTS = 9_000
 def source_db(private_pg_database: str) -> str:
     """The small ERP of `tests/ingestion/erp/test_sync.py` plus 10,000 old deals, 9,000
     contacts and as many contact accounts, spread over several buckets."""
-    name = private_pg_database
-    write_source(source_url(name, "postgresql+psycopg"))
+    write_source(source_url(private_pg_database, "postgresql+psycopg"))
     source_exec(
-        name,
+        private_pg_database,
         "update crm_deals set updated_at = created_at",
         "insert into crm_deals (id, title, amount, created_at, updated_at) "
         f"select g, 'Deal ' || g, g % 97, timestamptz '{OLD}', timestamptz '{OLD}' "
@@ -54,7 +53,7 @@ def source_db(private_pg_database: str) -> str:
         "insert into contact_accounts (id, contact_id, account_balance) "
         f"select g, g, g % 1000 from generate_series(2, {CONTACTS}) g",
     )
-    return name
+    return private_pg_database
 
 
 def test_deletes_and_inserts_are_found_by_key_range(source_db: str, warehouse_url: str) -> None:
