@@ -7,17 +7,19 @@ One world at `small` (ERP and events generated up to DAY, PII key set), run on a
 warehouse as the reference (the day before; DAY when a test needs it), and on Spark in the
 order the tests below follow: the day before (module fixture); DAY with a broken ERP column,
 which fails the build; DAY again with the ERP repaired. Each Spark run is a real Spark and a
-real dbt build, so the tests share the world and each one advances it. `make test` runs the
-first two (`spark_full` marks the others, which `make test-spark` adds).
+real dbt build, so the tests share the world and each one advances it. Before the world moves
+on to DAY, dbt runs through a local Thrift server against the DuckDB reference. `make test` runs
+the first three (`spark_full` marks the others, which `make test-spark` adds).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,14 +30,27 @@ from streamlit.testing.v1 import AppTest
 
 from crm_core.serving_copy import serving_path
 from crm_core.settings import Settings
+from crm_core.urls import parse_warehouse_url
 from dashboards import data
 from dashboards.access import EVERYTHING
+from ingestion.spark_lake import publish_raw
+from orchestration.dbt_project import dbt_environment
+from orchestration.pii import dbt_secret_environment
 from tests.helpers import oracle
-from tests.helpers.cli import CLI, assert_one_line_error, clean_env
+from tests.helpers.cli import CLI, assert_one_line_error, clean_env, free_port, listening_addresses
 from tests.helpers.faults import overflow_numeric
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.pipeline import AS_OF, check_all_marts
-from tests.helpers.spark import assert_marts_equal, require_spark, spark_models
+from tests.helpers.spark import (
+    assert_marts_equal,
+    dbt,
+    normal_rows,
+    require_spark,
+    same_rows,
+    spark_models,
+    thrift_server,
+    thrift_sql,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -157,6 +172,80 @@ def test_the_dashboards_and_the_digest_read_the_serving_copy(
 
     digest = _ok(["digest", "--dry-run"], world.work, world.spark_env).stdout
     assert "Deals at risk (" in digest and digest == world.duck_digest
+
+
+SELECT = ["+fct_deal_stage_history", "+fct_open_pipeline_daily", "stg_erp__contacts"]
+#: what is read back and compared: two tables and a view with the keyed hashes
+COMPARED = ("marts.fct_deal_stage_history", "marts.fct_open_pipeline_daily",
+            "staging.stg_erp__contacts")
+
+
+def _coerce(value: object, duck_type: str) -> object:
+    """A value as the Thrift protocol hands it (dates, decimals and timestamps may come as
+    text; a timestamp is the session's UTC time without zone) in the Python type DuckDB gives
+    the same column."""
+    if value is None:
+        return None
+    if duck_type.startswith("DECIMAL"):
+        return Decimal(str(value))
+    if duck_type == "DATE":
+        return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    if duck_type.startswith("TIMESTAMP"):
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return moment.replace(tzinfo=UTC) if duck_type.endswith("TIME ZONE") else moment
+    return value
+
+
+def test_dbt_runs_through_a_thrift_server(world: SparkWorld, tmp_path: Path) -> None:
+    """A local Thrift server (pyspark's own HiveThriftServer2, on a free port, in a zone other
+    than UTC) gets DuckDB's `raw` published through a Thrift connection (the same code as
+    in-process); dbt runs the deal history and the history marts through it (the incremental
+    `crm_deal_versions`, views, tables, a date series, the contacts' keyed PII hashes); read
+    back through the server, they equal DuckDB's row for row."""
+    require_spark(thrift=True)
+    reference = world.work / "duck" / "wh.duckdb"  # the day before
+    lake = str(tmp_path / "lake")
+    port = free_port()
+    url = f"spark://127.0.0.1:{port}"
+    # the server's own zone is not UTC: the session settings dbt hands it (profiles.yml's
+    # server_side_parameters: UTC, the PII key's pads) must reach the session it runs in
+    with thrift_server(lake, port, tmp_path / "thrift.log",
+                       conf={"spark.sql.session.timeZone": "America/New_York"}):
+        with thrift_sql(port) as sql:
+            publish_raw(reference, lake, sql)
+        env = {**dbt_environment(parse_warehouse_url(url, tmp_path), "UTC", lake),
+               **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
+               "DBT_LOG_PATH": str(tmp_path / "logs")}
+        assert env["CRM_SPARK_METHOD"] == "thrift" and "PYSPARK_SUBMIT_ARGS" not in env
+        dbt_vars = {"as_of_date": PREVIOUS_DAY.isoformat(), "reporting_tz": "UTC"}
+        proc = dbt(["run", "--select", *SELECT, "--target-path", str(tmp_path / "target"),
+                    "--vars", json.dumps(dbt_vars)], env)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+        assert {r["status"] for r in results} == {"success"}
+        assert "model.crm_analytics.crm_deal_versions" in {r["unique_id"] for r in results}
+        with thrift_sql(port) as sql:
+            spark_rows = {relation: sql(f"select * from {relation}") for relation in COMPARED}
+            spark_columns = {relation: [str(r[0]) for r in sql(f"describe {relation}")]
+                             for relation in COMPARED}
+    assert "127.0.0.1" not in listening_addresses(port)  # the server is gone
+
+    con = duckdb.connect(str(reference), read_only=True)
+    try:
+        for relation in COMPARED:
+            duck = con.execute(f"describe {relation}").fetchall()
+            columns = [d[0] for d in duck]
+            assert spark_columns[relation][:len(columns)] == columns, relation
+            floats = [d[1] in ("DOUBLE", "FLOAT") for d in duck]
+            mine = normal_rows(con.execute(f"select * from {relation}").fetchall(), floats)
+            theirs = normal_rows([tuple(_coerce(v, d[1]) for v, d in zip(row, duck, strict=True))
+                                  for row in spark_rows[relation]], floats)
+            assert mine, relation
+            assert same_rows(mine, theirs), (relation, len(mine), len(theirs))
+        hashed = con.execute("select count(phone_hash) from staging.stg_erp__contacts").fetchone()
+        assert hashed[0] > 0  # the keyed hashes were compared, not NULL on both sides
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")
