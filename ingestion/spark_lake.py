@@ -7,12 +7,22 @@ then is the catalog's external table `raw.<table>` pointed at it (created, repoi
 recreated when its columns changed). A reader sees the old version or the new one, never a
 half-written folder. Superseded versions beyond the previous one are removed from a local lake.
 
+A table with a `load_id` column (the event loader's tables) is written load by load, one file
+each, so a day's publish writes only that day's load: the loader never changes a load's rows
+in place (a replaced landing file deletes its rows, whole), so a load whose row count is the
+same as in the previous version has the same rows, and a local lake's new version links that
+file instead of writing it again.
+
 Spark is reached through a `SparkSql` callable (a SparkSession's `sql`, or a Thrift cursor's
 `execute`), so the same code serves `spark+session://` and `spark://`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -64,18 +74,107 @@ def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
             names = [n for n in names if n in set(tables)]
         published = []
         for name in names:
+            relation = f"{quote_ident(schema)}.{quote_ident(name)}"
             location = f"{raw_location(lake)}/{name}/{new_version()}"
             if is_local_lake(lake):
                 local_folder(location).mkdir(parents=True)
-            rows = con.execute(f"select count(*) from {quote_ident(schema)}.{quote_ident(name)}"
-                               ).fetchone()[0]
-            # one file per table: DuckDB writes it from a single thread, in the table's order
-            con.execute(f"copy (select * from {quote_ident(schema)}.{quote_ident(name)}) to "
-                        f"'{location}/part-0.parquet' (format parquet, compression zstd)")
+            columns = con.execute(f"describe {relation}").fetchall()
+            if any(column[0] == LOAD_COLUMN for column in columns):
+                rows = _export_by_load(con, relation, lake, location,
+                                       [(c[0], c[1]) for c in columns])
+            else:
+                rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+                # one file per table: DuckDB writes it from a single thread, in table order
+                _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
             published.append(PublishedTable(name, location, int(rows)))
         return published
     finally:
         con.close()
+
+
+#: The column naming the load that wrote a row: a table with it is published load by load.
+LOAD_COLUMN = "load_id"
+#: A version folder's column list (name, DuckDB type). Spark and DuckDB's `*.parquet` globs
+#: skip it (Spark ignores files whose names start with `_` or `.`).
+COLUMNS_FILE = "_columns.json"
+
+
+def _export_by_load(con: duckdb.DuckDBPyConnection, relation: str, lake: str, location: str,
+                    columns: list[tuple[str, str]]) -> int:
+    """One file per load, `load-<load>-<rows>.parquet`; a file of the previous version with
+    the same name and the same columns is linked instead of written (local lakes). Returns
+    the table's row count."""
+    loads = con.execute(f"select {LOAD_COLUMN}, count(*) from {relation} "
+                        f"group by {LOAD_COLUMN}").fetchall()
+    if not loads:  # Spark needs a file to read the columns from
+        _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
+        return 0
+    previous = _previous_version(lake, location, columns)
+    for load, rows in loads:
+        file = f"load-{_load_token(load)}-{rows}.parquet"
+        if previous is not None and (previous / file).is_file():
+            _link(previous / file, local_folder(location) / file)
+        else:
+            _copy(con, f"select * from {relation} where {LOAD_COLUMN} is not distinct from ?",
+                  location, file, lake, [load])
+    if is_local_lake(lake):
+        (local_folder(location) / COLUMNS_FILE).write_text(json.dumps(columns))
+    return sum(rows for _, rows in loads)
+
+
+def _previous_version(lake: str, location: str,
+                      columns: list[tuple[str, str]]) -> Path | None:
+    """The table's newest earlier version in a local lake, if it has the same columns."""
+    if not is_local_lake(lake):
+        return None
+    here = local_folder(location)
+    earlier = sorted((p for p in here.parent.iterdir() if p.is_dir() and p.name < here.name),
+                     reverse=True)
+    if not earlier:
+        return None
+    try:
+        kept = json.loads((earlier[0] / COLUMNS_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # written before load files existed, or not finished
+    return earlier[0] if [tuple(c) for c in kept] == columns else None
+
+
+def _load_token(load: Any) -> str:
+    """A load id as a file name part: itself when it is plain (the loader's uuid hex), else a
+    digest of it."""
+    if load is None:
+        return "null"
+    text = str(load)
+    if re.fullmatch(r"[0-9A-Za-z_]{1,64}", text):
+        return text
+    return "h" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, location: str, file: str, lake: str,
+          params: Sequence[Any] = ()) -> None:
+    """`select` as `<location>/<file>` (zstd Parquet). In a local lake the file is written
+    under a hidden name and renamed when complete, so a file with its final name is whole."""
+    if not is_local_lake(lake):
+        con.execute(f"copy ({select}) to '{_sql_text(f'{location}/{file}')}' "
+                    "(format parquet, compression zstd)", list(params))
+        return
+    final = local_folder(location) / file
+    partial = final.with_name(f".{file}.partial")
+    con.execute(f"copy ({select}) to '{_sql_text(str(partial))}' "
+                "(format parquet, compression zstd)", list(params))
+    os.replace(partial, final)
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` as another name of `source`'s file; a copy where hard links are refused."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _spark_ident(name: str) -> str:

@@ -1,6 +1,8 @@
 """Publishing `raw` to the lake, the part that needs no Spark: every table of the DuckDB file
 becomes a new Parquet version folder holding exactly its rows, and pruning keeps the newest two
-versions. (Registering the versions in Spark's catalog is exercised by tests/spark.)"""
+versions. The event tables are written load by load: a new version links the files of the loads
+that did not change and writes only the others. (Registering the versions in Spark's catalog is
+exercised by tests/spark.)"""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.spark_lake import export_raw, prune_versions
+from ingestion.spark_lake import PublishedTable, export_raw, prune_versions
 
 
 def _raw(path: Path, amount: str) -> None:
@@ -47,3 +49,91 @@ def test_pruning_keeps_the_two_newest_versions(tmp_path: Path) -> None:
     prune_versions(lake, versions[-1:])
     left = sorted(p.name for p in (tmp_path / "lake/raw/branches").iterdir())
     assert left == sorted(Path(v.location).name for v in versions[-2:])
+
+
+def _events(path: Path, statement: str) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create table if not exists raw.campaign_events "
+                    "(id integer, file_path varchar, load_id varchar)")
+        con.execute(statement)
+
+
+def _files(version: PublishedTable) -> dict[str, int]:
+    """The version's Parquet files and their inodes (a linked file keeps its inode)."""
+    return {p.name: p.stat().st_ino for p in Path(version.location).glob("*.parquet")}
+
+
+def _rows(version: PublishedTable) -> list[tuple]:
+    with duckdb.connect() as con:
+        return con.execute(f"select * from read_parquet('{version.location}/*.parquet', "
+                           "union_by_name = true) order by all").fetchall()
+
+
+def _table(path: Path) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select * from raw.campaign_events order by all").fetchall()
+
+
+def test_an_event_table_is_written_load_by_load_and_a_day_writes_only_its_load(
+        tmp_path: Path) -> None:
+    wh, lake = tmp_path / "wh.duckdb", str(tmp_path / "lake")
+    _events(wh, "insert into raw.campaign_events values "
+                "(1, 'a.jsonl', 'L1'), (2, 'a.jsonl', 'L1'), (3, 'b.jsonl', 'L1')")
+    first = export_raw(wh, lake)[0]
+    assert sorted(_files(first)) == ["load-L1-3.parquet"] and first.rows == 3
+    assert _rows(first) == _table(wh)
+
+    # the next day: one new load; the first load's file is the same file, not a copy
+    _events(wh, "insert into raw.campaign_events values (4, 'c.jsonl', 'L2'), (5, NULL, NULL)")
+    second = export_raw(wh, lake)[0]
+    assert sorted(_files(second)) == ["load-L1-3.parquet", "load-L2-1.parquet",
+                                      "load-null-1.parquet"]
+    assert _files(second)["load-L1-3.parquet"] == _files(first)["load-L1-3.parquet"]
+    assert _rows(second) == _table(wh) and second.rows == 5
+
+    # a replaced landing file deletes its rows from the load that wrote them: that load's
+    # file is written again, the others are linked
+    _events(wh, "delete from raw.campaign_events where file_path = 'a.jsonl'; "
+                "insert into raw.campaign_events values (6, 'a.jsonl', 'L3')")
+    third = export_raw(wh, lake)[0]
+    assert sorted(_files(third)) == ["load-L1-1.parquet", "load-L2-1.parquet",
+                                     "load-L3-1.parquet", "load-null-1.parquet"]
+    assert _files(third)["load-L2-1.parquet"] == _files(second)["load-L2-1.parquet"]
+    assert _rows(third) == _table(wh) == [(3, "b.jsonl", "L1"), (4, "c.jsonl", "L2"),
+                                          (5, None, None), (6, "a.jsonl", "L3")]
+
+    # pruning the older versions leaves the linked files whole
+    prune_versions(lake, [third], keep=1)
+    assert [p.name for p in (tmp_path / "lake/raw/campaign_events").iterdir()] == \
+        [Path(third.location).name]
+    assert _rows(third) == _table(wh)
+
+    # a column added: every file is written again with it, none linked
+    _events(wh, "alter table raw.campaign_events add column channel varchar default 'web'")
+    fourth = export_raw(wh, lake)[0]
+    assert not set(_files(fourth).values()) & set(_files(third).values())
+    assert _rows(fourth) == _table(wh) and all(r[3] == "web" for r in _rows(fourth))
+
+
+def test_an_empty_event_table_still_has_a_file_with_its_columns(tmp_path: Path) -> None:
+    wh, lake = tmp_path / "wh.duckdb", str(tmp_path / "lake")
+    _events(wh, "select 1")
+    version = export_raw(wh, lake)[0]
+    assert list(_files(version)) == ["part-0.parquet"] and version.rows == 0
+    with duckdb.connect() as con:
+        columns = [r[0] for r in con.execute(
+            f"describe select * from '{version.location}/part-0.parquet'").fetchall()]
+    assert columns == ["id", "file_path", "load_id"]
+
+
+def test_files_of_an_unfinished_version_are_never_reused(tmp_path: Path) -> None:
+    """A version folder without its column list (a publish that stopped, or one written
+    before load files existed) is not linked from: every load is written again."""
+    wh, lake = tmp_path / "wh.duckdb", str(tmp_path / "lake")
+    _events(wh, "insert into raw.campaign_events values (1, 'a.jsonl', 'L1')")
+    first = export_raw(wh, lake)[0]
+    (Path(first.location) / "_columns.json").unlink()
+    second = export_raw(wh, lake)[0]
+    assert _files(second)["load-L1-1.parquet"] != _files(first)["load-L1-1.parquet"]
+    assert _rows(second) == _table(wh)

@@ -1,7 +1,8 @@
 """Registering `raw` in Spark's catalog, publish after publish: the first publish creates each
 external table, a later one with the same columns repoints it at the new version folder, and
 one whose columns changed (a column added on the ERP) recreates it. After each, Spark reads
-exactly the DuckDB file's rows; the version folders a reader may still use are kept."""
+exactly the DuckDB file's rows; the version folders a reader may still use are kept. An event
+table, published load by load, reads the same across a new load and a replaced file."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def _write(wh: Path, deals: str, branch_columns: str = "7 as id, 'B' as name") -
         con.execute(f"create or replace table raw.branches as select {branch_columns}")
 
 
+def _events(wh: Path, statement: str) -> None:
+    with duckdb.connect(str(wh)) as con:
+        con.execute("create table if not exists raw.campaign_events "
+                    "(id integer, file_path varchar, load_id varchar)")
+        con.execute(statement)
+
+
 def _spark_raw(lake: str, out: Path) -> dict[str, list[dict]]:
     """Spark's `raw` tables, read through the catalog in a child process."""
     out.mkdir()
@@ -39,22 +47,32 @@ def test_publishes_create_repoint_and_recreate_the_external_tables(tmp_path: Pat
     wh, lake = tmp_path / "staging.duckdb", str(tmp_path / "lake")
 
     _write(wh, "(1, 'A', 12.34::decimal(15,2)), (2, NULL, NULL)")
+    _events(wh, "insert into raw.campaign_events values (1, 'a', 'L1'), (2, 'b', 'L1')")
     spark_job("publish", str(wh), lake, env={})
     first = _spark_raw(lake, tmp_path / "first")
+    assert first["campaign_events"] == [{"id": 1, "file_path": "a", "load_id": "L1"},
+                                        {"id": 2, "file_path": "b", "load_id": "L1"}]
     assert first["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("12.34")},
                                   {"id": 2, "title": None, "amount": None}]
     assert first["branches"] == [{"id": 7, "name": "B"}]
 
     # same columns: the table is repointed at the new version
     _write(wh, "(1, 'A', 56.78::decimal(15,2)), (2, NULL, NULL), (3, 'C', 1.00::decimal(15,2))")
+    _events(wh, "insert into raw.campaign_events values (3, 'c', 'L2')")  # the next day
     spark_job("publish", str(wh), lake, env={})
     second = _spark_raw(lake, tmp_path / "second")
+    assert [r["id"] for r in second["campaign_events"]] == [1, 2, 3]
     assert [r["amount"] for r in second["crm_deals"]] == [Decimal("56.78"), None, Decimal("1.00")]
 
     # a column added on the ERP: the table is recreated with it
     _write(wh, "(1, 'A', 56.78::decimal(15,2))", "7 as id, 'B' as name, 'EU' as region")
+    # landing file 'a' replaced: its row leaves load L1, its new one comes with load L3
+    _events(wh, "delete from raw.campaign_events where file_path = 'a'; "
+                "insert into raw.campaign_events values (4, 'a', 'L3')")
     spark_job("publish", str(wh), lake, env={})
     third = _spark_raw(lake, tmp_path / "third")
+    assert [(r["id"], r["load_id"]) for r in third["campaign_events"]] == \
+        [(2, "L1"), (3, "L2"), (4, "L3")]
     assert third["branches"] == [{"id": 7, "name": "B", "region": "EU"}]
     assert third["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("56.78")}]
     # the current version and the one before it stay in the lake
