@@ -334,15 +334,19 @@ COMMANDS = {
     "digest": digest_command.cmd_digest,
 }
 
-#: The commands that work with a Spark CRM_WAREHOUSE_URL, in-process or a Thrift server (the
-#: others need DuckDB or PostgreSQL).
-SPARK_COMMANDS = ("generate", "run", "sync", "dashboard", "digest")
+#: The commands that work with a Spark CRM_WAREHOUSE_URL, in-process or a Thrift server.
+#: `roles` manages PostgreSQL roles; on Spark, access is granted in the cluster's own catalog.
+SPARK_COMMANDS = ("generate", "run", "sync", "demo", "dashboard", "serve", "digest")
 
 
 def _check_spark_command(settings: Settings, command: str) -> None:
+    if command == "roles":
+        raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
+                       "roles` creates PostgreSQL roles; on Spark, grant access in the "
+                       "cluster's catalog instead (docs/spark.md)")
     if command not in SPARK_COMMANDS:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
-                       f"{command}` does not drive a Spark warehouse yet (docs/spark.md)")
+                       f"{command}` does not drive a Spark warehouse (docs/spark.md)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

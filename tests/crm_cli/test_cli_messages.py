@@ -166,12 +166,15 @@ def test_an_unknown_url_scheme_lists_the_supported_forms(tmp_path: Path, variabl
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["serve", "roles", "demo"])
+@pytest.mark.parametrize(("command", "why"), [
+    ("roles", "creates PostgreSQL roles; on Spark, grant access in the cluster's catalog"),
+    ("cdc", "does not drive a Spark warehouse")])
 def test_a_spark_warehouse_is_refused_by_the_commands_that_cannot_drive_it(
-        tmp_path: Path, command: str) -> None:
-    proc = crm_script([command], tmp_path, CRM_WAREHOUSE_URL="spark+session://")
-    assert_one_line_error(proc, "spark+session://", f"`crm-analytics {command}`",
-                          "does not drive a Spark warehouse", "docs/spark.md")
+        tmp_path: Path, command: str, why: str) -> None:
+    args = [command, "status"] if command == "cdc" else [command]
+    proc = crm_script(args, tmp_path, CRM_WAREHOUSE_URL="spark+session://")
+    assert_one_line_error(proc, "spark+session://", f"`crm-analytics {command}", why,
+                          "docs/spark.md")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,18 +1,24 @@
 """Running `crm-analytics` as a user does: the real command (as a module, or the installed
 console script) in a clean environment, the one-line error every failure must be, free ports,
-who listens where, and one small generated world with a pipeline run (session scope, built on
-first use)."""
+who listens where, `crm-analytics serve` in the background, and one small generated world with
+a pipeline run (session scope, built on first use)."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -75,6 +81,53 @@ def listening_addresses(port: int) -> set[str]:
         if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
             found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
     return found
+
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], seconds: float) -> T:
+    """`probe()`'s first truthy value, tried every 2 s for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(2)
+    raise AssertionError(f"gave up after {seconds}s")
+
+
+def get_json(url: str) -> Any:
+    """The JSON at `url`, or None while nothing answers there."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
+
+
+@contextmanager
+def dagster_served(cwd: Path, env: dict[str, str]) -> Iterator[tuple[int, Path]]:
+    """`crm-analytics serve` (the Dagster UI and daemon) on a free port from `cwd`, with a clean
+    environment plus `env`; yields the port and its log once the UI answers, and stops the
+    whole process group on the way out. Its output goes to the log file: an undrained pipe
+    would fill and block the runs it launches."""
+    port = free_port()
+    log = cwd / f"serve-{port}.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([CRM_SCRIPT, "serve", "--port", str(port)], cwd=cwd,
+                                  env=clean_env(**env), stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        info = wait_for(lambda: get_json(f"http://127.0.0.1:{port}/server_info"), 300)
+        assert "dagster_webserver_version" in info
+        yield port, log
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,6 @@ by the daemon under `crm-analytics serve`."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +25,7 @@ from dagster import (
 from crm_core.settings import Settings
 from ingestion.erp.schema import SOURCE_TABLES
 from orchestration.instance import LAUNCHED_BY_TAG, dagster_home_path, fail_orphaned_cli_runs
-from tests.helpers.cli import CRM_SCRIPT, RunWorld, clean_env, free_port, listening_addresses
+from tests.helpers.cli import RunWorld, dagster_served, listening_addresses, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -155,19 +149,9 @@ def test_serve_runs_the_ui_and_the_landing_sensor_launches_a_run(run_world: RunW
 
     assert defs.get_sensor_def("new_landing_files").default_status == \
         DefaultSensorStatus.RUNNING
-    port = free_port()
-    # Its output goes to a file: an undrained pipe would fill and block the run's process.
-    log = run_world.cwd / f"serve-{port}.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen([CRM_SCRIPT, "serve", "--port", str(port)],
-                                  cwd=run_world.cwd, env=clean_env(), stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        first = _wait_for(lambda: log.read_text().partition("\n")[1] and
-                          log.read_text().partition("\n")[0], 120)
+    with dagster_served(run_world.cwd, {}) as (port, log):
+        first = log.read_text().partition("\n")[0]
         assert f"http://localhost:{port}" in first and str(run_world.dagster_home) in first
-        info = _wait_for(lambda: _get_json(f"http://127.0.0.1:{port}/server_info"), 300)
-        assert "dagster_webserver_version" in info
         assert listening_addresses(port) == {"127.0.0.1"}
         instance = instance_of(run_world.dagster_home)
 
@@ -175,31 +159,7 @@ def test_serve_runs_the_ui_and_the_landing_sensor_launches_a_run(run_world: RunW
             runs = instance.get_runs(RunsFilter(tags={"crm/trigger": "new_landing_files"}))
             return runs if runs and runs[0].is_finished else None
 
-        (run,) = _wait_for(sensor_run_done, 900)
+        (run,) = wait_for(sensor_run_done, 900)
         assert run.status == DagsterRunStatus.SUCCESS, [
             e.user_message for e in instance.all_logs(run.run_id)][-5:]
         assert run.tags["dagster/sensor_name"] == "new_landing_files"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
-def _get_json(url: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read())
-    except OSError:
-        return None
-
-
-def _wait_for(probe, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"gave up after {seconds}s")
