@@ -130,6 +130,21 @@ def dagster_served(cwd: Path, env: dict[str, str]) -> Iterator[tuple[int, Path]]
             os.killpg(server.pid, signal.SIGKILL)
 
 
+def landing_sensor_run(instance: Any, seconds: float) -> Any:
+    """The run the daemon launched for the landing sensor on `instance` (a DagsterInstance),
+    once it has finished; asserts it succeeded, with its last log lines when it did not."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    def finished() -> list[Any] | None:
+        runs = instance.get_runs(RunsFilter(tags={"crm/trigger": "new_landing_files"}))
+        return runs if runs and runs[0].is_finished else None
+
+    (run,) = wait_for(finished, seconds)
+    assert run.status == DagsterRunStatus.SUCCESS, [
+        e.user_message for e in instance.all_logs(run.run_id)][-5:]
+    return run
+
+
 @dataclass(frozen=True)
 class RunWorld:
     """A generated ERP and landing folder in `cwd` (the embedded defaults' `data/`), and the

@@ -25,7 +25,7 @@ from dagster import (
 from crm_core.settings import Settings
 from ingestion.erp.schema import SOURCE_TABLES
 from orchestration.instance import LAUNCHED_BY_TAG, dagster_home_path, fail_orphaned_cli_runs
-from tests.helpers.cli import RunWorld, dagster_served, listening_addresses, wait_for
+from tests.helpers.cli import RunWorld, dagster_served, landing_sensor_run, listening_addresses
 
 pytestmark = pytest.mark.slow
 
@@ -153,13 +153,5 @@ def test_serve_runs_the_ui_and_the_landing_sensor_launches_a_run(run_world: RunW
         first = log.read_text().partition("\n")[0]
         assert f"http://localhost:{port}" in first and str(run_world.dagster_home) in first
         assert listening_addresses(port) == {"127.0.0.1"}
-        instance = instance_of(run_world.dagster_home)
-
-        def sensor_run_done():
-            runs = instance.get_runs(RunsFilter(tags={"crm/trigger": "new_landing_files"}))
-            return runs if runs and runs[0].is_finished else None
-
-        (run,) = wait_for(sensor_run_done, 900)
-        assert run.status == DagsterRunStatus.SUCCESS, [
-            e.user_message for e in instance.all_logs(run.run_id)][-5:]
+        run = landing_sensor_run(instance_of(run_world.dagster_home), 900)
         assert run.tags["dagster/sensor_name"] == "new_landing_files"

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance
 
-from tests.helpers.cli import crm_script, dagster_served, wait_for
+from tests.helpers.cli import crm_script, dagster_served, landing_sensor_run
 from tests.helpers.spark import require_spark
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.spark_full]
@@ -44,13 +44,7 @@ def test_the_demo_and_the_dagster_daemon_drive_a_spark_warehouse(tmp_path: Path)
         assert str(home) in log.read_text().partition("\n")[0]
         instance = DagsterInstance.from_config(str(home))
         try:
-            def sensor_run_done():
-                runs = instance.get_runs(RunsFilter(tags={"crm/trigger": "new_landing_files"}))
-                return runs if runs and runs[0].is_finished else None
-
-            (run,) = wait_for(sensor_run_done, 1800)
-            assert run.status == DagsterRunStatus.SUCCESS, [
-                e.user_message for e in instance.all_logs(run.run_id)][-5:]
+            landing_sensor_run(instance, 1800)
             assert len(instance.get_runs()) == 2  # the demo's run and the sensor's
         finally:
             instance.dispose()
