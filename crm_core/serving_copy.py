@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crm_core.errors import CrmError, first_line
-from crm_core.sql import qualified, quote_ident
+from crm_core.sql import qualified, quote_ident, quote_literal
 from crm_core.urls import WarehouseTarget
 
 #: The schemas the dashboards (and the demo's headline) read.
@@ -113,8 +113,7 @@ def copy_schemas(source: Path, dest: Path, schemas: Sequence[str]) -> None:
             "order by 1, 2", list(schemas)).fetchall()
         # ATTACH takes no bound parameters: the path (from our own configuration, not user
         # input) goes in as a quoted SQL string literal.
-        literal = "'" + str(dest).replace("'", "''") + "'"
-        con.execute(f"attach {literal} as serving_copy")
+        con.execute(f"attach {quote_literal(str(dest))} as serving_copy")
         for schema in schemas:
             con.execute(f"create schema if not exists serving_copy.{quote_ident(schema)}")
         for schema, table in tables:

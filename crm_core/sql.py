@@ -8,6 +8,12 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """A single-quoted SQL string literal, for the few statements that take no bound
+    parameters (DuckDB's ATTACH, a COPY's file name, postgres_query's text)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def qualified(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
 

@@ -36,7 +36,7 @@ import duckdb
 
 from crm_core.errors import CrmError, first_line
 from crm_core.spark import is_local_lake, local_folder, raw_location
-from crm_core.sql import quote_ident
+from crm_core.sql import quote_ident, quote_literal
 
 #: Runs one Spark SQL statement and returns its rows (as sequences).
 SparkSql = Callable[[str], Sequence[Sequence[Any]]]
@@ -154,19 +154,13 @@ def _copy(con: duckdb.DuckDBPyConnection, select: str, location: str, file: str,
           params: Sequence[Any] = ()) -> None:
     """`select` as `<location>/<file>` (zstd Parquet). In a local lake the file is written
     under a hidden name and renamed when complete, so a file with its final name is whole."""
-    if not is_local_lake(lake):
-        con.execute(f"copy ({select}) to '{_sql_text(f'{location}/{file}')}' "
-                    "(format parquet, compression zstd)", list(params))
-        return
-    final = local_folder(location) / file
-    partial = final.with_name(f".{file}.partial")
-    con.execute(f"copy ({select}) to '{_sql_text(str(partial))}' "
+    local = is_local_lake(lake)
+    final = local_folder(location) / file if local else None
+    target = str(final.with_name(f".{file}.partial")) if final else f"{location}/{file}"
+    con.execute(f"copy ({select}) to {quote_literal(target)} "
                 "(format parquet, compression zstd)", list(params))
-    os.replace(partial, final)
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
+    if final is not None:
+        os.replace(target, final)
 
 
 def _link(source: Path, target: Path) -> None:

@@ -14,6 +14,7 @@ import duckdb
 import sqlalchemy as sa
 
 from crm_core.errors import CrmError, redacted_line
+from crm_core.sql import quote_literal
 from ingestion.erp.source import APPLICATION_NAME, STATEMENT_TIMEOUT_MS, session_options
 from ingestion.warehouse import qualified, quote_ident
 
@@ -58,7 +59,7 @@ def attached_source(con: duckdb.DuckDBPyConnection, source_url: str,
     password = sa.make_url(source_url).password or ""
     load_postgres_extension(con)
     try:
-        conninfo = _sql_literal(source_conninfo(source_url, timeout_ms))
+        conninfo = quote_literal(source_conninfo(source_url, timeout_ms))
         con.execute(f"attach {conninfo} as {ATTACHED} "
                     "(type postgres, read_only)")
     except duckdb.Error as exc:
@@ -85,7 +86,7 @@ def copy_table(con: duckdb.DuckDBPyConnection, source_url: str, schema: str, tab
     source = f"{ATTACHED}.{quote_ident(schema)}.{quote_ident(table)}"
     if where:
         query = f"select {cols} from {quote_ident(schema)}.{quote_ident(table)} {where}"
-        source = f"postgres_query('{ATTACHED}', {_sql_literal(query)})"
+        source = f"postgres_query('{ATTACHED}', {quote_literal(query)})"
     try:
         con.execute(f"{create} as select {cols} from {source}")
         return con.execute(f"select count(*) from {target}").fetchone()[0]
@@ -101,12 +102,9 @@ def source_query(con: duckdb.DuckDBPyConnection, source_url: str, table: str,
     password = sa.make_url(source_url).password or ""
     try:
         return con.execute(f"select * from postgres_query('{ATTACHED}', "
-                           f"{_sql_literal(query)})").fetchall()
+                           f"{quote_literal(query)})").fetchall()
     except duckdb.Error as exc:
         raise CrmError(f"source table {table}: read failed: "
                        f"{redacted_line(exc, password)}") from None
 
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
