@@ -14,7 +14,9 @@ The sync (or `crm-analytics cdc setup`) checks these first and names the one tha
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,6 +33,8 @@ from ingestion.erp.source import STATEMENT_TIMEOUT_MS
 #: the decoder's few numpy steps per column to be spread over many messages (5,000–50,000
 #: decode equally fast), few enough to hold one batch's raw messages at a time.
 PEEK_BATCH = 10_000
+#: Fetched batches waiting for the decoder at most.
+PEEK_AHEAD = 2
 
 
 def lsn_int(text: str) -> int:
@@ -217,16 +221,29 @@ def drop(conn: psycopg.Connection, slot: str, schema: str) -> list[str]:
 
 def peek(conn: psycopg.Connection, slot: str, skip_through: int | None) -> Changes:
     """Every change the slot holds, decoded (not consumed). Transactions that end at or
-    before `skip_through` — already in the warehouse — are left out."""
+    before `skip_through` — already in the warehouse — are left out.
+
+    The server decodes its WAL while this side decodes the messages already fetched: batches
+    are decoded in order in one thread while the next is fetched (psycopg waits on the
+    socket without the GIL), at most `PEEK_AHEAD` batches ahead, so memory stays bounded."""
     decoder = Decoder(skip_through)
+    pending: deque[Future[None]] = deque()
+    pool = ThreadPoolExecutor(max_workers=1)
     try:
         with conn.transaction(), conn.cursor(name="crm_cdc_peek", binary=True) as cur:
             cur.execute("select data from pg_logical_slot_peek_binary_changes(%s, null, null, "
                         "'proto_version', '1', 'publication_names', %s)", [slot, slot])
             while rows := cur.fetchmany(PEEK_BATCH):
-                decoder.feed([data for (data,) in rows])
+                if len(pending) >= PEEK_AHEAD:
+                    pending.popleft().result()
+                pending.append(pool.submit(decoder.feed, [data for (data,) in rows]))
+            while pending:
+                pending.popleft().result()
     except psycopg.Error as exc:
         raise CrmError(f"cdc: reading slot {slot} failed: {first_line(exc)}") from None
+    finally:
+        # A failed decode or fetch: the batches not started are dropped, not decoded.
+        pool.shutdown(cancel_futures=True)
     return decoder.changes
 
 

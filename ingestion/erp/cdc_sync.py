@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from crm_core.errors import CrmError
@@ -341,58 +342,57 @@ def _raw_types(wh: Warehouse, table: str) -> dict[str, str]:
         "where table_schema = ? and table_name = ?", (RAW_SCHEMA, table))}
 
 
+def _latest(batch: pa.Table, key: str) -> pa.Table:
+    """The last change of each key (largest `__seq`) of a table's changes. Done in Arrow, on
+    the few thousand changed rows, before the warehouse sees them: a window over every text
+    column in SQL cost several times more (BENCHMARKS.md)."""
+    last = batch.group_by(key, use_threads=False).aggregate([("__seq", "max")])
+    return batch.filter(pc.is_in(batch["__seq"], value_set=last["__seq_max"]))
+
+
 def _apply_values(wh: Warehouse, name: str, table: CatalogTable,
                   decoded: TableChanges) -> tuple[int, int, set[str]]:
     """Merge the decoded changes of one table into `raw`: the last change of each key wins,
     every changed key leaves the table, the surviving rows come back cast to `raw`'s types —
-    a handful of set-based statements over one columnar batch of text values. Returns the
-    rows inserted, the rows removed and the keys whose last change lacks an unchanged
-    TOASTed value (to be read back from the source)."""
+    two set-based statements over one columnar batch of text values. Returns the rows
+    inserted, the rows removed and the keys whose last change lacks an unchanged TOASTed
+    value (to be read back from the source)."""
     assert table.key is not None
     columns = [n for n, _ in table.columns]
-    key_at = columns.index(table.key)
+    k = f"c{columns.index(table.key)}"
     types = _raw_types(wh, name)
-    batch = decoded.table()
-    stage = f"crm_cdc_{name}__changes"
-    latest = f"crm_cdc_{name}__latest"
-    latest_table = qualified(wh.temp_schema, latest)
+    latest = _latest(decoded.table(), k)
+    stage = f"crm_cdc_{name}__latest"
     if isinstance(wh, DuckDBWarehouse):
         # DuckDB reads the Arrow batch in place.
-        wh.con.register(stage, batch)
+        wh.con.register(stage, latest)
         stage_table = quote_ident(stage)
     else:
-        wh.create_table(wh.temp_schema, stage, batch.schema)
-        wh.append(wh.temp_schema, stage, batch)
+        wh.create_table(wh.temp_schema, stage, latest.schema)
+        wh.append(wh.temp_schema, stage, latest)
         stage_table = qualified(wh.temp_schema, stage)
-    k = f"c{key_at}"
-    key_type = types[table.key]
-    wh.execute(f"drop table if exists {latest_table}")
-    wh.execute(f"create temporary table {quote_ident(latest)} as "
-               f"select * from (select *, row_number() over (partition by {k} order by __seq "
-               f"desc) as __rank from {stage_table}) as s where __rank = 1")
-    if isinstance(wh, DuckDBWarehouse):
-        wh.con.unregister(stage)
-    else:
-        wh.execute(f"drop table {stage_table}")
     target = qualified(RAW_SCHEMA, name)
     key = quote_ident(table.key)
+    key_type = types[table.key]
     if isinstance(wh, PostgresWarehouse):
         # `= any(array(…))` probes the key index (`_key_index`) once per changed key; a join
         # would be planned as a hash join over a scan of the whole table.
         removed = _rowcount(wh, f"delete from {target} where {key} = any(array("
-                                f"select cast({k} as {key_type}) from {latest_table}))")
+                                f"select cast({k} as {key_type}) from {stage_table}))")
     else:
         removed = _rowcount(wh, f"delete from {target} where {key} in "
-                                f"(select cast({k} as {key_type}) from {latest_table})")
+                                f"(select cast({k} as {key_type}) from {stage_table})")
     casts = ", ".join(f"cast(c{i} as {types[c]})" for i, c in enumerate(columns))
     wh.execute(f"insert into {target} ({', '.join(quote_ident(c) for c in columns)}) "
-               f"select {casts} from {latest_table} where __op <> 'D' and not __toasted")
-    counts = wh.fetchall(f"select count(*) filter (where __op <> 'D' and not __toasted), "
-                         f"count(*) filter (where __op <> 'D' and __toasted) from {latest_table}")
-    inserted, toasted = (int(v) for v in counts[0])
-    reread = {str(v) for (v,) in wh.fetchall(
-        f"select {k} from {latest_table} where __op <> 'D' and __toasted")} if toasted else set()
-    wh.execute(f"drop table {latest_table}")
+               f"select {casts} from {stage_table} where __op <> 'D' and not __toasted")
+    if isinstance(wh, DuckDBWarehouse):
+        wh.con.unregister(stage)
+    else:
+        wh.execute(f"drop table {stage_table}")
+    kept = pc.not_equal(latest["__op"], "D")
+    toasted = pc.and_(kept, latest["__toasted"])
+    inserted = pc.sum(pc.and_not(kept, latest["__toasted"])).as_py() or 0
+    reread = set(latest[k].filter(toasted).to_pylist())
     return inserted, removed, reread
 
 
