@@ -345,9 +345,9 @@ def _raw_types(wh: Warehouse, table: str) -> dict[str, str]:
 
 def _latest(batch: pa.Table, key: str) -> pa.Table:
     """The last change of each key (largest `__seq`) of a table's changes, in commit order.
-    Picked with numpy on the few thousand changed rows before the warehouse sees them: a SQL
-    window over every text column, or Arrow's group-by (whose first call in a process costs
-    tens of milliseconds), took several times longer (BENCHMARKS.md)."""
+    Picked with numpy on the few thousand changed rows before the warehouse sees them, so the
+    warehouse reads one row per key; Arrow's group-by would do the same but costs tens of
+    milliseconds on its first call in a process, and a sync is a fresh process."""
     codes = np.asarray(batch[key].combine_chunks().dictionary_encode().indices)
     seq = np.asarray(batch["__seq"].combine_chunks())
     order = np.lexsort((-seq, codes))  # by key, its last change first
