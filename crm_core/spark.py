@@ -20,9 +20,13 @@ from pathlib import Path
 SESSION_SQL_CONF = {"spark.sql.session.timeZone": "UTC"}
 
 #: Settings of the in-process Spark (`spark+session://`): two local cores and few shuffle
-#: partitions, the size of the data one machine handles; no web UI.
+#: partitions, the size of the data one machine handles; no web UI. The JVM's heap is 4 GB, not
+#: Spark's default 1 GB: Spark plans a join from a table's Parquet size and broadcasts tables
+#: that are small on disk and many times larger in memory, which at `large` (millions of deal
+#: stage rows) fails the build with "Not enough memory to build and broadcast the table".
 LOCAL_CONF = {
     "spark.master": "local[2]",
+    "spark.driver.memory": "4g",
     "spark.sql.shuffle.partitions": "4",
     "spark.ui.enabled": "false",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",

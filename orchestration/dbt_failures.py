@@ -51,11 +51,18 @@ def failure_meaning(node: Mapping[str, Any], nodes: Mapping[str, Any], failures:
     return f"{n} failing rows{said}"
 
 
+#: Lines of a dbt error that say where it happened, not what: dbt's "Runtime Error in model …"
+#: header, and py4j's "An error occurred while calling o123.collectToPython." (in-process Spark).
+_HEADERS = re.compile(r"^(\w+ Error in \w+ |An error occurred while calling o\d+\.\w+\.?$)")
+#: The Java exception class before a Spark error's text (": org.apache.spark.SparkException: …").
+_JAVA_CLASS = re.compile(r"^:?\s*(?:[a-z_][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
+
+
 def _message(result: Mapping[str, Any]) -> str:
-    """The informative line of a dbt error: skip dbt's 'Runtime Error in model …' header."""
+    """The informative line of a dbt error: past the headers, without a Java class name."""
     lines = [ln.strip() for ln in (result.get("message") or "").splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not re.match(r"^\w+ Error in \w+ ", ln)]
-    return (useful or lines or [str(result.get("status"))])[0]
+    useful = [ln for ln in lines if not _HEADERS.match(ln)]
+    return _JAVA_CLASS.sub("", (useful or lines or [str(result.get("status"))])[0])
 
 
 def describe_failures(results: list[Mapping[str, Any]], manifest: Mapping[str, Any]) -> list[str]:

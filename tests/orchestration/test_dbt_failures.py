@@ -72,10 +72,18 @@ def test_generic_tests_are_explained_from_the_real_manifest() -> None:
     results.append({"unique_id": "model.crm_analytics.v_x", "status": "error",
                     "message": "Runtime Error in model v_x (models/v_x.sql)\n  division by zero"})
     results.append({"unique_id": tests["unique_stg_erp__crm_deals_deal_id"], "status": "pass"})
+    # an in-process Spark's error: py4j's call header, then the Java exception and its stack
+    results.append({"unique_id": "test.crm_analytics.assert_x", "status": "error", "message": (
+        "An error occurred while calling o4398.collectToPython.\n"
+        ": org.apache.spark.SparkException: Not enough memory to build and broadcast the "
+        "table to all worker nodes.\n"
+        "\tat org.apache.spark.sql.errors.QueryExecutionErrors$.notEnoughMemory(X.scala:2079)")})
     lines = describe_failures(results, manifest)
     assert lines[:2] == [f"test {name}: {meaning}" for name, meaning in wanted.items()]
     assert lines[2] == "model v_x: division by zero"
-    assert len(lines) == 3
+    assert lines[3] == ("test assert_x: Not enough memory to build and broadcast the table to "
+                        "all worker nodes.")
+    assert len(lines) == 4
     assert node_name("test.crm_analytics.unique_x_id.bb9a30d218") == "unique_x_id"
 
 
