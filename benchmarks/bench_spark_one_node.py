@@ -8,10 +8,12 @@ the lake publish of `raw` (Parquet version folders, then the catalog repointed),
 dashboards' serving copy (Spark's marts read back into a DuckDB file). This script generates
 the scale's ERP (SQLite) and event files, runs `crm-analytics run` once on an in-process Spark
 (`spark+session://`, a lake folder), then times the two Spark-side one-node steps again on
-their own, as a day's run does them after its sync and load: `publish_lake_raw` (every `raw`
-table republished and repointed, each through a child process with its own Spark session)
-and `publish_spark_serving_copy` (the same, reading every mart out). Prints their seconds and
-the sizes they moved.
+their own after the run, as a day's run does them after its sync and load: `publish_lake_raw`
+(every published `raw` table written again and repointed, in one child process with its own
+Spark session; the event tables' loads are linked, the ERP tables rewritten) and
+`publish_spark_serving_copy` (every mart read out of Spark, in another such process). Prints
+their seconds, the rows of the staging file's `raw` and of the marts, and the lake folder's
+size.
 """
 
 from __future__ import annotations
@@ -81,8 +83,10 @@ def main() -> None:
         published = publish_lake_raw(settings)
         publish_s = time.perf_counter() - started
         print(f"publish_lake_raw: {published} of {len(lake_tables())} tables, "
-              f"{raw_rows:,} rows in the staging file's {raw_tables} raw tables, "
-              f"lake {folder_mb(work / 'lake'):,.0f} MB (two versions kept): "
+              f"{raw_rows:,} rows in the staging file's {raw_tables} raw tables (the "
+              f"published ones and the sync's own state); the lake folder "
+              f"{folder_mb(work / 'lake'):,.0f} MB (raw's versions, a linked file counted "
+              f"once; the models Spark built; its catalog): "
               f"{publish_s:.1f} s", flush=True)
         started = time.perf_counter()
         copy = publish_spark_serving_copy(settings)

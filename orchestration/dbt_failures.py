@@ -52,17 +52,22 @@ def failure_meaning(node: Mapping[str, Any], nodes: Mapping[str, Any], failures:
 
 
 #: Lines of a dbt error that say where it happened, not what: dbt's "Runtime Error in model …"
-#: header, and py4j's "An error occurred while calling o123.collectToPython." (in-process Spark).
-_HEADERS = re.compile(r"^(\w+ Error in \w+ |An error occurred while calling o\d+\.\w+\.?$)")
+#: header, py4j's "An error occurred while calling o123.collectToPython." (in-process Spark) and
+#: the frames of a Java stack.
+_HEADERS = re.compile(r"^(\w+ Error in \w+ |An error occurred while calling \S+\.$|at [\w$.<>]+\()")
 #: The Java exception class before a Spark error's text (": org.apache.spark.SparkException: …").
-_JAVA_CLASS = re.compile(r"^:?\s*(?:[a-z_][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
+_JAVA_CLASS = re.compile(r"^:?\s*(?:[a-z_][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)(?::\s*|$)")
 
 
 def _message(result: Mapping[str, Any]) -> str:
-    """The informative line of a dbt error: past the headers, without a Java class name."""
+    """The informative line of a dbt error: past the headers, without a Java class name (the
+    line after a bare class name when the message starts there; the class when it has none)."""
     lines = [ln.strip() for ln in (result.get("message") or "").splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not _HEADERS.match(ln)]
-    return _JAVA_CLASS.sub("", (useful or lines or [str(result.get("status"))])[0])
+    said = [ln for ln in lines if not _HEADERS.match(ln)]
+    for line in said:
+        if text := _JAVA_CLASS.sub("", line).strip():
+            return text
+    return (said or lines or [str(result.get("status"))])[0].lstrip(": ")
 
 
 def describe_failures(results: list[Mapping[str, Any]], manifest: Mapping[str, Any]) -> list[str]:

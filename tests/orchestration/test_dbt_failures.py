@@ -78,12 +78,26 @@ def test_generic_tests_are_explained_from_the_real_manifest() -> None:
         ": org.apache.spark.SparkException: Not enough memory to build and broadcast the "
         "table to all worker nodes.\n"
         "\tat org.apache.spark.sql.errors.QueryExecutionErrors$.notEnoughMemory(X.scala:2079)")})
+    # a Java exception whose message starts on the next line, and one without a message
+    results.append({"unique_id": "model.crm_analytics.v_y", "status": "error", "message": (
+        "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collect.\n"
+        ": org.apache.spark.sql.catalyst.parser.ParseException: \n"
+        "[PARSE_SYNTAX_ERROR] Syntax error at or near 'form'.\n\tat org.apache.X.y(X.scala:1)")})
+    results.append({"unique_id": "model.crm_analytics.v_z", "status": "error",
+                    "message": ": java.lang.NullPointerException\n\tat org.apache.X.y(X.scala:1)"})
+    # DuckDB's own error classes stay as they are
+    results.append({"unique_id": "model.crm_analytics.v_w", "status": "error", "message": (
+        "Runtime Error in model v_w (models/v_w.sql)\n"
+        "  Binder Error: Referenced column \"x\" not found in FROM clause!")})
     lines = describe_failures(results, manifest)
     assert lines[:2] == [f"test {name}: {meaning}" for name, meaning in wanted.items()]
-    assert lines[2] == "model v_x: division by zero"
-    assert lines[3] == ("test assert_x: Not enough memory to build and broadcast the table to "
-                        "all worker nodes.")
-    assert len(lines) == 4
+    assert lines[2:] == [
+        "model v_x: division by zero",
+        "test assert_x: Not enough memory to build and broadcast the table to all worker nodes.",
+        "model v_y: [PARSE_SYNTAX_ERROR] Syntax error at or near 'form'.",
+        "model v_z: java.lang.NullPointerException",
+        'model v_w: Binder Error: Referenced column "x" not found in FROM clause!',
+    ]
     assert node_name("test.crm_analytics.unique_x_id.bb9a30d218") == "unique_x_id"
 
 
