@@ -45,18 +45,17 @@ def ours(db: str, staging: Path, lake: Path) -> tuple[float, float, int]:
     """(sync seconds, export seconds, rows): the ERP sync into `staging` (timed as
     `bench_sync.py` times it), then the lake."""
     synced = child_sync(db, f"duckdb:///{staging}")
+    return synced["seconds"], export(staging, lake), synced["rows"]
+
+
+def export(staging: Path, lake: Path) -> float:
+    """Seconds to publish the ERP tables from the staging file, each written whole: the first
+    export, and again each day after it."""
     started = time.perf_counter()
     published = export_raw(staging, str(lake), tables=list(TABLES))
-    exported = time.perf_counter() - started
+    elapsed = time.perf_counter() - started
     assert {p.name for p in published} == set(TABLES)
-    return synced["seconds"], exported, synced["rows"]
-
-
-def export_again(staging: Path, lake: Path) -> float:
-    """A day's publish of the ERP tables: each written whole from the staging file again."""
-    started = time.perf_counter()
-    export_raw(staging, str(lake), tables=list(TABLES))
-    return time.perf_counter() - started
+    return elapsed
 
 
 def bare(db: str, out: Path) -> float:
@@ -99,7 +98,7 @@ def main() -> None:
                 times["sync"].append(sync_s)
                 times["export"].append(export_s)
                 times["bare"].append(bare(db, run / "bare"))
-                times["again"].append(export_again(run / "staging.duckdb", run / "lake"))
+                times["again"].append(export(run / "staging.duckdb", run / "lake"))
                 shutil.rmtree(run)
     finally:
         with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as conn:

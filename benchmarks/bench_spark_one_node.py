@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from crm_core.settings import Settings
 from orchestration.spark_steps import lake_tables, publish_lake_raw, publish_spark_serving_copy
 
 DAY = "2026-11-01"
-CLI = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "crm-analytics"
+CLI = Path(sys.executable).with_name("crm-analytics")  # the venv running this script
 
 
 def folder_mb(path: Path) -> float:
