@@ -10,6 +10,7 @@ tests.helpers.spark <job> ...`, one after the other, never beside dbt.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -94,12 +95,47 @@ def dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
                           env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env})
 
 
-def spark_job(*args: str, env: dict[str, str]) -> None:
-    """Run one job of this module in a child process; assert it succeeded."""
-    proc = subprocess.run([sys.executable, "-m", "tests.helpers.spark", *args], cwd=REPO_ROOT,
+def spark_job(job: str, lake: str, *args: str, env: dict[str, str]) -> None:
+    """Run one job of this module on `lake` in a child process; assert it succeeded."""
+    proc = subprocess.run([sys.executable, "-m", "tests.helpers.spark", job, lake, *args],
+                          cwd=REPO_ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@contextmanager
+def spark_jobs(lake: str, log: Path) -> Iterator[Callable[..., None]]:
+    """One child process with one Spark session on `lake`, running the jobs of this module it
+    is sent, one at a time, as `run(job, *args)`; the caller may change files between jobs.
+    Starting Spark costs seconds per process, so a test with many jobs pays it once; a long-lived
+    session also sees each publish as a Thrift server does. The child's output goes to `log`."""
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.spark", "serve", lake],
+                                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    commands, replies = proc.stdin, proc.stdout
+
+    def run(job: str, *args: str) -> None:
+        commands.write(json.dumps([job, *args]) + "\n")
+        commands.flush()
+        for line in replies:  # Spark may print lines of its own before the reply
+            if line.startswith(_REPLY):
+                reply = line.removeprefix(_REPLY).strip()
+                assert reply == "ok", f"{job} failed: {reply}\n{_tail(log)}"
+                return
+        pytest.fail(f"the Spark job process exited ({proc.wait()}) during {job}: {_tail(log)}")
+
+    try:
+        yield run
+    finally:
+        commands.close()  # end of input: the child stops its session and exits
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # --- a local Thrift server -------------------------------------------------------------------
@@ -280,36 +316,50 @@ def assert_marts_equal(spark_copy: Path, duck_copy: Path, models: set[str]) -> N
 # --- the child-process jobs ------------------------------------------------------------------
 
 
-def _session(lake: str):  # noqa: ANN202 - pyspark is imported only in the child
-    from orchestration.spark_steps import spark_session
-
-    return spark_session(lake)
+#: How the job process marks its reply to a job among whatever else reaches its stdout.
+_REPLY = "@@spark-job "
 
 
-def _publish(duckdb_path: str, lake: str) -> None:
+def _publish(spark: Any, lake: str, duckdb_path: str) -> None:
     from ingestion.spark_lake import publish_raw, session_sql
 
-    spark = _session(lake)
-    try:
-        publish_raw(Path(duckdb_path), lake, session_sql(spark))
-    finally:
-        spark.stop()
+    publish_raw(Path(duckdb_path), lake, session_sql(spark))
 
 
-def _export(lake: str, out: str, *databases: str) -> None:
+def _export(spark: Any, lake: str, out: str, *databases: str) -> None:
     """Every table and view of `databases`, as `<out>/<database>.<name>.parquet`."""
     import pyarrow.parquet as pq
 
-    spark = _session(lake)
+    for database in databases:
+        for row in spark.sql(f"show tables in {database}").collect():
+            table = spark.table(f"{database}.{row.tableName}").toArrow()
+            pq.write_table(table, f"{out}/{database}.{row.tableName}.parquet")
+
+
+_JOBS: dict[str, Callable[..., None]] = {"publish": _publish, "export": _export}
+
+
+def _main(job: str, lake: str, *args: str) -> None:
+    """`<job> <lake> <args>`: one job in its own session; `serve <lake>`: every job read from
+    stdin (a JSON list per line), replying on stdout, until stdin ends."""
+    from orchestration.spark_steps import spark_session
+
+    spark = spark_session(lake)
     try:
-        for database in databases:
-            for row in spark.sql(f"show tables in {database}").collect():
-                table = spark.table(f"{database}.{row.tableName}").toArrow()
-                pq.write_table(table, f"{out}/{database}.{row.tableName}.parquet")
+        if job != "serve":
+            _JOBS[job](spark, lake, *args)
+            return
+        for line in sys.stdin:
+            name, *rest = json.loads(line)
+            try:
+                _JOBS[name](spark, lake, *rest)
+                reply = "ok"
+            except Exception as exc:  # noqa: BLE001 - the test reports it, with the log
+                reply = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            print(_REPLY + reply, flush=True)
     finally:
         spark.stop()
 
 
 if __name__ == "__main__":
-    job, *rest = sys.argv[1:]
-    {"publish": _publish, "export": _export}[job](*rest)
+    _main(*sys.argv[1:])

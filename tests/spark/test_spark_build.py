@@ -57,7 +57,7 @@ def _failed(results: list[dict[str, Any]]) -> list[str]:
 def built(spark_world: SparkWorld, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("spark_build")
     lake = str(work / "lake")
-    spark_job("publish", str(spark_world.duckdb), lake, env={})
+    spark_job("publish", lake, str(spark_world.duckdb), env={})
     target = parse_warehouse_url("spark+session://", work)
     dbt_env = {**dbt_environment(target, "UTC", lake),
                **dbt_secret_environment(PII_KEY, postgres=False, spark=True),

@@ -2,10 +2,12 @@
 external table, a later one with the same columns repoints it at the new version folder, and
 one whose columns changed (a column added on the ERP) recreates it. After each, Spark reads
 exactly the DuckDB file's rows; the version folders a reader may still use are kept. An event
-table, published load by load, reads the same across a new load and a replaced file."""
+table, published load by load, reads the same across a new load and a replaced file. Every
+publish and read goes through one long-lived Spark session, as a Thrift server's would."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers.spark import require_spark, spark_job
+from tests.helpers.spark import require_spark, spark_jobs
 
 pytestmark = pytest.mark.spark
 
@@ -33,10 +35,10 @@ def _events(wh: Path, statement: str) -> None:
         con.execute(statement)
 
 
-def _spark_raw(lake: str, out: Path) -> dict[str, list[dict]]:
-    """Spark's `raw` tables, read through the catalog in a child process."""
+def _spark_raw(job: Callable[..., None], out: Path) -> dict[str, list[dict]]:
+    """Spark's `raw` tables, read through the catalog."""
     out.mkdir()
-    spark_job("export", lake, str(out), "raw", env={})
+    job("export", str(out), "raw")
     return {path.name.split(".")[1]: sorted(pq.read_table(path).to_pylist(),
                                            key=lambda r: r["id"])
             for path in out.glob("raw.*.parquet")}
@@ -44,36 +46,38 @@ def _spark_raw(lake: str, out: Path) -> dict[str, list[dict]]:
 
 def test_publishes_create_repoint_and_recreate_the_external_tables(tmp_path: Path) -> None:
     require_spark()
-    wh, lake = tmp_path / "staging.duckdb", str(tmp_path / "lake")
+    wh = tmp_path / "staging.duckdb"
+    with spark_jobs(str(tmp_path / "lake"), tmp_path / "spark.log") as job:
 
-    _write(wh, "(1, 'A', 12.34::decimal(15,2)), (2, NULL, NULL)")
-    _events(wh, "insert into raw.campaign_events values (1, 'a', 'L1'), (2, 'b', 'L1')")
-    spark_job("publish", str(wh), lake, env={})
-    first = _spark_raw(lake, tmp_path / "first")
-    assert first["campaign_events"] == [{"id": 1, "file_path": "a", "load_id": "L1"},
-                                        {"id": 2, "file_path": "b", "load_id": "L1"}]
-    assert first["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("12.34")},
-                                  {"id": 2, "title": None, "amount": None}]
-    assert first["branches"] == [{"id": 7, "name": "B"}]
+        _write(wh, "(1, 'A', 12.34::decimal(15,2)), (2, NULL, NULL)")
+        _events(wh, "insert into raw.campaign_events values (1, 'a', 'L1'), (2, 'b', 'L1')")
+        job("publish", str(wh))
+        first = _spark_raw(job, tmp_path / "first")
+        assert first["campaign_events"] == [{"id": 1, "file_path": "a", "load_id": "L1"},
+                                            {"id": 2, "file_path": "b", "load_id": "L1"}]
+        assert first["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("12.34")},
+                                      {"id": 2, "title": None, "amount": None}]
+        assert first["branches"] == [{"id": 7, "name": "B"}]
 
-    # same columns: the table is repointed at the new version
-    _write(wh, "(1, 'A', 56.78::decimal(15,2)), (2, NULL, NULL), (3, 'C', 1.00::decimal(15,2))")
-    _events(wh, "insert into raw.campaign_events values (3, 'c', 'L2')")  # the next day
-    spark_job("publish", str(wh), lake, env={})
-    second = _spark_raw(lake, tmp_path / "second")
-    assert [r["id"] for r in second["campaign_events"]] == [1, 2, 3]
-    assert [r["amount"] for r in second["crm_deals"]] == [Decimal("56.78"), None, Decimal("1.00")]
+        # same columns: the table is repointed at the new version
+        _write(wh, "(1, 'A', 56.78::decimal(15,2)), (2, NULL, NULL), (3, 'C', 1.00::decimal(15,2))")
+        _events(wh, "insert into raw.campaign_events values (3, 'c', 'L2')")  # the next day
+        job("publish", str(wh))
+        second = _spark_raw(job, tmp_path / "second")
+        assert [r["id"] for r in second["campaign_events"]] == [1, 2, 3]
+        assert [r["amount"] for r in second["crm_deals"]] == \
+            [Decimal("56.78"), None, Decimal("1.00")]
 
-    # a column added on the ERP: the table is recreated with it
-    _write(wh, "(1, 'A', 56.78::decimal(15,2))", "7 as id, 'B' as name, 'EU' as region")
-    # landing file 'a' replaced: its row leaves load L1, its new one comes with load L3
-    _events(wh, "delete from raw.campaign_events where file_path = 'a'; "
-                "insert into raw.campaign_events values (4, 'a', 'L3')")
-    spark_job("publish", str(wh), lake, env={})
-    third = _spark_raw(lake, tmp_path / "third")
-    assert [(r["id"], r["load_id"]) for r in third["campaign_events"]] == \
-        [(2, "L1"), (3, "L2"), (4, "L3")]
-    assert third["branches"] == [{"id": 7, "name": "B", "region": "EU"}]
-    assert third["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("56.78")}]
-    # the current version and the one before it stay in the lake
-    assert len(list((tmp_path / "lake/raw/crm_deals").iterdir())) == 2
+        # a column added on the ERP: the table is recreated with it
+        _write(wh, "(1, 'A', 56.78::decimal(15,2))", "7 as id, 'B' as name, 'EU' as region")
+        # landing file 'a' replaced: its row leaves load L1, its new one comes with load L3
+        _events(wh, "delete from raw.campaign_events where file_path = 'a'; "
+                    "insert into raw.campaign_events values (4, 'a', 'L3')")
+        job("publish", str(wh))
+        third = _spark_raw(job, tmp_path / "third")
+        assert [(r["id"], r["load_id"]) for r in third["campaign_events"]] == \
+            [(2, "L1"), (3, "L2"), (4, "L3")]
+        assert third["branches"] == [{"id": 7, "name": "B", "region": "EU"}]
+        assert third["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("56.78")}]
+        # the current version and the one before it stay in the lake
+        assert len(list((tmp_path / "lake/raw/crm_deals").iterdir())) == 2
