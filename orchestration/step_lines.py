@@ -29,8 +29,8 @@ def events_line(report: EventLoadReport) -> str:
 
 
 def dbt_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """From dbt's run_results: nodes built (models, seeds) and tests (data and unit tests) by
-    outcome."""
+    """From dbt's run_results: nodes built (models, seeds) and tests by outcome (data tests,
+    and unit tests when the build runs them)."""
     counts = {"models": 0, "seeds": 0, "passed": 0, "warned": 0, "failed": 0, "not built": 0}
     for result in results:
         kind = str(result.get("unique_id", "")).split(".", 1)[0]

@@ -85,7 +85,7 @@ def test_run_prints_one_line_per_step_with_what_it_did(run_world: RunWorld) -> N
 
     manifest = json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
     ours = [n for n in manifest["nodes"] if n.split(".")[1] == "crm_analytics"]
-    assert manifest.get("unit_tests")  # the project has unit tests, and the run leaves them out
+    assert manifest.get("unit_tests")  # which the run leaves out: the count below is data tests
     models = sum(n.startswith("model.") for n in ours)
     tests = sum(n.startswith("test.") for n in ours)
     built = re.match(r"(\d+) models built \(\+(\d+) seeds?\); tests: "

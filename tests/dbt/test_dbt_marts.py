@@ -71,8 +71,11 @@ def _build(workdir: Path, env: dict[str, str], target: str) -> None:
                 and not (uid.startswith("exposure.") and status == "no-op")]
     warned = {uid.split(".")[2] for uid, status in statuses.items() if status == "warn"}
     assert warned <= EXPECTED_WARNINGS
-    unit_tests = [uid for uid in statuses if uid.startswith("unit_test.")]
-    assert len(unit_tests) >= 9 and all(statuses[uid] == "pass" for uid in unit_tests)
+    # every unit test of the project ran and passed (the daily run leaves them out: this is
+    # where they run on DuckDB and PostgreSQL)
+    manifest = json.loads((workdir / "target" / "manifest.json").read_text())
+    unit_tests = {uid for uid in manifest["unit_tests"] if uid.split(".")[1] == "crm_analytics"}
+    assert len(unit_tests) >= 40 and {statuses.get(uid) for uid in unit_tests} == {"pass"}
 
 
 def _fetch(cursor: Any, sql: str) -> list[Row]:

@@ -4,7 +4,8 @@ the jobs that need their own process, a local Thrift server, and comparing rows 
 The in-process Spark of `spark+session://` keeps its catalog in an embedded Derby database that
 admits one process at a time, and a JVM cannot be restarted inside a Python process; so
 publishing `raw` and reading the built relations back each run as `python -m
-tests.helpers.spark <job> ...`, one after the other, never beside dbt.
+tests.helpers.spark <job> ...`, one after the other, never beside dbt; a test with many jobs
+sends them to one such process (`spark_jobs`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import importlib.util
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -105,37 +108,47 @@ def spark_job(job: str, lake: str, *args: str, env: dict[str, str]) -> None:
 
 
 @contextmanager
-def spark_jobs(lake: str, log: Path) -> Iterator[Callable[..., None]]:
+def spark_jobs(lake: str, log: Path, timeout: float = 900) -> Iterator[Callable[..., None]]:
     """One child process with one Spark session on `lake`, running the jobs of this module it
     is sent, one at a time, as `run(job, *args)`; the caller may change files between jobs.
-    Starting Spark costs seconds per process, so a test with many jobs pays it once; a long-lived
-    session also sees each publish as a Thrift server does. The child's output goes to `log`."""
+    Starting Spark costs seconds per process, so a test with many jobs pays it once. Each job
+    must answer within `timeout` seconds. The child's own output (Spark's too) goes to `log`;
+    its stdout carries only the replies."""
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.spark", "serve", lake],
+        proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.spark", "jobs", lake],
                                 cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=err, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     commands, replies = proc.stdin, proc.stdout
 
     def run(job: str, *args: str) -> None:
-        commands.write(json.dumps([job, *args]) + "\n")
-        commands.flush()
-        for line in replies:  # Spark may print lines of its own before the reply
-            if line.startswith(_REPLY):
-                reply = line.removeprefix(_REPLY).strip()
-                assert reply == "ok", f"{job} failed: {reply}\n{_tail(log)}"
-                return
-        pytest.fail(f"the Spark job process exited ({proc.wait()}) during {job}: {_tail(log)}")
+        try:
+            commands.write(json.dumps([job, *args]) + "\n")
+            commands.flush()
+        except BrokenPipeError:
+            pytest.fail(f"the Spark job process exited ({proc.wait()}) before {job}: "
+                        f"{_tail(log)}")
+        ready, _, _ = select.select([replies], [], [], timeout)
+        if not ready:
+            proc.kill()
+            pytest.fail(f"{job} took over {timeout:.0f} s: {_tail(log)}")
+        reply = replies.readline().strip()
+        if not reply:
+            pytest.fail(f"the Spark job process exited ({proc.wait()}) during {job}: "
+                        f"{_tail(log)}")
+        assert reply == "ok", f"{job} failed: {reply}\n{_tail(log)}"
 
     try:
         yield run
     finally:
-        commands.close()  # end of input: the child stops its session and exits
+        with suppress(BrokenPipeError):
+            commands.close()  # end of input: the child stops its session and exits
         try:
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        replies.close()
 
 
 # --- a local Thrift server -------------------------------------------------------------------
@@ -316,17 +329,13 @@ def assert_marts_equal(spark_copy: Path, duck_copy: Path, models: set[str]) -> N
 # --- the child-process jobs ------------------------------------------------------------------
 
 
-#: How the job process marks its reply to a job among whatever else reaches its stdout.
-_REPLY = "@@spark-job "
-
-
 def _publish(spark: Any, lake: str, duckdb_path: str) -> None:
     from ingestion.spark_lake import publish_raw, session_sql
 
     publish_raw(Path(duckdb_path), lake, session_sql(spark))
 
 
-def _export(spark: Any, lake: str, out: str, *databases: str) -> None:
+def _export(spark: Any, _lake: str, out: str, *databases: str) -> None:
     """Every table and view of `databases`, as `<out>/<database>.<name>.parquet`."""
     import pyarrow.parquet as pq
 
@@ -340,13 +349,18 @@ _JOBS: dict[str, Callable[..., None]] = {"publish": _publish, "export": _export}
 
 
 def _main(job: str, lake: str, *args: str) -> None:
-    """`<job> <lake> <args>`: one job in its own session; `serve <lake>`: every job read from
-    stdin (a JSON list per line), replying on stdout, until stdin ends."""
+    """`<job> <lake> <args>`: one job in its own session. `jobs <lake>`: every job read from
+    stdin (a JSON list per line) until stdin ends, each answered on stdout with `ok` or its
+    error, while everything else written to stdout (Spark's JVM inherits it) goes to stderr."""
     from orchestration.spark_steps import spark_session
 
+    if job != "jobs" and job not in _JOBS:
+        raise SystemExit(f"unknown job {job!r}")  # before Spark takes seconds to start
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spark = spark_session(lake)
     try:
-        if job != "serve":
+        if job != "jobs":
             _JOBS[job](spark, lake, *args)
             return
         for line in sys.stdin:
@@ -355,8 +369,9 @@ def _main(job: str, lake: str, *args: str) -> None:
                 _JOBS[name](spark, lake, *rest)
                 reply = "ok"
             except Exception as exc:  # noqa: BLE001 - the test reports it, with the log
+                traceback.print_exc()
                 reply = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-            print(_REPLY + reply, flush=True)
+            print(reply, file=replies)
     finally:
         spark.stop()
 

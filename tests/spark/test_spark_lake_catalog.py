@@ -2,8 +2,9 @@
 external table, a later one with the same columns repoints it at the new version folder, and
 one whose columns changed (a column added on the ERP) recreates it. After each, Spark reads
 exactly the DuckDB file's rows; the version folders a reader may still use are kept. An event
-table, published load by load, reads the same across a new load and a replaced file. Every
-publish and read goes through one long-lived Spark session, as a Thrift server's would."""
+table, published load by load, reads the same across a new load and a replaced file. The
+publishes and reads share one Spark session (starting Spark costs seconds); a last read in a
+process of its own sees the same tables through the catalog, as dbt does after a publish."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers.spark import require_spark, spark_jobs
+from tests.helpers.spark import require_spark, spark_job, spark_jobs
 
 pytestmark = pytest.mark.spark
 
@@ -36,7 +37,7 @@ def _events(wh: Path, statement: str) -> None:
 
 
 def _spark_raw(job: Callable[..., None], out: Path) -> dict[str, list[dict]]:
-    """Spark's `raw` tables, read through the catalog."""
+    """Spark's `raw` tables, read through the catalog by `job`."""
     out.mkdir()
     job("export", str(out), "raw")
     return {path.name.split(".")[1]: sorted(pq.read_table(path).to_pylist(),
@@ -44,10 +45,15 @@ def _spark_raw(job: Callable[..., None], out: Path) -> dict[str, list[dict]]:
             for path in out.glob("raw.*.parquet")}
 
 
+def _in_a_new_process(lake: str) -> Callable[..., None]:
+    """A job run in a Spark process of its own, as dbt reads what the pipeline published."""
+    return lambda name, *args: spark_job(name, lake, *args, env={})
+
+
 def test_publishes_create_repoint_and_recreate_the_external_tables(tmp_path: Path) -> None:
     require_spark()
-    wh = tmp_path / "staging.duckdb"
-    with spark_jobs(str(tmp_path / "lake"), tmp_path / "spark.log") as job:
+    wh, lake = tmp_path / "staging.duckdb", str(tmp_path / "lake")
+    with spark_jobs(lake, tmp_path / "spark.log") as job:
 
         _write(wh, "(1, 'A', 12.34::decimal(15,2)), (2, NULL, NULL)")
         _events(wh, "insert into raw.campaign_events values (1, 'a', 'L1'), (2, 'b', 'L1')")
@@ -81,3 +87,5 @@ def test_publishes_create_repoint_and_recreate_the_external_tables(tmp_path: Pat
         assert third["crm_deals"] == [{"id": 1, "title": "A", "amount": Decimal("56.78")}]
         # the current version and the one before it stay in the lake
         assert len(list((tmp_path / "lake/raw/crm_deals").iterdir())) == 2
+    # the catalog, not only the session that wrote it, holds the repointed and recreated tables
+    assert _spark_raw(_in_a_new_process(lake), tmp_path / "apart") == third

@@ -5,11 +5,12 @@ serving copy, which the dashboards and the digest read.
 
 One world at `small` (ERP and events generated up to DAY, PII key set), run on a DuckDB
 warehouse as the reference (the day before; DAY when a test needs it), and on Spark in the
-order the tests below follow: the day before (module fixture); DAY with a broken ERP column,
-which fails the build; DAY again with the ERP repaired. Each Spark run is a real Spark and a
-real dbt build, so the tests share the world and each one advances it. Before the world moves
+order the tests below follow: the day before (module fixture), then dbt's unit tests on its
+models; DAY with a broken ERP column, which fails the build; DAY again with the ERP repaired.
+Each Spark run is a real Spark and a real dbt build, so the tests share the world and each one
+advances it. Before the world moves
 on to DAY, dbt runs through a local Thrift server against the DuckDB reference. `make test` runs
-the first three (`spark_full` marks the others, which `make test-spark` adds).
+the first four (`spark_full` marks the others, which `make test-spark` adds).
 """
 
 from __future__ import annotations
@@ -172,6 +173,23 @@ def test_the_dashboards_and_the_digest_read_the_serving_copy(
 
     digest = _ok(["digest", "--dry-run"], world.work, world.spark_env).stdout
     assert "Deals at risk (" in digest and digest == world.duck_digest
+
+
+def test_the_unit_tests_pass_on_spark(world: SparkWorld, tmp_path: Path) -> None:
+    """The run leaves the unit tests out (they check the SQL on fixed rows, not the data), so
+    they run here: Spark's SQL is its own (`spark__` dispatches, type names chosen by
+    `target.type`). They need the built models, whose columns dbt reads for their inputs."""
+    lake = world.spark_env["CRM_LAKE_PATH"]
+    env = {**dbt_environment(parse_warehouse_url("spark+session://", tmp_path), "UTC", lake),
+           **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
+           "DBT_LOG_PATH": str(tmp_path / "logs")}
+    dbt_vars = {"as_of_date": PREVIOUS_DAY.isoformat(), "reporting_tz": "UTC"}
+    proc = dbt(["test", "--selector", "spark", "--resource-type", "unit_test",
+                "--target-path", str(tmp_path / "target"), "--vars", json.dumps(dbt_vars)], env)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    assert {r["unique_id"].split(".")[0] for r in results} == {"unit_test"}
+    assert len(results) >= 40 and {r["status"] for r in results} == {"pass"}
 
 
 SELECT = ["+fct_deal_stage_history", "+fct_open_pipeline_daily", "stg_erp__contacts"]
