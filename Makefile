@@ -26,9 +26,9 @@ demo: $(RUNTIME_STAMP)
 	$(BIN)/crm-analytics demo
 
 # The Spark warehouse (docs/spark.md): pyspark, dbt-spark and a Java runtime. `make test` runs
-# the whole pipeline on an in-process Spark at `small` and dbt through a local Thrift server
-# (9.8 minutes of CI's time on a 2-core machine, BENCHMARKS.md); `make test-spark` runs every
-# Spark test (also the full build compared relation by relation, the pipeline through Thrift,
+# the whole pipeline on an in-process Spark at `small`, dbt's unit tests on it and dbt through
+# a local Thrift server (6.5 minutes of CI's pytest time on a 2-core machine, BENCHMARKS.md);
+# `make test-spark` runs every Spark test (also the full build compared relation by relation, the pipeline through Thrift,
 # a failed build and the day after: about 20 minutes).
 SPARK_STAMP = $(VENV)/.installed-spark
 $(SPARK_STAMP): $(STAMP)

@@ -117,8 +117,8 @@ def _publish_lake(context: AssetExecutionContext, settings: Settings) -> None:
 
 
 def _build_nodes(context: AssetExecutionContext) -> int:
-    """How many events the build streams, the display's total: one per model, seed and data
-    test (the Dagster assets and their checks)."""
+    """About how many events the build streams, the display's total: one per model, seed and
+    data test (the Dagster assets and their checks); after a failure the rest stream nothing."""
     return len(context.selected_asset_keys) + len(context.selected_asset_check_keys)
 
 

@@ -117,7 +117,7 @@ def spark_jobs(lake: str, log: Path, timeout: float = 900) -> Iterator[Callable[
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.spark", "jobs", lake],
                                 cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=err, text=True)
+                                stderr=err, encoding="utf-8")
     assert proc.stdin is not None and proc.stdout is not None
     commands, replies = proc.stdin, proc.stdout
 
@@ -126,7 +126,7 @@ def spark_jobs(lake: str, log: Path, timeout: float = 900) -> Iterator[Callable[
             commands.write(json.dumps([job, *args]) + "\n")
             commands.flush()
         except BrokenPipeError:
-            pytest.fail(f"the Spark job process exited ({proc.wait()}) before {job}: "
+            pytest.fail(f"the Spark job process exited ({proc.wait(60)}) before {job}: "
                         f"{_tail(log)}")
         ready, _, _ = select.select([replies], [], [], timeout)
         if not ready:
@@ -134,7 +134,7 @@ def spark_jobs(lake: str, log: Path, timeout: float = 900) -> Iterator[Callable[
             pytest.fail(f"{job} took over {timeout:.0f} s: {_tail(log)}")
         reply = replies.readline().strip()
         if not reply:
-            pytest.fail(f"the Spark job process exited ({proc.wait()}) during {job}: "
+            pytest.fail(f"the Spark job process exited ({proc.wait(60)}) during {job}: "
                         f"{_tail(log)}")
         assert reply == "ok", f"{job} failed: {reply}\n{_tail(log)}"
 
@@ -147,8 +147,11 @@ def spark_jobs(lake: str, log: Path, timeout: float = 900) -> Iterator[Callable[
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            proc.wait(60)
         replies.close()
+    # every job answered: the process must also have stopped Spark cleanly
+    assert proc.returncode == 0, f"the Spark job process ended with {proc.returncode}: " \
+        f"{_tail(log)}"
 
 
 # --- a local Thrift server -------------------------------------------------------------------
@@ -356,7 +359,8 @@ def _main(job: str, lake: str, *args: str) -> None:
 
     if job != "jobs" and job not in _JOBS:
         raise SystemExit(f"unknown job {job!r}")  # before Spark takes seconds to start
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8",
+                        errors="backslashreplace")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spark = spark_session(lake)
     try:
@@ -370,7 +374,7 @@ def _main(job: str, lake: str, *args: str) -> None:
                 reply = "ok"
             except Exception as exc:  # noqa: BLE001 - the test reports it, with the log
                 traceback.print_exc()
-                reply = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                reply = " ".join(f"{type(exc).__name__}: {exc}".splitlines())
             print(reply, file=replies)
     finally:
         spark.stop()
