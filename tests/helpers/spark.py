@@ -98,6 +98,18 @@ def dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
                           env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env})
 
 
+def spark_dbt_env(url: str, lake: str, work: Path) -> dict[str, str]:
+    """What the pipeline hands dbt for the Spark warehouse at `url` on `lake` (the PII key's
+    pads included), with dbt's log under `work`."""
+    from crm_core.urls import parse_warehouse_url
+    from orchestration.dbt_project import dbt_environment
+    from orchestration.pii import dbt_secret_environment
+
+    return {**dbt_environment(parse_warehouse_url(url, work), "UTC", lake),
+            **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
+            "DBT_LOG_PATH": str(work / "logs")}
+
+
 def spark_job(job: str, lake: str, *args: str, env: dict[str, str]) -> None:
     """Run one job of this module on `lake` in a child process; assert it succeeded."""
     proc = subprocess.run([sys.executable, "-m", "tests.helpers.spark", job, lake, *args],

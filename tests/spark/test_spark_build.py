@@ -21,16 +21,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from crm_core.urls import parse_warehouse_url
-from orchestration.dbt_project import dbt_environment
-from orchestration.pii import dbt_secret_environment
 from tests.helpers.spark import (
     AS_OF,
-    PII_KEY,
     SparkWorld,
     dbt,
     normal_rows,
     same_rows,
+    spark_dbt_env,
     spark_job,
 )
 
@@ -58,10 +55,7 @@ def built(spark_world: SparkWorld, tmp_path_factory: pytest.TempPathFactory) -> 
     work = tmp_path_factory.mktemp("spark_build")
     lake = str(work / "lake")
     spark_job("publish", lake, str(spark_world.duckdb), env={})
-    target = parse_warehouse_url("spark+session://", work)
-    dbt_env = {**dbt_environment(target, "UTC", lake),
-               **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
-               "DBT_LOG_PATH": str(work / "logs")}
+    dbt_env = spark_dbt_env("spark+session://", lake, work)
     dbt_vars = json.dumps({"as_of_date": AS_OF, "reporting_tz": "UTC"})
     proc = dbt(["build", "--target-path", str(work / "target"), "--vars", dbt_vars], dbt_env)
     results = _results(work / "target")

@@ -54,7 +54,6 @@ def test_publishes_create_repoint_and_recreate_the_external_tables(tmp_path: Pat
     require_spark()
     wh, lake = tmp_path / "staging.duckdb", str(tmp_path / "lake")
     with spark_jobs(lake, tmp_path / "spark.log") as job:
-
         _write(wh, "(1, 'A', 12.34::decimal(15,2)), (2, NULL, NULL)")
         _events(wh, "insert into raw.campaign_events values (1, 'a', 'L1'), (2, 'b', 'L1')")
         job("publish", str(wh))

@@ -31,23 +31,22 @@ from streamlit.testing.v1 import AppTest
 
 from crm_core.serving_copy import serving_path
 from crm_core.settings import Settings
-from crm_core.urls import parse_warehouse_url
 from dashboards import data
 from dashboards.access import EVERYTHING
 from ingestion.spark_lake import publish_raw
-from orchestration.dbt_project import dbt_environment
-from orchestration.pii import dbt_secret_environment
 from tests.helpers import oracle
 from tests.helpers.cli import CLI, assert_one_line_error, clean_env, free_port, listening_addresses
 from tests.helpers.faults import overflow_numeric
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.pipeline import AS_OF, check_all_marts
 from tests.helpers.spark import (
+    PII_KEY,
     assert_marts_equal,
     dbt,
     normal_rows,
     require_spark,
     same_rows,
+    spark_dbt_env,
     spark_models,
     thrift_server,
     thrift_sql,
@@ -57,7 +56,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 DAY = AS_OF
 PREVIOUS_DAY = DAY - timedelta(days=1)
-PII_KEY = "spark-test-key-0123456789"
 OVERVIEW = str(REPO_ROOT / "dashboards" / "pages" / "overview.py")
 ACCESS = "users:\n  ana@example.com:\n    businesses: [1]\n    digest: true\n"
 
@@ -180,9 +178,7 @@ def test_the_unit_tests_pass_on_spark(world: SparkWorld, tmp_path: Path) -> None
     they run here: Spark's SQL is its own (`spark__` dispatches, type names chosen by
     `target.type`). They need the built models, whose columns dbt reads for their inputs."""
     lake = world.spark_env["CRM_LAKE_PATH"]
-    env = {**dbt_environment(parse_warehouse_url("spark+session://", tmp_path), "UTC", lake),
-           **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
-           "DBT_LOG_PATH": str(tmp_path / "logs")}
+    env = spark_dbt_env("spark+session://", lake, tmp_path)
     dbt_vars = {"as_of_date": PREVIOUS_DAY.isoformat(), "reporting_tz": "UTC"}
     proc = dbt(["test", "--selector", "spark", "--resource-type", "unit_test",
                 "--target-path", str(tmp_path / "target"), "--vars", json.dumps(dbt_vars)], env)
@@ -231,9 +227,7 @@ def test_dbt_runs_through_a_thrift_server(world: SparkWorld, tmp_path: Path) -> 
                        conf={"spark.sql.session.timeZone": "America/New_York"}):
         with thrift_sql(port) as sql:
             publish_raw(reference, lake, sql)
-        env = {**dbt_environment(parse_warehouse_url(url, tmp_path), "UTC", lake),
-               **dbt_secret_environment(PII_KEY, postgres=False, spark=True),
-               "DBT_LOG_PATH": str(tmp_path / "logs")}
+        env = spark_dbt_env(url, lake, tmp_path)
         assert env["CRM_SPARK_METHOD"] == "thrift" and "PYSPARK_SUBMIT_ARGS" not in env
         dbt_vars = {"as_of_date": PREVIOUS_DAY.isoformat(), "reporting_tz": "UTC"}
         proc = dbt(["run", "--select", *SELECT, "--target-path", str(tmp_path / "target"),
