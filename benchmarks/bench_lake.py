@@ -34,7 +34,7 @@ import duckdb
 # benchmarks/ is on sys.path when a benchmark runs as a script
 from bench_events import json_megabytes
 
-from crm_core.urls import parse_warehouse_url
+from crm_core.urls import WarehouseTarget
 from crm_demo.generator import SCALES, build_events, build_tables, write_event_files
 from ingestion.events.files import TABLES, load_events
 from ingestion.spark_lake import export_raw
@@ -45,7 +45,9 @@ END = date(2026, 11, 1)
 
 def ours(events: Path, staging: Path, lake: Path, as_of: date) -> tuple[float, float]:
     """(load seconds, export seconds): the loader into `staging`, then the lake's Parquet."""
-    wh = open_warehouse(parse_warehouse_url(f"duckdb:///{staging}", staging.parent))
+    # the staging file of a Spark warehouse, as a run opens it (valid events as Parquet parts)
+    wh = open_warehouse(WarehouseTarget(kind="spark", spark_method="session",
+                                        duckdb_path=staging))
     started = time.perf_counter()
     report = load_events(events, wh, as_of=as_of)
     wh.close()  # the staging file's checkpoint is part of the load

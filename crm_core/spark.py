@@ -48,6 +48,13 @@ def raw_location(lake: str) -> str:
     return f"{lake.rstrip('/')}/raw"
 
 
+def event_parts_folder(staging: Path) -> Path:
+    """Where the staging file `staging` keeps the campaign events as Parquet parts: beside it,
+    so that the lake's versions, on the same disk by default, link the parts instead of
+    copying them (ingestion/events/parts.py)."""
+    return staging.with_name(f"{staging.stem}_events")
+
+
 def session_conf(lake: str) -> dict[str, str]:
     """Every setting of an in-process Spark on this lake."""
     conf = {**LOCAL_CONF, **SESSION_SQL_CONF,

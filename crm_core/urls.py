@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from crm_core.errors import CrmError
+from crm_core.spark import event_parts_folder
 
 #: What `CRM_WAREHOUSE_URL` may be, as error messages list it.
 WAREHOUSE_URL_FORMS = ("duckdb:///path/file.duckdb, postgresql://user:pw@host:5432/db "
@@ -72,6 +73,9 @@ class WarehouseTarget:
     password: str = ""
     dbname: str = "postgres"
     spark_method: str = ""
+    #: A Spark warehouse's staging file keeps its campaign events as Parquet parts in this
+    #: folder (ingestion/events/parts.py); None for every other warehouse.
+    event_parts: Path | None = None
 
     @property
     def is_duckdb(self) -> bool:
@@ -93,7 +97,8 @@ class WarehouseTarget:
         if self.is_spark:
             if self.duckdb_path is None:
                 raise CrmError("a Spark warehouse needs its staging file (CRM_SPARK_STAGING_PATH)")
-            return WarehouseTarget(kind="duckdb", duckdb_path=self.duckdb_path)
+            return WarehouseTarget(kind="duckdb", duckdb_path=self.duckdb_path,
+                                   event_parts=event_parts_folder(self.duckdb_path))
         return self
 
     def conninfo(self) -> str:

@@ -35,8 +35,9 @@ from typing import Any
 import duckdb
 
 from crm_core.errors import CrmError, first_line
-from crm_core.spark import is_local_lake, local_folder, raw_location
+from crm_core.spark import event_parts_folder, is_local_lake, local_folder, raw_location
 from crm_core.sql import quote_ident, quote_literal
+from ingestion.events.parts import EVENTS_VIEW, PARTS_TABLE
 
 #: Runs one Spark SQL statement and returns its rows (as sequences).
 SparkSql = Callable[[str], Sequence[Sequence[Any]]]
@@ -70,6 +71,8 @@ def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
         names = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_schema = ? "
             "order by table_name", [schema]).fetchall()]
+        parts = PARTS_TABLE in names
+        names = [n for n in names if n != PARTS_TABLE]
         if tables is not None:
             names = [n for n in names if n in set(tables)]
         published = []
@@ -79,7 +82,10 @@ def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
             if is_local_lake(lake):
                 local_folder(location).mkdir(parents=True)
             columns = con.execute(f"describe {relation}").fetchall()
-            if any(column[0] == LOAD_COLUMN for column in columns):
+            if parts and name == EVENTS_VIEW:
+                rows = _export_parts(con, relation, event_parts_folder(duckdb_path),
+                                     f"{quote_ident(schema)}.{PARTS_TABLE}", lake, location)
+            elif any(column[0] == LOAD_COLUMN for column in columns):
                 rows = _export_by_load(con, relation, lake, location,
                                        [(c[0], c[1]) for c in columns])
             else:
@@ -120,6 +126,23 @@ def _export_by_load(con: duckdb.DuckDBPyConnection, relation: str, lake: str, lo
     if is_local_lake(lake):
         (local_folder(location) / COLUMNS_FILE).write_text(json.dumps(columns))
     return sum(rows for _, rows in loads)
+
+
+def _export_parts(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, parts_table: str,
+                  lake: str, location: str) -> int:
+    """The campaign events of a staging file that keeps them as Parquet parts
+    (ingestion/events/parts.py): each part linked into the new version as it is (copied to a
+    lake elsewhere); an empty table still gets a file with its columns. Returns the rows."""
+    listed = con.execute(f"select part, rows from {parts_table} order by part").fetchall()
+    if not listed:
+        _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
+        return 0
+    for part, _ in listed:
+        if is_local_lake(lake):
+            _link(folder / part, local_folder(location) / part)
+        else:
+            _copy(con, "select * from read_parquet(?)", location, part, lake, [str(folder / part)])
+    return sum(rows for _, rows in listed)
 
 
 def _previous_version(lake: str, location: str,

@@ -43,7 +43,7 @@ class Warehouse(Protocol):
 # DuckDB
 
 
-def _duckdb_type(t: pa.DataType) -> str:
+def duckdb_type(t: pa.DataType) -> str:
     if pa.types.is_boolean(t):
         return "BOOLEAN"
     if pa.types.is_integer(t):
@@ -102,7 +102,7 @@ class DuckDBWarehouse:
         return table in table_names(self, schema)
 
     def create_table(self, schema: str, table: str, arrow_schema: pa.Schema) -> None:
-        cols = ", ".join(f"{quote_ident(f.name)} {_duckdb_type(f.type)}" for f in arrow_schema)
+        cols = ", ".join(f"{quote_ident(f.name)} {duckdb_type(f.type)}" for f in arrow_schema)
         if schema == self.temp_schema:
             self.con.execute(f"create or replace temp table {quote_ident(table)} ({cols})")
             return

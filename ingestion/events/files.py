@@ -44,6 +44,7 @@ from crm_core.landing import (
     landing_entries,
     scan_landing,
 )
+from ingestion.events.parts import EVENTS_VIEW, EventParts
 from ingestion.warehouse import Warehouse, duckdb_landing
 
 RAW = "raw"
@@ -146,11 +147,14 @@ class ReadFile:
 REJECTED_TEXT_CHARS = 4096
 
 
-def ensure_tables(wh: Warehouse) -> None:
+def ensure_tables(wh: Warehouse, parts: EventParts | None = None) -> None:
     """Create the three tables when missing, so dbt always finds its sources; add the
-    manifest's `skipped` column to a manifest created before it existed."""
+    manifest's `skipped` column to a manifest created before it existed. With `parts` (a Spark
+    warehouse's staging file), `campaign_events` is the view over its Parquet parts."""
     for name, schema in TABLES.items():
-        if not wh.table_exists(RAW, name):
+        if parts is not None and name == EVENTS_VIEW:
+            parts.ensure()
+        elif not wh.table_exists(RAW, name):
             wh.create_table(RAW, name, schema)
     wh.execute(f"alter table {RAW}.event_files add column if not exists skipped varchar")
 
@@ -200,8 +204,11 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
     `on_files(done, total)` is called as batches of files load (a progress display)."""
     report = EventLoadReport(load_id=uuid.uuid4().hex)
     files, outside, report.warnings = _discover(events_path, as_of, landing_dates)
+    parts = _event_parts(warehouse)
     with warehouse.transaction():
-        ensure_tables(warehouse)
+        ensure_tables(warehouse, parts)
+        if parts is not None:
+            parts.sweep()  # what a failed load left
         known = {path: (size, checksum) for path, size, checksum in warehouse.fetchall(
             f"select file_path, size_bytes, checksum from {RAW}.event_files")}
         _record_outside(warehouse, [entry for entry in outside if entry[0] not in known],
@@ -218,6 +225,9 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
             return report
         replaced = [f.rel_path for f in todo if f.rel_path in known]
         for table in TABLES:
+            if parts is not None and table == EVENTS_VIEW:
+                parts.drop_files(replaced, report.load_id)
+                continue
             for path in replaced:
                 warehouse.execute(f"delete from {RAW}.{table} where file_path = ?", (path,))
         report.files_replaced = len(replaced)
@@ -228,12 +238,27 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         try:
             with duckdb_landing(parser) if parser is own else nullcontext():
                 _load_files(parser, warehouse, todo, report, set(replaced), max_line_bytes,
-                            on_files)
+                            on_files, parts)
         finally:
             if parser is not own:
                 parser.close()
+        if parts is not None:
+            parts.refresh_view()
         report.landing_dates = sorted({f.landing_date for f in todo})
+    if parts is not None:
+        parts.sweep()  # the parts a replaced file superseded
     return report
+
+
+def _event_parts(wh: Warehouse) -> EventParts | None:
+    """The Parquet parts that hold a Spark warehouse's campaign events (its staging file's
+    folder, `WarehouseTarget.event_parts`); None for a warehouse that stores them itself."""
+    folder = wh.target.event_parts
+    if folder is None:
+        return None
+    con = getattr(wh, "con", None)
+    assert isinstance(con, duckdb.DuckDBPyConnection), "event parts belong to a DuckDB file"
+    return EventParts(con, folder, RAW, EVENTS_SCHEMA)
 
 
 def _record_outside(wh: Warehouse, entries: list[tuple[str, date | None]], load_id: str) -> None:
@@ -292,7 +317,8 @@ def _read_batches(files: list[LandingFile], max_line_bytes: int) -> Iterator[_Ba
 
 def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[LandingFile],
                 report: EventLoadReport, replaced: set[str], max_line_bytes: int,
-                on_files: Callable[[int, int], None] | None = None) -> None:
+                on_files: Callable[[int, int], None] | None = None,
+                parts: EventParts | None = None) -> None:
     """Load `files` batch by batch, building batch i+1 in a thread while batch i is parsed:
     at most two batches are in memory at once. `on_files(done, total)` counts the files
     whose last line has been loaded."""
@@ -303,7 +329,7 @@ def _load_files(parser: duckdb.DuckDBPyConnection, wh: Warehouse, files: list[La
         pending = pool.submit(next, batches, None)
         while (batch := pending.result()) is not None:
             pending = pool.submit(next, batches, None)
-            _load_batch(parser, wh, batch, report, replaced, counts)
+            _load_batch(parser, wh, batch, report, replaced, counts, parts)
             done += len(batch.done)
             if on_files is not None:
                 on_files(done, len(files))
@@ -315,11 +341,12 @@ REJECTED_COLUMNS = "file_path, line_number, reason, raw_text, landing_date"
 
 def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, batch: _Batch,
                 report: EventLoadReport, replaced: set[str],
-                counts: dict[str, list[int]]) -> None:
+                counts: dict[str, list[int]], parts: EventParts | None = None) -> None:
     """Parse a batch's lines into the temp table `parsed`, then move its valid and rejected
-    lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself, through
-    Arrow batches otherwise (PostgreSQL). `counts` carries each file's (valid, rejected) lines
-    across batches; the files finished by this batch get their manifest rows."""
+    lines into the warehouse: by SQL when `parser` is the DuckDB warehouse itself (the valid
+    ones into a Parquet part when `parts` is given), through Arrow batches otherwise
+    (PostgreSQL). `counts` carries each file's (valid, rejected) lines across batches; the
+    files finished by this batch get their manifest rows."""
     load_id = report.load_id
     if batch.tables:
         report.batches += 1
@@ -328,26 +355,31 @@ def _load_batch(parser: duckdb.DuckDBPyConnection, wh: Warehouse, batch: _Batch,
             parser.execute(f"create or replace temp table parsed as {PARSE_SQL}")
         finally:
             parser.unregister("lines")
-        valid_sql = f"select {EVENT_COLUMNS}, ? as load_id from parsed where reason is null"
-        rejected_sql = (f"select {REJECTED_COLUMNS}, ? as load_id from parsed "
-                        "where reason is not null")
-        if parser is getattr(wh, "con", None):
-            parser.execute(f"insert into {RAW}.campaign_events {valid_sql}", [load_id])
-            parser.execute(f"insert into {RAW}.rejected_events {rejected_sql}", [load_id])
-        else:
-            wh.append(RAW, "campaign_events", _without_nul(parser.execute(valid_sql, [load_id])
-                      .fetch_arrow_table().cast(EVENTS_SCHEMA)))
-            wh.append(RAW, "rejected_events", _without_nul(parser.execute(
-                rejected_sql, [load_id]).fetch_arrow_table().cast(REJECTED_SCHEMA)))
+        valid_rows = 0
         for path, n_valid, n_bad in parser.execute(
                 "select file_path, count(*) - count(reason), count(reason) from parsed "
                 "group by 1").fetchall():  # one row per file
             total = counts.setdefault(path, [0, 0])
             total[0] += n_valid
             total[1] += n_bad
+            valid_rows += n_valid
             report.lines += n_valid + n_bad
             report.events += n_valid
             report.rejected += n_bad
+        valid_sql = f"select {EVENT_COLUMNS}, ? as load_id from parsed where reason is null"
+        rejected_sql = (f"select {REJECTED_COLUMNS}, ? as load_id from parsed "
+                        "where reason is not null")
+        if parser is getattr(wh, "con", None):
+            if parts is not None:
+                parts.add(valid_sql, [load_id], load_id, report.batches, valid_rows)
+            else:
+                parser.execute(f"insert into {RAW}.campaign_events {valid_sql}", [load_id])
+            parser.execute(f"insert into {RAW}.rejected_events {rejected_sql}", [load_id])
+        else:
+            wh.append(RAW, "campaign_events", _without_nul(parser.execute(valid_sql, [load_id])
+                      .fetch_arrow_table().cast(EVENTS_SCHEMA)))
+            wh.append(RAW, "rejected_events", _without_nul(parser.execute(
+                rejected_sql, [load_id]).fetch_arrow_table().cast(REJECTED_SCHEMA)))
         parser.execute("drop table parsed")
     now = datetime.now(UTC)
     manifest = pa.Table.from_pylist([{
@@ -448,8 +480,8 @@ class _Inflated:
 
 def _file_tables(read: ReadFile, max_line_bytes: int) -> Iterator[pa.Table]:
     """The file's lines as tables of (file_path, landing_date, line_number, line, truncated,
-    bad_utf8, too_long), block by block. A truncated .gz gets one extra pseudo-line carrying
-    the reason `truncated_gzip` and the partial tail."""
+    bad_utf8, too_long, maybe_blank), block by block. A truncated .gz gets one extra pseudo-line
+    carrying the reason `truncated_gzip` and the partial tail."""
     f = read.file
     if f.path.name.endswith(".gz"):
         blocks = _Inflated(_raw_blocks(read, RAW_BLOCK))
@@ -507,13 +539,16 @@ class _LineSplitter:
         self.overlong = None
         return self._columns(pa.array([text], pa.string()), bad_utf8=np.zeros(1, dtype=bool),
                              too_long=np.ones(1, dtype=bool),
-                             truncated=np.array([truncated]))
+                             truncated=np.array([truncated]), maybe_blank=np.zeros(1, dtype=bool))
 
     def _table(self, body: bytes, *, truncated_tail: bool = False) -> pa.Table:
         """The lines of `body` (no final newline: its last piece is a whole line)."""
         bad_utf8: np.ndarray | None = None
-        lines = _utf8_lines(body)
-        if lines is None:
+        split = _utf8_lines(body)
+        if split is not None:
+            lines, lengths, first = split
+            maybe_blank = (lengths == 0) | np.isin(first, JSON_SPACE)
+        else:
             # Invalid UTF-8 somewhere (rare: Python per line is fine here). JSON text is UTF-8,
             # so such a line is rejected as invalid JSON, even when the bad bytes sit inside a
             # string value that would otherwise parse; its raw text keeps U+FFFD for each bad
@@ -522,8 +557,10 @@ class _LineSplitter:
                 .to_pylist()
             bad_utf8 = np.array([not _is_utf8(p) for p in raw], dtype=bool)
             lines = pa.array([p.decode("utf-8", errors="replace") for p in raw], pa.string())
+            lengths = np.array([len(p) for p in raw], dtype=np.int64)
+            maybe_blank = np.array([p[:1] in (b"", b" ", b"\t", b"\r") for p in raw], dtype=bool)
         n = len(lines)
-        too_long = pc.greater(pc.binary_length(lines), self.max).to_numpy(zero_copy_only=False)
+        too_long = lengths > self.max
         if too_long.any():
             lines = pc.if_else(pa.array(too_long),
                                pc.utf8_slice_codeunits(lines, 0, REJECTED_TEXT_CHARS), lines)
@@ -531,10 +568,11 @@ class _LineSplitter:
         if truncated_tail:
             truncated[-1] = True
         return self._columns(lines, bad_utf8=np.zeros(n, dtype=bool) if bad_utf8 is None
-                             else bad_utf8, too_long=too_long, truncated=truncated)
+                             else bad_utf8, too_long=too_long, truncated=truncated,
+                             maybe_blank=maybe_blank)
 
     def _columns(self, lines: pa.Array, *, bad_utf8: np.ndarray, too_long: np.ndarray,
-                 truncated: np.ndarray) -> pa.Table:
+                 truncated: np.ndarray, maybe_blank: np.ndarray) -> pa.Table:
         n = len(lines)
         first = self.numbered + 1
         self.numbered += n
@@ -546,17 +584,25 @@ class _LineSplitter:
             "truncated": pa.array(truncated),
             "bad_utf8": pa.array(bad_utf8),
             "too_long": pa.array(too_long),
+            "maybe_blank": pa.array(maybe_blank),
         })
 
 
-def _utf8_lines(data: bytes) -> pa.StringArray | None:
+#: JSON's white space within a line (RFC 8259: space, tab, carriage return; the newline ends
+#: the line): a line that starts with one may hold nothing else, and is checked in SQL.
+JSON_SPACE = np.array([32, 9, 13], dtype=np.uint8)
+
+
+def _utf8_lines(data: bytes) -> tuple[pa.StringArray, np.ndarray, np.ndarray] | None:
     """The pieces of `data` between newlines (the last one after the final newline) as one
-    Arrow string array, or None when `data` is not valid UTF-8. `data` is at most a block
-    and a line, so 32-bit offsets always do.
+    Arrow string array, with each piece's length in bytes and its first byte (0 for an empty
+    piece), or None when `data` is not valid UTF-8. `data` is at most a block and a line, so
+    32-bit offsets always do.
 
     Built from buffers, not by a split kernel: numpy finds the newlines, the bytes without them
     become the array's data and the newline positions its offsets: no Python object per
-    line, no split kernel and cast, one copy of the block."""
+    line, no split kernel and cast, one copy of the block. The lengths and first bytes come
+    from the same offsets (what the too-long and blank-line checks need, without a kernel)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
     k = len(newlines)
@@ -571,7 +617,12 @@ def _utf8_lines(data: bytes) -> pa.StringArray | None:
         lines.validate(full=True)  # UTF-8 included
     except pa.ArrowInvalid:
         return None
-    return lines
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    first = np.zeros(k + 1, dtype=np.uint8)
+    nonempty = lengths > 0
+    first[nonempty] = body[starts[nonempty]]
+    return lines, lengths, first
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -592,10 +643,9 @@ with extracted as (
         case when not bad_utf8 and not too_long
              then try(json_transform(line, '{event_struct}')) end as v
     from lines
-    -- Blank lines (JSON white space only) carry no event. The copy `trim` makes is paid
-    -- only by lines that start with white space.
-    where truncated or too_long or (line <> '' and (ascii(line) not in (32, 9, 13)
-                                        or trim(line, {ws}) <> ''))
+    -- Blank lines (JSON white space only) carry no event. The reader marks the lines that are
+    -- empty or start with white space; only those pay for the copy `trim` makes.
+    where truncated or too_long or not maybe_blank or trim(line, {ws}) <> ''
 ),
 fields as (
     select

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from crm_core.urls import parse_warehouse_url
+from crm_core.urls import WarehouseTarget, parse_warehouse_url
 from ingestion.warehouse import Warehouse, open_warehouse
 
 
@@ -46,3 +46,10 @@ def opened(url: str, cwd: Path) -> Iterator[Warehouse]:
 
 def rows(wh: Warehouse, sql: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in wh.fetchall(sql)]
+
+
+def spark_staging(root: Path) -> WarehouseTarget:
+    """A Spark warehouse whose staging file is `<root>/staging.duckdb`: the loaders write into
+    that file, and the event loader keeps the valid events as Parquet parts beside it."""
+    return WarehouseTarget(kind="spark", spark_method="session",
+                           duckdb_path=root / "staging.duckdb")

@@ -18,6 +18,7 @@ import gzip
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -28,7 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_core.urls import parse_warehouse_url
+from crm_core.urls import WarehouseTarget, parse_warehouse_url
 from ingestion.events.files import (
     EVENT_TYPES,
     MAX_LINE_BYTES,
@@ -37,6 +38,7 @@ from ingestion.events.files import (
     load_events,
 )
 from ingestion.warehouse import open_warehouse
+from tests.helpers.events import spark_staging
 from tests.helpers.postgres import pg_url
 
 LANDING = date(2026, 3, 10)
@@ -326,13 +328,14 @@ def _no_nul(value: Any) -> Any:
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
-def check_load(url_for: Any, files: list[tuple[str, list[bytes], bool]], *,
+def check_load(target_for: Callable[[Path], WarehouseTarget],
+               files: list[tuple[str, list[bytes], bool]], *,
                nul_replaced: bool = False) -> None:
     fix = _no_nul if nul_replaced else (lambda v: v)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         written = _write_files(root / "events", files)
-        wh = open_warehouse(parse_warehouse_url(url_for(root), root))
+        wh = open_warehouse(target_for(root))
         try:
             report = load_events(root / "events", wh, as_of=LANDING)
             loaded = {(r[0], r[1]): r[2:] for r in wh.fetchall(
@@ -391,7 +394,16 @@ def check_load(url_for: Any, files: list[tuple[str, list[bytes], bool]], *,
 @given(files=LANDING_FILES)
 def test_every_line_is_loaded_or_rejected_duckdb(files: list[tuple[str, list[bytes], bool]]) \
         -> None:
-    check_load(lambda root: f"duckdb:///{root}/wh.duckdb", files)
+    check_load(lambda root: parse_warehouse_url(f"duckdb:///{root}/wh.duckdb", root), files)
+
+
+@settings(max_examples=max(5, settings.default.max_examples // 3))
+@given(files=LANDING_FILES)
+def test_every_line_is_loaded_or_rejected_into_spark_parts(
+        files: list[tuple[str, list[bytes], bool]]) -> None:
+    """A Spark warehouse's staging file keeps the valid events as Parquet parts: every value
+    read back through its view is what Python's `json` makes of the line."""
+    check_load(spark_staging, files)
 
 
 @pytest.mark.postgres
@@ -403,9 +415,9 @@ def test_every_line_is_loaded_or_rejected_postgres(make_pg_database: Any,
     """The PostgreSQL warehouse takes the Arrow path: same property, fewer examples."""
     db = make_pg_database("crm_badin")
 
-    def url(root: Path) -> str:
+    def url(root: Path) -> WarehouseTarget:
         _reset_pg(db)  # an empty warehouse per example
-        return pg_url(db, driver="postgresql")
+        return parse_warehouse_url(pg_url(db, driver="postgresql"), root)
 
     check_load(url, files, nul_replaced=True)
 

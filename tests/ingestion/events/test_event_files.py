@@ -14,6 +14,7 @@ from crm_core.errors import CrmError
 from crm_core.urls import parse_warehouse_url
 from ingestion.events.files import REJECT_REASONS, load_events
 from ingestion.warehouse import open_warehouse
+from tests.helpers.events import spark_staging
 from tests.helpers.postgres import pg_url
 
 
@@ -33,13 +34,20 @@ def write(events: Path, landing: str, name: str, lines: list[str]) -> Path:
     return path
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres),
+                        "spark_staging"])
 def warehouse(request, tmp_path: Path):
+    """Each kind of place the loader writes: a DuckDB warehouse, a PostgreSQL one, and a Spark
+    warehouse's staging file (its valid events kept as Parquet parts, read through the
+    `raw.campaign_events` view)."""
     if request.param == "duckdb":
-        url = f"duckdb:///{tmp_path}/wh.duckdb"
+        target = parse_warehouse_url(f"duckdb:///{tmp_path}/wh.duckdb", tmp_path)
+    elif request.param == "postgres":
+        target = parse_warehouse_url(
+            pg_url(request.getfixturevalue("pg_database"), driver="postgresql"), tmp_path)
     else:
-        url = pg_url(request.getfixturevalue("pg_database"), driver="postgresql")
-    wh = open_warehouse(parse_warehouse_url(url, tmp_path))
+        target = spark_staging(tmp_path)
+    wh = open_warehouse(target)
     yield wh
     wh.close()
 
