@@ -7,7 +7,8 @@ Generates the scale's event files, then alternates, each into a fresh folder:
 
 - **ours**: what `crm-analytics run` does on a Spark warehouse before Spark starts: the event
   loader (`load_events`: validation, dedup, rejects, manifest) into a fresh staging DuckDB
-  file, then `export_raw` of its `raw` event tables as Parquet version folders of a lake;
+  file (the valid events as Parquet parts beside it), then `export_raw` of its `raw` event
+  tables as Parquet version folders of a lake (the events' version links the parts);
 - **bare**: DuckDB's `read_json` of the same files straight into one Parquet file with
   `COPY ... TO (FORMAT parquet, COMPRESSION zstd)`: no validation, no dedup, no manifest.
 

@@ -7,11 +7,14 @@ then is the catalog's external table `raw.<table>` pointed at it (created, repoi
 recreated when its columns changed). A reader sees the old version or the new one, never a
 half-written folder. Superseded versions beyond the previous one are removed from a local lake.
 
-A table with a `load_id` column (the event loader's tables) is written load by load, one file
-each, so a day's publish writes only that day's load: the loader never changes a load's rows
-in place (a replaced landing file deletes its rows, whole), so a load whose row count is the
-same as in the previous version has the same rows, and a local lake's new version links that
-file instead of writing it again.
+The campaign events of a staging file that keeps them as Parquet parts
+(ingestion/events/parts.py) are not written at all: the new version links the parts.
+
+Another table with a `load_id` column (the rejected lines, the manifest) is written load by
+load, one file each, so a day's publish writes only that day's load: the loader never changes
+a load's rows in place (a replaced landing file deletes its rows, whole), so a load whose row
+count is the same as in the previous version has the same rows, and a local lake's new
+version links that file instead of writing it again.
 
 Spark is reached through a `SparkSql` callable (a SparkSession's `sql`, or a Thrift cursor's
 `execute`), so the same code serves `spark+session://` and `spark://`.
