@@ -15,6 +15,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+#: The variable that hands an HTTPS endpoint's access token (`spark+http://`) to dbt's profile
+#: and to the pipeline's Spark jobs: dbt scrubs `DBT_ENV_SECRET_*` values from its logs, and
+#: the jobs read it from their environment, never from their command line.
+SPARK_TOKEN_ENV = "DBT_ENV_SECRET_CRM_SPARK_TOKEN"
+
 #: Spark's own settings every session needs: timestamps are instants shown in UTC, so that a
 #: date or month in the reporting zone comes only from `to_reporting_timestamp`.
 SESSION_SQL_CONF = {"spark.sql.session.timeZone": "UTC"}

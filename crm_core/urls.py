@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -12,9 +13,16 @@ from crm_core.spark import event_parts_folder
 #: What `CRM_WAREHOUSE_URL` may be, as error messages list it.
 WAREHOUSE_URL_FORMS = ("duckdb:///path/file.duckdb, postgresql://user:pw@host:5432/db "
                        "(also postgres:// and postgresql+psycopg://), spark://host:10000 "
-                       "(a Spark Thrift server) or spark+session:// (Spark in-process)")
+                       "(a Spark Thrift server), spark+http://token:<token>@host/sql/protocolv1/"
+                       "o/<organization>/<cluster> (a Databricks cluster's HTTPS endpoint) or "
+                       "spark+session:// (Spark in-process)")
 #: The port of a Spark Thrift server when the URL names none (HiveServer2's).
 SPARK_THRIFT_PORT = 10000
+#: The port of an HTTPS endpoint (`spark+http://`) when the URL names none.
+SPARK_HTTPS_PORT = 443
+#: The path of a Databricks cluster's HTTPS endpoint, the one form dbt-spark's `http` method
+#: builds (from `organization` and `cluster`).
+SPARK_HTTP_PATH = re.compile(r"/sql/protocolv1/o/(?P<organization>[^/]+)/(?P<cluster>[^/]+)/?")
 #: The SQLAlchemy schemes the ERP source may use (drivers installed with the project).
 SOURCE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 SOURCE_URL_FORMS = ("sqlite:///path/erp.sqlite, postgresql+psycopg://user:pw@host:5432/db "
@@ -60,7 +68,8 @@ def check_url(name: str, url: str) -> None:
 @dataclass(frozen=True)
 class WarehouseTarget:
     """Where the warehouse lives: a DuckDB file, a PostgreSQL database, or Spark (through a
-    Thrift server, or in this process: `spark_method` "thrift" or "session")."""
+    Thrift server, a Databricks-style HTTPS endpoint, or in this process: `spark_method`
+    "thrift", "http" or "session")."""
 
     kind: str  # "duckdb" | "postgres" | "spark"
     #: DuckDB: the warehouse file. Spark: the local DuckDB staging file the loaders write `raw`
@@ -70,12 +79,20 @@ class WarehouseTarget:
     host: str = "127.0.0.1"
     port: int = 5432
     user: str = "postgres"
-    password: str = ""
+    password: str = field(default="", repr=False)
     dbname: str = "postgres"
     spark_method: str = ""
+    #: `spark+http://`: the endpoint's path, `/sql/protocolv1/o/<organization>/<cluster>`.
+    http_path: str = ""
     #: A Spark warehouse's staging file keeps its campaign events as Parquet parts in this
     #: folder (ingestion/events/parts.py); None for every other warehouse.
     event_parts: Path | None = None
+
+    @property
+    def spark_cluster(self) -> tuple[str, str]:
+        """`spark+http://`: the (organization, cluster) its path names."""
+        found = SPARK_HTTP_PATH.fullmatch(self.http_path)
+        return (found["organization"], found["cluster"]) if found else ("", "")
 
     @property
     def is_duckdb(self) -> bool:
@@ -121,6 +138,8 @@ class WarehouseTarget:
         if self.is_spark:
             if self.spark_method == "session":
                 return "spark+session://"
+            if self.spark_method == "http":
+                return f"spark+http://{self.host}:{self.port}{self.http_path}"
             return f"spark://{self.host}:{self.port}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
@@ -139,7 +158,7 @@ def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:
         path = Path(raw_path)
         return WarehouseTarget(kind="duckdb", duckdb_path=(cwd / path).resolve())
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme in {"spark", "spark+session"}:
+    if scheme in {"spark", "spark+session", "spark+http"}:
         return _parse_spark_url(url, scheme)
     if scheme.split("+", 1)[0] in {"postgresql", "postgres"}:
         try:
@@ -164,10 +183,11 @@ def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:
 
 
 def _parse_spark_url(url: str, scheme: str) -> WarehouseTarget:
-    """`spark+session://` (nothing after it) or `spark://host[:port]` (a Thrift server)."""
+    """`spark+session://` (nothing after it), `spark://host[:port]` (a Thrift server) or
+    `spark+http://token:<token>@host[:port]/sql/protocolv1/o/<org>/<cluster>` (HTTPS)."""
     try:
         parts = urlsplit(url)
-        port = parts.port or SPARK_THRIFT_PORT
+        port = parts.port or (SPARK_HTTPS_PORT if scheme == "spark+http" else SPARK_THRIFT_PORT)
     except ValueError:
         raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r}") from None
     if scheme == "spark+session":
@@ -177,7 +197,18 @@ def _parse_spark_url(url: str, scheme: str) -> WarehouseTarget:
         return WarehouseTarget(kind="spark", spark_method="session", host="", port=0, user="")
     if not parts.hostname:
         raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r} (no host after "
-                       "spark://)")
+                       f"{scheme}://)")
+    if scheme == "spark+http":
+        if not SPARK_HTTP_PATH.fullmatch(parts.path):
+            raise CrmError(f"CRM_WAREHOUSE_URL: {redact_url(url)!r}: spark+http:// needs the "
+                           "cluster's path, /sql/protocolv1/o/<organization>/<cluster> (the "
+                           "cluster's JDBC/ODBC settings show it)")
+        if not parts.password:
+            raise CrmError(f"CRM_WAREHOUSE_URL: {redact_url(url)!r}: spark+http:// needs an "
+                           "access token, as spark+http://token:<token>@host/...")
+        return WarehouseTarget(kind="spark", spark_method="http", host=parts.hostname,
+                               port=port, user="token", password=unquote(parts.password),
+                               http_path=parts.path.rstrip("/"))
     return WarehouseTarget(kind="spark", spark_method="thrift", host=parts.hostname, port=port,
                            user=unquote(parts.username or ""),
                            password=unquote(parts.password or ""))

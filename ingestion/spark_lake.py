@@ -270,6 +270,40 @@ def thrift_sql(host: str, port: int, user: str = "") -> Iterator[SparkSql]:
     except Exception as exc:  # thrift's transport errors have no common base
         raise CrmError(f"cannot reach the Spark Thrift server at {host}:{port}: "
                        f"{first_line(exc)}") from None
+    with _pyhive_sql(connection) as run:
+        yield run
+
+
+@contextmanager
+def http_sql(host: str, port: int, http_path: str, token: str) -> Iterator[SparkSql]:
+    """A session on a Databricks cluster's HTTPS endpoint (`spark+http://`), connected as
+    dbt-spark's `http` method connects: Thrift over HTTPS, the access token as HTTP basic
+    authentication for the user `token`. The server's certificate is checked against the
+    system's trusted authorities (`SSL_CERT_FILE` names others)."""
+    import base64
+
+    from pyhive import hive
+    from thrift.transport import THttpClient
+
+    endpoint = f"{host}:{port}{http_path}"
+    try:
+        transport = THttpClient.THttpClient(f"https://{endpoint}")
+        basic = base64.standard_b64encode(f"token:{token}".encode()).decode()
+        transport.setCustomHeaders({"Authorization": f"Basic {basic}"})
+        connection = hive.connect(thrift_transport=transport)
+    except Exception as exc:  # thrift's and ssl's errors have no common base
+        raise CrmError(f"cannot reach the Spark endpoint https://{endpoint}: "
+                       f"{_without(first_line(exc), token)}") from None
+    with _pyhive_sql(connection) as run:
+        yield run
+
+
+def _without(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+@contextmanager
+def _pyhive_sql(connection: Any) -> Iterator[SparkSql]:
     cursor = connection.cursor()
 
     def run(statement: str) -> list[tuple]:

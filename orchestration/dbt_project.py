@@ -18,7 +18,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from crm_core.errors import CrmError
 from crm_core.settings import PROJECT_ROOT
-from crm_core.spark import session_submit_args
+from crm_core.spark import SPARK_TOKEN_ENV, session_submit_args
 from crm_core.urls import WarehouseTarget
 
 crm_dbt_project = DbtProject(project_dir=PROJECT_ROOT, profiles_dir=PROJECT_ROOT)
@@ -45,7 +45,8 @@ def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str,
     """The variables `profiles.yml` and `dbt_project.yml` read, for this warehouse (`lake`:
     CRM_LAKE_PATH, read for Spark only).
 
-    The PostgreSQL password goes in `DBT_ENV_SECRET_*`, which dbt scrubs from its logs."""
+    The PostgreSQL password and an HTTPS endpoint's token go in `DBT_ENV_SECRET_*`, which dbt
+    scrubs from its logs."""
     env = {"CRM_REPORTING_TZ": reporting_tz, "CRM_DBT_REAL_EXECUTABLE": DBT_EXECUTABLE,
            "CRM_DBT_PARENT_PID": str(os.getpid())}
     if warehouse.is_duckdb:
@@ -57,6 +58,10 @@ def dbt_environment(warehouse: WarehouseTarget, reporting_tz: str,
                 "CRM_SPARK_USER": warehouse.user}
         if warehouse.spark_method == "session":
             env["PYSPARK_SUBMIT_ARGS"] = session_submit_args(lake)
+        elif warehouse.spark_method == "http":
+            organization, cluster = warehouse.spark_cluster
+            env |= {"CRM_SPARK_ORGANIZATION": organization, "CRM_SPARK_CLUSTER": cluster,
+                    SPARK_TOKEN_ENV: warehouse.password}
     else:
         env |= {
             "CRM_DBT_TARGET": "postgres",

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from crm_core.errors import CrmError, first_line
 from crm_core.serving_copy import cluster_order, copy_schemas, publish_copy
 from crm_core.settings import PROJECT_ROOT, Settings
+from crm_core.spark import SPARK_TOKEN_ENV
 from crm_core.sql import quote_ident
 from crm_core.urls import WarehouseTarget
 
@@ -38,10 +39,14 @@ SPARK_SERVED = ("marts",)
 
 
 def spark_url(target: WarehouseTarget) -> str:
-    """The warehouse URL a child job connects with: `spark+session://`, or the Thrift server's
-    `spark://[user@]host:port` (no password: PyHive's default authentication takes none)."""
+    """The warehouse URL a child job connects with: `spark+session://`, the Thrift server's
+    `spark://[user@]host:port` (no password: PyHive's default authentication takes none), or
+    the HTTPS endpoint's `spark+http://host:port/path`, its token left out (`_run_job` hands it
+    over in the environment)."""
     if target.spark_method == "session":
         return "spark+session://"
+    if target.spark_method == "http":
+        return target.describe()
     user = f"{quote(target.user, safe='')}@" if target.user else ""
     return f"spark://{user}{target.host}:{target.port}"
 
@@ -61,8 +66,8 @@ def publish_lake_raw(settings: Settings, tables: Sequence[str] = ()) -> int:
     not change: cheap next to the build), and repoint Spark's `raw.<table>` at them; returns
     how many were published."""
     staging = settings.warehouse.staging().duckdb_path
-    out = _run_job("publish", spark_url(settings.warehouse), str(staging), settings.lake_path,
-                   *(tables or lake_tables()))
+    out = _run_job(settings, "publish", spark_url(settings.warehouse), str(staging),
+                   settings.lake_path, *(tables or lake_tables()))
     return int(out.strip().splitlines()[-1]) if out.strip() else 0
 
 
@@ -74,7 +79,8 @@ def publish_spark_serving_copy(settings: Settings) -> Path:
     assert staging is not None
 
     def fill(tmp: Path) -> None:
-        _run_job("serve", spark_url(settings.warehouse), settings.lake_path, str(tmp))
+        _run_job(settings, "serve", spark_url(settings.warehouse), settings.lake_path,
+                 str(tmp))
         add_unbuilt_marts(tmp)
         copy_schemas(staging, tmp, ("meta",))
 
@@ -115,13 +121,15 @@ def add_unbuilt_marts(copy: Path) -> list[str]:
         con.close()
 
 
-def _run_job(job: str, *args: str) -> str:
+def _run_job(settings: Settings, job: str, *args: str) -> str:
     """Run one job of this module in a child process; its stdout back, or `CrmError` with the
     child's one-line error."""
     from orchestration.dbt_project import DBT_LAUNCHER
 
     env = {**os.environ, "CRM_DBT_REAL_EXECUTABLE": sys.executable,
            "CRM_DBT_PARENT_PID": str(os.getpid())}
+    if settings.warehouse.spark_method == "http":
+        env[SPARK_TOKEN_ENV] = settings.warehouse.password
     usable = sys.platform.startswith("linux") and shutil.which("python3") is not None
     launcher = ["python3", DBT_LAUNCHER] if usable else [sys.executable]
     proc = subprocess.run([*launcher, "-m", "orchestration.spark_steps", job, *args],
@@ -154,10 +162,13 @@ def spark_session(lake: str) -> Any:
 @contextmanager
 def _spark_sql(url: str, lake: str) -> Iterator[Any]:
     """A `SparkSql` (ingestion.spark_lake) on the warehouse of `url`: an in-process Spark on
-    `lake`, or a session on the Thrift server."""
+    `lake`, or a session on the Thrift server or the HTTPS endpoint."""
     from crm_core.urls import parse_warehouse_url
-    from ingestion.spark_lake import session_sql, thrift_sql
+    from ingestion.spark_lake import http_sql, session_sql, thrift_sql
 
+    if url.startswith("spark+http://"):  # the token comes in the environment (`_run_job`)
+        token = quote(os.environ.get(SPARK_TOKEN_ENV, ""), safe="")
+        url = url.replace("spark+http://", f"spark+http://token:{token}@", 1)
     target = parse_warehouse_url(url, Path.cwd())
     if target.spark_method == "session":
         spark = spark_session(lake)
@@ -165,6 +176,9 @@ def _spark_sql(url: str, lake: str) -> Iterator[Any]:
             yield session_sql(spark)
         finally:
             spark.stop()
+    elif target.spark_method == "http":
+        with http_sql(target.host, target.port, target.http_path, target.password) as sql:
+            yield sql
     else:
         with thrift_sql(target.host, target.port, target.user) as sql:
             yield sql

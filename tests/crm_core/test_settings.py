@@ -116,3 +116,25 @@ def test_a_spark_warehouse_stages_raw_in_a_local_duckdb_file(tmp_path: Path) -> 
 def test_malformed_spark_urls(url: str) -> None:
     with pytest.raises(CrmError, match="CRM_WAREHOUSE_URL: .*(malformed URL|takes no host)"):
         parse_warehouse_url(url, Path("."))
+
+
+def test_a_databricks_cluster_is_its_https_endpoint_with_a_token() -> None:
+    url = "spark+http://token:dapi%2Bsecret@adb-7.azuredatabricks.net/sql/protocolv1/o/77/0102-ab"
+    target = parse_warehouse_url(url, Path("."))
+    assert (target.spark_method, target.host, target.port, target.password) == (
+        "http", "adb-7.azuredatabricks.net", 443, "dapi+secret")
+    assert target.spark_cluster == ("77", "0102-ab")
+    assert target.describe() == \
+        "spark+http://adb-7.azuredatabricks.net:443/sql/protocolv1/o/77/0102-ab"
+    assert "secret" not in repr(target)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("spark+http://token:t@h.example/sql/1.0/warehouses/abc", "needs the cluster's path"),
+    ("spark+http://h.example/sql/protocolv1/o/1/c", "needs an access token"),
+    ("spark+http:///sql/protocolv1/o/1/c", "no host after spark\\+http://"),
+])
+def test_malformed_https_endpoints_say_what_is_missing(url: str, message: str) -> None:
+    with pytest.raises(CrmError, match=f"CRM_WAREHOUSE_URL: .*{message}") as caught:
+        parse_warehouse_url(url, Path("."))
+    assert ":t@" not in str(caught.value)

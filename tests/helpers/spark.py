@@ -169,13 +169,40 @@ def spark_jobs(lake: str, log: Path, timeout: float = 900) -> Iterator[Callable[
 # --- a local Thrift server -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Https:
+    """What a Thrift server needs to serve Thrift over HTTPS as a Databricks cluster does:
+    its key and certificate (`keystore`, PKCS12), the certificate for clients to trust
+    (`certificate`, PEM, for `SSL_CERT_FILE`) and the endpoint's path."""
+
+    keystore: Path
+    certificate: Path
+    path: str = "/sql/protocolv1/o/0/crm-test"
+    password: str = "crm-test"
+
+
+def self_signed_https(folder: Path) -> Https:
+    """A key and a certificate for 127.0.0.1, valid for a day, made with the JRE's `keytool`
+    (Spark's own requirement, so nothing more to install)."""
+    https = Https(folder / "server.p12", folder / "server.pem")
+    keytool = ["keytool", "-storetype", "PKCS12", "-keystore", str(https.keystore),
+               "-storepass", https.password]
+    subprocess.run([*keytool, "-genkeypair", "-alias", "crm", "-keyalg", "RSA", "-keysize",
+                    "2048", "-validity", "1", "-dname", "CN=127.0.0.1", "-keypass",
+                    https.password, "-ext", "SAN=ip:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run([*keytool, "-exportcert", "-alias", "crm", "-rfc", "-file",
+                    str(https.certificate)], check=True, capture_output=True)
+    return https
+
+
 @contextmanager
 def thrift_server(lake: str, port: int, log: Path, conf: dict[str, str] | None = None,
-                  timeout: float = 300) -> Iterator[int]:
+                  timeout: float = 300, https: Https | None = None) -> Iterator[int]:
     """A Spark Thrift server on 127.0.0.1:`port` with the in-process settings of `lake`
     (its catalog in `<lake>/metastore`, its tables in `<lake>/warehouse`) and `conf` over
-    them, started by pyspark's own `spark-submit`; yields its process id once it accepts
-    connections and stops it (SIGTERM, then SIGKILL) on the way out. Output goes to `log`."""
+    them, started by pyspark's own `spark-submit`; with `https`, Thrift over HTTPS at its
+    path. Yields its process id once it accepts connections and stops it (SIGTERM, then
+    SIGKILL) on the way out. Output goes to `log`."""
     import pyspark
 
     from crm_core.spark import session_conf
@@ -185,9 +212,16 @@ def thrift_server(lake: str, port: int, log: Path, conf: dict[str, str] | None =
             "--name", "crm-analytics-test-thrift"]
     for key, value in {**session_conf(lake), **(conf or {})}.items():
         args += ["--conf", f"{key}={value}"]
-    args += ["--hiveconf", f"hive.server2.thrift.port={port}",
-             "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
-             "--hiveconf", "hive.server2.enable.doAs=false"]
+    hive = {"hive.server2.thrift.port": port, "hive.server2.thrift.bind.host": "127.0.0.1",
+            "hive.server2.enable.doAs": "false"}
+    if https is not None:
+        hive |= {"hive.server2.transport.mode": "http", "hive.server2.thrift.http.port": port,
+                 "hive.server2.thrift.http.path": https.path.strip("/"),
+                 "hive.server2.use.SSL": "true",
+                 "hive.server2.keystore.path": https.keystore,
+                 "hive.server2.keystore.password": https.password}
+    for key, value in hive.items():
+        args += ["--hiveconf", f"{key}={value}"]
     env = {k: v for k, v in os.environ.items() if k != "PYSPARK_SUBMIT_ARGS"}
     env["SPARK_HOME"] = str(home)
     with log.open("wb") as out:
@@ -230,21 +264,28 @@ def _tail(log: Path) -> str:
 
 
 @contextmanager
-def thrift_sql(port: int) -> Iterator[Callable[[str], list[tuple]]]:
-    """`ingestion.spark_lake.thrift_sql` on the local server, the first connection retried for
-    a minute: the server listens a little before it serves sessions."""
-    from ingestion.spark_lake import thrift_sql as connect
+def thrift_sql(port: int, https: Https | None = None) -> Iterator[Callable[[str], list[tuple]]]:
+    """`ingestion.spark_lake.thrift_sql` on the local server (`http_sql`, with a token, when it
+    serves `https`), the first connection retried for a minute: the server listens a little
+    before it serves sessions. For HTTPS, `SSL_CERT_FILE` must name `https.certificate`."""
+    from ingestion.spark_lake import http_sql
+    from ingestion.spark_lake import thrift_sql as binary
+
+    def connect() -> Any:
+        if https is not None:
+            return http_sql("127.0.0.1", port, https.path, "test-token")
+        return binary("127.0.0.1", port, "crm")
 
     deadline = time.monotonic() + 60
     while True:
         try:
-            with connect("127.0.0.1", port, "crm"):
+            with connect():
                 break
         except Exception:  # noqa: BLE001 - thrift's transport errors have no common base
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
-    with connect("127.0.0.1", port, "crm") as run:
+    with connect() as run:
         yield run
 
 

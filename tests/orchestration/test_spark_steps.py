@@ -5,6 +5,7 @@ are served empty with their contract's columns, and a child job's failure is one
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,8 @@ import pytest
 
 from crm_core.errors import CrmError
 from crm_core.settings import Settings
-from orchestration.dbt_project import ensure_manifest
+from crm_core.spark import SPARK_TOKEN_ENV
+from orchestration.dbt_project import dbt_environment, ensure_manifest
 from orchestration.spark_steps import add_unbuilt_marts, publish_lake_raw
 
 
@@ -57,3 +59,32 @@ def test_a_failed_child_job_is_one_line(tmp_path: Path) -> None:
         publish_lake_raw(settings)
     message = str(raised.value)
     assert message.startswith("Spark step `publish` failed: ") and "\n" not in message, message
+
+
+def test_an_https_endpoint_gets_its_token_from_the_environment_never_in_an_error(
+        tmp_path: Path) -> None:
+    """dbt's profile gets a Databricks-style endpoint's organization, cluster and token (the
+    token as a `DBT_ENV_SECRET_*`, which dbt scrubs); a Spark job gets the token in its
+    environment, not its command line, and an endpoint it cannot reach fails in one line that
+    names the endpoint and not the token. (A run through such an endpoint: tests/spark.)"""
+    pytest.importorskip("pyhive", reason="the [spark] extra is not installed")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"spark+http://token:s3cret-tok@127.0.0.1:{port}/sql/protocolv1/o/5/0101-cl"
+    settings = Settings.from_env({"CRM_WAREHOUSE_URL": url,
+                                  "CRM_SPARK_STAGING_PATH": "staging.duckdb",
+                                  "CRM_LAKE_PATH": "lake"}, cwd=tmp_path)
+    env = dbt_environment(settings.warehouse, "UTC", settings.lake_path)
+    assert (env["CRM_SPARK_METHOD"], env["CRM_SPARK_HOST"], env["CRM_SPARK_PORT"],
+            env["CRM_SPARK_ORGANIZATION"], env["CRM_SPARK_CLUSTER"]) == (
+        "http", "127.0.0.1", str(port), "5", "0101-cl")
+    assert env[SPARK_TOKEN_ENV] == "s3cret-tok"
+    assert not any("s3cret" in v for k, v in env.items() if k != SPARK_TOKEN_ENV)
+    duckdb.connect(str(tmp_path / "staging.duckdb")).close()
+    with pytest.raises(CrmError) as raised:
+        publish_lake_raw(settings)
+    message = str(raised.value)
+    assert message.startswith("Spark step `publish` failed: cannot reach the Spark endpoint "
+                              f"https://127.0.0.1:{port}/sql/protocolv1/o/5/0101-cl"), message
+    assert "s3cret" not in message and "\n" not in message

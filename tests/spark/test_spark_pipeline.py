@@ -34,6 +34,7 @@ from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import EVERYTHING
 from ingestion.spark_lake import publish_raw
+from orchestration.spark_steps import lake_tables, publish_lake_raw
 from tests.helpers import oracle
 from tests.helpers.cli import CLI, assert_one_line_error, clean_env, free_port, listening_addresses
 from tests.helpers.faults import overflow_numeric
@@ -46,6 +47,7 @@ from tests.helpers.spark import (
     normal_rows,
     require_spark,
     same_rows,
+    self_signed_https,
     spark_dbt_env,
     spark_models,
     thrift_server,
@@ -241,21 +243,63 @@ def test_dbt_runs_through_a_thrift_server(world: SparkWorld, tmp_path: Path) -> 
             spark_columns = {relation: [str(r[0]) for r in sql(f"describe {relation}")]
                              for relation in COMPARED}
     assert "127.0.0.1" not in listening_addresses(port)  # the server is gone
+    _assert_equal_to_duckdb(reference, spark_rows, spark_columns)
 
+
+def test_dbt_and_the_pipelines_jobs_reach_a_databricks_style_https_endpoint(
+        world: SparkWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Databricks cluster's endpoint as dbt-spark's `http` method and the pipeline reach it:
+    Thrift over HTTPS at `/sql/protocolv1/o/<org>/<cluster>`, an access token as basic
+    authentication. Here it is a local Thrift server in HTTP mode with a self-signed
+    certificate, trusted through `SSL_CERT_FILE`. The pipeline's own publish job puts DuckDB's
+    `raw` into the lake and the catalog through it (the token handed over in its environment),
+    dbt builds the contacts' staging model through it (the keyed PII hashes: the session
+    settings reach the server over HTTP too), and read back it equals DuckDB's."""
+    require_spark(thrift=True)
+    https = self_signed_https(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(https.certificate))
+    reference = world.work / "duck" / "wh.duckdb"  # the day before
+    lake = str(tmp_path / "lake")
+    port = free_port()
+    url = f"spark+http://token:test-token@127.0.0.1:{port}{https.path}"
+    settings = Settings.from_env({"CRM_WAREHOUSE_URL": url, "CRM_LAKE_PATH": lake,
+                                  "CRM_SPARK_STAGING_PATH": str(reference)}, cwd=tmp_path)
+    relation = "staging.stg_erp__contacts"
+    with thrift_server(lake, port, tmp_path / "https.log", https=https):
+        with thrift_sql(port, https):  # it serves sessions
+            pass
+        assert publish_lake_raw(settings) == len(lake_tables())
+        env = {**spark_dbt_env(url, lake, tmp_path), "SSL_CERT_FILE": str(https.certificate)}
+        assert env["CRM_SPARK_METHOD"] == "http"
+        dbt_vars = {"as_of_date": PREVIOUS_DAY.isoformat(), "reporting_tz": "UTC"}
+        proc = dbt(["run", "--select", "stg_erp__contacts", "--target-path",
+                    str(tmp_path / "target"), "--vars", json.dumps(dbt_vars)], env)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert "test-token" not in proc.stdout + proc.stderr
+        with thrift_sql(port, https) as sql:
+            spark_rows = {relation: sql(f"select * from {relation}")}
+            spark_columns = {relation: [str(r[0]) for r in sql(f"describe {relation}")]}
+    _assert_equal_to_duckdb(reference, spark_rows, spark_columns)
+
+
+def _assert_equal_to_duckdb(reference: Path, spark_rows: dict[str, list[tuple]],
+                            spark_columns: dict[str, list[str]]) -> None:
+    """Each relation read back from Spark has DuckDB's columns and rows (and the contacts'
+    keyed hashes are there, not NULL on both sides)."""
     con = duckdb.connect(str(reference), read_only=True)
     try:
-        for relation in COMPARED:
+        for relation, rows in spark_rows.items():
             duck = con.execute(f"describe {relation}").fetchall()
             columns = [d[0] for d in duck]
             assert spark_columns[relation][:len(columns)] == columns, relation
             floats = [d[1] in ("DOUBLE", "FLOAT") for d in duck]
             mine = normal_rows(con.execute(f"select * from {relation}").fetchall(), floats)
             theirs = normal_rows([tuple(_coerce(v, d[1]) for v, d in zip(row, duck, strict=True))
-                                  for row in spark_rows[relation]], floats)
+                                  for row in rows], floats)
             assert mine, relation
             assert same_rows(mine, theirs), (relation, len(mine), len(theirs))
         hashed = con.execute("select count(phone_hash) from staging.stg_erp__contacts").fetchone()
-        assert hashed[0] > 0  # the keyed hashes were compared, not NULL on both sides
+        assert hashed[0] > 0
     finally:
         con.close()
 
