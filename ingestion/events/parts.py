@@ -53,8 +53,6 @@ class EventParts:
         self.folder = folder
         self.schema = schema
         self.events = events
-        #: Parts no longer listed once this load commits (superseded by a replacement).
-        self.superseded: list[str] = []
 
     @property
     def _parts(self) -> str:
@@ -65,8 +63,9 @@ class EventParts:
         return f"{quote_ident(self.schema)}.{EVENTS_VIEW}"
 
     def ensure(self) -> None:
-        """The parts list and the view exist; a `campaign_events` table of an older staging
-        file becomes the first part."""
+        """The parts list and the view exist, the view reading this folder (the staging file
+        and its folder may have moved together); a `campaign_events` table of an older
+        staging file becomes the first part."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -84,9 +83,7 @@ class EventParts:
                 self._write(f"select * from {self._view}", (), f"moved-{uuid.uuid4().hex}",
                             rows)
             self.con.execute(f"drop table {self._view}")
-            kind = []
-        if not kind:
-            self.refresh_view()
+        self.refresh_view()
 
     def add(self, select: str, params: Sequence[Any], load_id: str, batch: int,
             rows: int) -> None:
@@ -107,7 +104,6 @@ class EventParts:
                 "select count(*) from read_parquet(?) where not list_contains(?, file_path)",
                 [str(self.folder / part), list(file_paths)]).fetchone()[0]
             self.con.execute(f"delete from {self._parts} where part = ?", [part])
-            self.superseded.append(part)
             if keep:
                 self._write("select * from read_parquet(?) where not list_contains(?, file_path)",
                             [str(self.folder / part), list(file_paths)],
@@ -122,7 +118,13 @@ class EventParts:
     def refresh_view(self) -> None:
         """`raw.campaign_events` as the union of the listed parts (an empty table with the
         loader's columns while there are none)."""
-        if self.listed():
+        listed = self.listed()
+        missing = [part for part in listed if not (self.folder / part).is_file()]
+        if missing:
+            raise CrmError(f"{len(missing)} campaign event part(s) listed in the staging file "
+                           f"are missing from {self.folder} (first: {missing[0]}): the staging "
+                           "file and its parts folder belong together")
+        if listed:
             body = f"select * from read_parquet({self._files()})"
         else:
             body = "select " + ", ".join(

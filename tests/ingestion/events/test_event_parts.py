@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from crm_core.errors import CrmError
 from crm_core.spark import event_parts_folder
 from crm_core.urls import parse_warehouse_url
 from ingestion.events import files as event_files
@@ -121,3 +122,20 @@ def _read(location: str) -> list[str]:
     with duckdb.connect() as con:
         return [r[0] for r in con.execute(
             f"select event_id from read_parquet('{location}/*.parquet') order by 1").fetchall()]
+
+
+def test_a_missing_part_is_named_in_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "ev"
+    land_lines(events, "2026-03-01", "a.jsonl", [event_line("1")])
+    wh = open_warehouse(spark_staging(tmp_path))
+    try:
+        load_events(events, wh, as_of=date(2026, 3, 1))
+        for part in event_parts_folder(tmp_path / "staging.duckdb").iterdir():
+            part.unlink()
+        land_lines(events, "2026-03-02", "a.jsonl", [event_line("2")])
+        with pytest.raises(CrmError, match=r"1 campaign event part\(s\) listed in the staging "
+                                           r"file are missing from .*staging_events") as raised:
+            load_events(events, wh, as_of=date(2026, 3, 2))
+        assert "\n" not in str(raised.value)
+    finally:
+        wh.close()
