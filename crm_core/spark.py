@@ -57,7 +57,7 @@ def event_parts_folder(staging: Path) -> Path:
     """Where the staging file `staging` keeps the campaign events as Parquet parts: beside it,
     so that the lake's versions, on the same disk by default, link the parts instead of
     copying them (ingestion/events/parts.py)."""
-    return staging.with_name(f"{staging.stem}_events")
+    return staging.with_name(f"{staging.name}.events")
 
 
 def session_conf(lake: str) -> dict[str, str]:

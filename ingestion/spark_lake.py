@@ -22,6 +22,7 @@ Spark is reached through a `SparkSql` callable (a SparkSession's `sql`, or a Thr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ import duckdb
 from crm_core.errors import CrmError, first_line
 from crm_core.spark import event_parts_folder, is_local_lake, local_folder, raw_location
 from crm_core.sql import quote_ident, quote_literal
-from ingestion.events.parts import EVENTS_VIEW, PARTS_TABLE
+from ingestion.events.parts import EVENTS_VIEW, PARTS_TABLE, PLAIN
 
 #: Runs one Spark SQL statement and returns its rows (as sequences).
 SparkSql = Callable[[str], Sequence[Sequence[Any]]]
@@ -84,11 +85,13 @@ def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
             location = f"{raw_location(lake)}/{name}/{new_version()}"
             if is_local_lake(lake):
                 local_folder(location).mkdir(parents=True)
-            columns = con.execute(f"describe {relation}").fetchall()
             if parts and name == EVENTS_VIEW:
                 rows = _export_parts(con, relation, event_parts_folder(duckdb_path),
                                      f"{quote_ident(schema)}.{PARTS_TABLE}", lake, location)
-            elif any(column[0] == LOAD_COLUMN for column in columns):
+                published.append(PublishedTable(name, location, int(rows)))
+                continue
+            columns = con.execute(f"describe {relation}").fetchall()
+            if any(column[0] == LOAD_COLUMN for column in columns):
                 rows = _export_by_load(con, relation, lake, location,
                                        [(c[0], c[1]) for c in columns])
             else:
@@ -134,35 +137,53 @@ def _export_by_load(con: duckdb.DuckDBPyConnection, relation: str, lake: str, lo
 def _export_parts(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, parts_table: str,
                   lake: str, location: str) -> int:
     """The campaign events of a staging file that keeps them as Parquet parts
-    (ingestion/events/parts.py): each part linked into the new version as it is (copied to a
-    lake elsewhere); an empty table still gets a file with its columns. Returns the rows."""
+    (ingestion/events/parts.py); an empty table still gets a file with its columns. Returns
+    the rows.
+
+    A part never changes once listed, so a file of the same name is the same part. In a
+    local lake each part is linked from the previous version (the lake's own disk, so a day's
+    publish writes only the day's parts even when the lake is a shared mount), else from the
+    staging folder, else copied there under a hidden name and renamed; a lake elsewhere gets
+    DuckDB's copy."""
     listed = con.execute(f"select part, rows from {parts_table} order by part").fetchall()
     if not listed:
         _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
         return 0
+    previous = _previous_folder(lake, location)
     for part, _ in listed:
-        if is_local_lake(lake):
-            _link(folder / part, local_folder(location) / part)
+        if not is_local_lake(lake):
+            _copy(con, f"select * from read_parquet(?, {PLAIN})", location, part, lake,
+                  [str(folder / part)])
+            continue
+        target = local_folder(location) / part
+        if previous is not None and (previous / part).is_file():
+            _link(previous / part, target)
         else:
-            _copy(con, "select * from read_parquet(?)", location, part, lake, [str(folder / part)])
+            _link(folder / part, target)
     return sum(rows for _, rows in listed)
 
 
-def _previous_version(lake: str, location: str,
-                      columns: list[tuple[str, str]]) -> Path | None:
-    """The table's newest earlier version in a local lake, if it has the same columns."""
+def _previous_folder(lake: str, location: str) -> Path | None:
+    """The table's newest earlier version folder in a local lake, if any."""
     if not is_local_lake(lake):
         return None
     here = local_folder(location)
     earlier = sorted((p for p in here.parent.iterdir() if p.is_dir() and p.name < here.name),
                      reverse=True)
-    if not earlier:
+    return earlier[0] if earlier else None
+
+
+def _previous_version(lake: str, location: str,
+                      columns: list[tuple[str, str]]) -> Path | None:
+    """The table's newest earlier version in a local lake, if it has the same columns."""
+    previous = _previous_folder(lake, location)
+    if previous is None:
         return None
     try:
-        kept = json.loads((earlier[0] / COLUMNS_FILE).read_text())
+        kept = json.loads((previous / COLUMNS_FILE).read_text())
     except (OSError, ValueError):
         return None  # written before load files existed, or not finished
-    return earlier[0] if [tuple(c) for c in kept] == columns else None
+    return previous if [tuple(c) for c in kept] == columns else None
 
 
 def _load_token(load: Any) -> str:
@@ -190,11 +211,15 @@ def _copy(con: duckdb.DuckDBPyConnection, select: str, location: str, file: str,
 
 
 def _link(source: Path, target: Path) -> None:
-    """`target` as another name of `source`'s file; a copy where hard links are refused."""
+    """`target` as another name of `source`'s file; where hard links are refused, a copy
+    written under a hidden name and renamed when whole (a file with its final name is
+    complete)."""
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
 
 
 def _spark_ident(name: str) -> str:
@@ -280,8 +305,6 @@ def http_sql(host: str, port: int, http_path: str, token: str) -> Iterator[Spark
     dbt-spark's `http` method connects: Thrift over HTTPS, the access token as HTTP basic
     authentication for the user `token`. The server's certificate is checked against the
     system's trusted authorities (`SSL_CERT_FILE` names others)."""
-    import base64
-
     from pyhive import hive
     from thrift.transport import THttpClient
 
@@ -299,6 +322,7 @@ def http_sql(host: str, port: int, http_path: str, token: str) -> Iterator[Spark
 
 
 def _without(text: str, secret: str) -> str:
+    """`text` with `secret` masked: an error of the HTTP client may quote what it sent."""
     return text.replace(secret, "***") if secret else text
 
 

@@ -209,6 +209,7 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
         ensure_tables(warehouse, parts)
         if parts is not None:
             parts.sweep()  # what a failed load left
+            parts.sync()  # a staging file's events table moved into parts
         known = {path: (size, checksum) for path, size, checksum in warehouse.fetchall(
             f"select file_path, size_bytes, checksum from {RAW}.event_files")}
         _record_outside(warehouse, [entry for entry in outside if entry[0] not in known],
@@ -243,10 +244,14 @@ def load_events(events_path: Path, warehouse: Warehouse, *, as_of: date,
             if parser is not own:
                 parser.close()
         if parts is not None:
+            parts.sync()
             parts.refresh_view()
         report.landing_dates = sorted({f.landing_date for f in todo})
     if parts is not None:
-        parts.sweep()  # the parts a replaced file superseded
+        try:
+            parts.sweep()  # the parts a replaced file superseded
+        except CrmError as exc:  # the load has committed; the next one sweeps again
+            report.warnings.append(str(exc))
     return report
 
 
@@ -257,7 +262,9 @@ def _event_parts(wh: Warehouse) -> EventParts | None:
     if folder is None:
         return None
     con = getattr(wh, "con", None)
-    assert isinstance(con, duckdb.DuckDBPyConnection), "event parts belong to a DuckDB file"
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        raise CrmError(f"event parts ({folder}) belong to a DuckDB staging file, not to "
+                       f"{wh.target.describe()}")
     return EventParts(con, folder, RAW, EVENTS_SCHEMA)
 
 

@@ -41,6 +41,9 @@ from ingestion.warehouse import duckdb_type
 #: The list of parts that make up `raw.campaign_events` (the part's file name and rows).
 PARTS_TABLE = "campaign_event_parts"
 EVENTS_VIEW = "campaign_events"
+#: How the parts are read: as the files they are, never with columns made up from
+#: `key=value` folder names somewhere in their path (DuckDB's Hive partitioning guess).
+PLAIN = "hive_partitioning = false"
 
 
 class EventParts:
@@ -78,10 +81,13 @@ class EventParts:
             "select table_type from information_schema.tables "
             "where table_schema = ? and table_name = ?", [self.schema, EVENTS_VIEW]).fetchall()
         if kind and kind[0][0] == "BASE TABLE":
-            rows = self.con.execute(f"select count(*) from {self._view}").fetchone()[0]
-            if rows:
-                self._write(f"select * from {self._view}", (), f"moved-{uuid.uuid4().hex}",
-                            rows)
+            # one part per load, as the loads that come after: replacing a landing file then
+            # rewrites its load's part, not the whole history
+            loads = self.con.execute(f"select load_id, count(*) from {self._view} "
+                                     "group by load_id order by load_id").fetchall()
+            for n, (load, rows) in enumerate(loads):
+                self._write(f"select * from {self._view} where load_id is not distinct from ?",
+                            [load], f"moved-{uuid.uuid4().hex[:12]}-{n:05d}", rows)
             self.con.execute(f"drop table {self._view}")
         self.refresh_view()
 
@@ -97,15 +103,17 @@ class EventParts:
             return
         hits = self.con.execute(
             f"select parse_filename(filename), count(*) from read_parquet({self._files()}, "
-            "filename = true) where list_contains(?, file_path) group by all",
+            f"filename = true, {PLAIN}) where list_contains(?, file_path) group by all",
             [list(file_paths)]).fetchall()
         for n, (part, _) in enumerate(sorted(hits)):
             keep = self.con.execute(
-                "select count(*) from read_parquet(?) where not list_contains(?, file_path)",
+                f"select count(*) from read_parquet(?, {PLAIN}) "
+                "where not list_contains(?, file_path)",
                 [str(self.folder / part), list(file_paths)]).fetchone()[0]
             self.con.execute(f"delete from {self._parts} where part = ?", [part])
             if keep:
-                self._write("select * from read_parquet(?) where not list_contains(?, file_path)",
+                self._write(f"select * from read_parquet(?, {PLAIN}) "
+                            "where not list_contains(?, file_path)",
                             [str(self.folder / part), list(file_paths)],
                             f"{load_id}-kept{n:05d}", keep)
 
@@ -125,16 +133,27 @@ class EventParts:
                            f"are missing from {self.folder} (first: {missing[0]}): the staging "
                            "file and its parts folder belong together")
         if listed:
-            body = f"select * from read_parquet({self._files()})"
+            body = f"select * from read_parquet({self._files()}, {PLAIN})"
         else:
             body = "select " + ", ".join(
                 f"cast(null as {duckdb_type(f.type)}) as {quote_ident(f.name)}"
                 for f in self.events) + " where false"
         self.con.execute(f"create or replace view {self._view} as {body}")
 
+    def sync(self) -> None:
+        """Make the parts' names durable before the list that holds them commits (DuckDB syncs
+        each file it writes; a rename lives in the folder)."""
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def sweep(self) -> None:
-        """Delete the files of the folder that no committed list holds: parts a replacement
-        superseded, and what a failed load left. Call it outside a load's transaction."""
+        """Delete the files of the folder that the list does not hold: what a failed load
+        left, at the start of a load, and the parts a replacement superseded, once it has
+        committed. Nothing else writes the folder meanwhile: the run's write lock keeps other
+        loads out."""
         listed = set(self.listed())
         try:
             for path in self.folder.iterdir():

@@ -276,6 +276,10 @@ def test_dbt_and_the_pipelines_jobs_reach_a_databricks_style_https_endpoint(
                     str(tmp_path / "target"), "--vars", json.dumps(dbt_vars)], env)
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert "test-token" not in proc.stdout + proc.stderr
+        # nor in anything dbt or the server wrote: logs, compiled SQL, run results
+        written = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 50e6]
+        assert len(written) > 10
+        assert [p for p in written if b"test-token" in p.read_bytes()] == []
         with thrift_sql(port, https) as sql:
             spark_rows = {relation: sql(f"select * from {relation}")}
             spark_columns = {relation: [str(r[0]) for r in sql(f"describe {relation}")]}

@@ -106,6 +106,33 @@ def test_the_lake_links_the_parts_and_a_replaced_file_leaves_old_versions_whole(
                   .fetchall()}
     assert {p.name for p in folder.iterdir()} == listed
 
+    # A lake on another disk than the staging folder cannot link from it: an unchanged part
+    # is linked from the lake's previous version. (Here the staging part is made a copy, so
+    # the two sources have different inodes.)
+    kept = next(p for p in Path(second.location).glob("*.parquet"))
+    copy = folder / f"{kept.name}.copy"
+    copy.write_bytes((folder / kept.name).read_bytes())
+    os.replace(copy, folder / kept.name)
+    third = export_raw(staging, str(lake), tables=["campaign_events"])[0]
+    assert os.stat(Path(third.location) / kept.name).st_ino == os.stat(kept).st_ino
+    assert _read(third.location) == ["3", "9"]
+
+
+def test_parts_have_the_columns_and_types_of_the_events_table(tmp_path: Path) -> None:
+    events = tmp_path / "ev"
+    land_lines(events, "2026-03-01", "a.jsonl", [event_line("1", revenue="12.5", lead_id=3)])
+    described = []
+    for target in (parse_warehouse_url(f"duckdb:///{tmp_path}/wh.duckdb", tmp_path),
+                   spark_staging(tmp_path)):
+        wh = open_warehouse(target)
+        try:
+            load_events(events, wh, as_of=date(2026, 3, 1))
+            described.append(rows(wh, "select column_name, column_type "
+                                      "from (describe raw.campaign_events)"))
+        finally:
+            wh.close()
+    assert described[0] == described[1]
+
 
 def _loaded(root: Path, events: Path) -> Path:
     """Load `events` into the staging file of a Spark warehouse at `root`; returns its path."""
@@ -133,8 +160,8 @@ def test_a_missing_part_is_named_in_one_line(tmp_path: Path) -> None:
         for part in event_parts_folder(tmp_path / "staging.duckdb").iterdir():
             part.unlink()
         land_lines(events, "2026-03-02", "a.jsonl", [event_line("2")])
-        with pytest.raises(CrmError, match=r"1 campaign event part\(s\) listed in the staging "
-                                           r"file are missing from .*staging_events") as raised:
+        missing = r"1 campaign event part\(s\) listed in the staging file are missing from "
+        with pytest.raises(CrmError, match=missing + r".*staging\.duckdb\.events") as raised:
             load_events(events, wh, as_of=date(2026, 3, 2))
         assert "\n" not in str(raised.value)
     finally:
