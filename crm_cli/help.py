@@ -12,6 +12,7 @@ MEANINGS: dict[str, str] = {
     "CRM_WAREHOUSE_URL": "the warehouse (duckdb:///path, postgresql://user:pw@host/db, "
                          "spark://host:port or spark+session://)",
     "CRM_LAKE_PATH": "Spark warehouse: folder or URL of the raw Parquet tables and Spark's own",
+    "CRM_LAKE_MOUNT": "Spark cluster: folder where this machine mounts a CRM_LAKE_PATH URL",
     "CRM_SPARK_STAGING_PATH": "Spark warehouse: local DuckDB file raw is staged in (and served "
                               "beside)",
     "CRM_REPORTING_TZ": "IANA zone in which timestamps become dates",

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_core.errors import CrmError
 from crm_core.landing import MAX_LINE_BYTES, max_line_bytes_from
+from crm_core.spark import Lake
 from crm_core.urls import (
     WarehouseTarget,
     check_source_scheme,
@@ -35,6 +36,9 @@ DEFAULTS: dict[str, str] = {
     # Spark warehouse (beyond the contract): where the raw Parquet tables and Spark's own
     # warehouse folder live (a folder, or a URL the Spark cluster reads).
     "CRM_LAKE_PATH": "data/lake",
+    # Spark warehouse (beyond the contract): the folder where this machine mounts a lake whose
+    # CRM_LAKE_PATH is a bucket URL (the files are written there, the cluster reads the bucket).
+    "CRM_LAKE_MOUNT": "",
     # Spark warehouse (beyond the contract): the local DuckDB file the sync and the event
     # loader stage `raw` in (validation, dedup, manifest, rejects), published to the lake after
     # each load; the run log and the dashboards' serving copy live beside it.
@@ -153,6 +157,17 @@ def _lake_path(text: str, cwd: Path) -> str:
     return str((cwd / text).resolve())
 
 
+def _lake_mount(text: str, warehouse_url: str, cwd: Path) -> Path | None:
+    """The folder a cluster's lake is mounted at here (absolute), if any. An in-process Spark
+    reads the lake from this machine, so for it the lake is the folder itself."""
+    if not text.strip():
+        return None
+    if warehouse_url.startswith("spark+session:"):
+        raise CrmError("CRM_LAKE_MOUNT is for a Spark cluster's lake; spark+session:// runs "
+                       "Spark here: set CRM_LAKE_PATH to the folder itself")
+    return (cwd / text.strip()).resolve()
+
+
 def _with_staging(target: WarehouseTarget, staging: str, cwd: Path) -> WarehouseTarget:
     """A Spark warehouse with its local DuckDB staging file (absolute); others unchanged."""
     if not target.is_spark:
@@ -174,8 +189,11 @@ class Settings:
     warehouse_url: str
     reporting_tz: str
     warehouse: WarehouseTarget = field(repr=False)
-    #: Spark warehouses: the lake (an absolute folder, or a URL such as s3a://bucket/crm).
+    #: Spark warehouses: the lake as Spark names it (an absolute folder, or a URL such as
+    #: s3a://bucket/crm).
     lake_path: str = ""
+    #: Spark warehouses: where this machine mounts a lake whose `lake_path` is a URL.
+    lake_mount: Path | None = None
     #: Share of rejected event lines above which the reject-rate check warns.
     reject_rate_warn: float = 0.01
     #: Local hour by which yesterday's landing folder should exist (freshness check).
@@ -212,6 +230,11 @@ class Settings:
     digest_from: str = "crm-analytics@localhost"
     #: The digest alerts when a recipient's scope has more stale deals than this.
     digest_stale_deals: int = 10
+
+    @property
+    def lake(self) -> Lake:
+        """The Spark warehouse's lake: Spark's name for it and the folder this machine writes."""
+        return Lake.of(self.lake_path, self.lake_mount)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -282,6 +305,7 @@ class Settings:
             warehouse=_with_staging(parse_warehouse_url(warehouse_url, cwd),
                                     env["CRM_SPARK_STAGING_PATH"], cwd),
             lake_path=_lake_path(env["CRM_LAKE_PATH"], cwd),
+            lake_mount=_lake_mount(env["CRM_LAKE_MOUNT"], warehouse_url, cwd),
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,
             sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),

@@ -13,7 +13,10 @@ other (the embedded metastore admits one process at a time). Stdlib only.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
+
+from crm_core.errors import CrmError
 
 #: The variable that hands an HTTPS endpoint's access token (`spark+http://`) to dbt's profile
 #: and to the pipeline's Spark jobs: dbt scrubs `DBT_ENV_SECRET_*` values from its logs, and
@@ -48,9 +51,42 @@ def local_folder(lake: str) -> Path:
     return Path(lake.removeprefix("file://"))
 
 
-def raw_location(lake: str) -> str:
-    """Where the `raw` tables' versions are written."""
-    return f"{lake.rstrip('/')}/raw"
+@dataclass(frozen=True)
+class Lake:
+    """The lake under its two names: `url`, the name Spark knows it by (the catalog's table
+    locations, the folders a Thrift server writes), and `folder`, where this machine reads and
+    writes the same files.
+
+    A local lake has one name. A lake on object storage (`s3a://bucket/crm`) is written here
+    through a mount of the same storage (`CRM_LAKE_MOUNT`: s3fs, gcsfuse, blobfuse2): the
+    Python side writes files into the folder, Spark's executors read them from the bucket.
+    `folder` is None where this machine reaches no such folder."""
+
+    url: str
+    folder: Path | None
+
+    @classmethod
+    def of(cls, lake: str | Lake, mount: str | Path | None = None) -> Lake:
+        """`lake` as a Lake: a folder or file:// URL names itself; another URL is reached
+        through `mount`, if any."""
+        if isinstance(lake, Lake):
+            return lake
+        url = lake.rstrip("/")
+        if mount:
+            return cls(url, Path(mount))
+        return cls(url, local_folder(url) if is_local_lake(url) else None)
+
+    def local(self) -> Path:
+        """The folder this machine writes, or `CrmError` naming what to set."""
+        if self.folder is None:
+            raise CrmError(f"CRM_LAKE_PATH {self.url} is not a folder on this machine: mount "
+                           "the same storage here and set CRM_LAKE_MOUNT to that folder "
+                           "(docs/spark.md)")
+        return self.folder
+
+    def url_of(self, path: Path) -> str:
+        """Spark's name of `path`, a file or folder under `folder`."""
+        return f"{self.url}/{path.relative_to(self.local()).as_posix()}"
 
 
 def event_parts_folder(staging: Path) -> Path:

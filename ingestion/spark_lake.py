@@ -5,7 +5,10 @@ exactly-once); this module copies the result into the lake, table by table: Duck
 TO (FORMAT parquet)` writes a new version folder `<lake>/raw/<table>/<version>/`, and only
 then is the catalog's external table `raw.<table>` pointed at it (created, repointed, or
 recreated when its columns changed). A reader sees the old version or the new one, never a
-half-written folder. Superseded versions beyond the previous one are removed from a local lake.
+half-written folder. Superseded versions beyond the previous one are removed.
+
+The files are written through a folder of this machine: the lake itself, or a mount of the
+object storage the cluster reads (`crm_core.spark.Lake`); the catalog gets Spark's name of them.
 
 The campaign events of a staging file that keeps them as Parquet parts
 (ingestion/events/parts.py) are not written at all: the new version links the parts.
@@ -13,7 +16,7 @@ The campaign events of a staging file that keeps them as Parquet parts
 Another table with a `load_id` column (the rejected lines, the manifest) is written load by
 load, one file each, so a day's publish writes only that day's load: the loader never changes
 a load's rows in place (a replaced landing file deletes its rows, whole), so a load whose row
-count is the same as in the previous version has the same rows, and a local lake's new
+count is the same as in the previous version has the same rows, and the new
 version links that file instead of writing it again.
 
 Spark is reached through a `SparkSql` callable (a SparkSession's `sql`, or a Thrift cursor's
@@ -39,25 +42,27 @@ from typing import Any
 import duckdb
 
 from crm_core.errors import CrmError, first_line
-from crm_core.spark import event_parts_folder, is_local_lake, local_folder, raw_location
+from crm_core.spark import Lake, event_parts_folder
 from crm_core.sql import quote_ident, quote_literal
-from ingestion.events.parts import EVENTS_VIEW, PARTS_TABLE, PLAIN
+from ingestion.events.parts import EVENTS_VIEW, PARTS_TABLE
 
 #: Runs one Spark SQL statement and returns its rows (as sequences).
 SparkSql = Callable[[str], Sequence[Sequence[Any]]]
 
-#: Versions of a table kept in a local lake: the current one and the one before it (a query
+#: Versions of a table kept in the lake: the current one and the one before it (a query
 #: that started before the switch may still be reading it).
 KEEP_VERSIONS = 2
 
 
 @dataclass(frozen=True)
 class PublishedTable:
-    """One table's new version: its name, folder and row count."""
+    """One table's new version: its name, location (Spark's name of the folder), row count,
+    and the folder on this machine."""
 
     name: str
     location: str
     rows: int
+    folder: Path
 
 
 def new_version() -> str:
@@ -66,10 +71,13 @@ def new_version() -> str:
     return f"v{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
 
 
-def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
+def export_raw(duckdb_path: Path, lake: str | Lake, schema: str = "raw",
                tables: Sequence[str] | None = None) -> list[PublishedTable]:
     """Write each table of `schema` (all of them by default) as a new Parquet version folder
-    under `<lake>/raw/<table>/`. Nothing in the catalog changes yet."""
+    under `<lake>/raw/<table>/` (`lake`: a folder, or a `Lake` with its mount). Nothing in the
+    catalog changes yet."""
+    lake = Lake.of(lake)
+    raw = lake.local() / "raw"
     con = duckdb.connect(str(duckdb_path), read_only=True)
     try:
         names = [r[0] for r in con.execute(
@@ -82,23 +90,21 @@ def export_raw(duckdb_path: Path, lake: str, schema: str = "raw",
         published = []
         for name in names:
             relation = f"{quote_ident(schema)}.{quote_ident(name)}"
-            location = f"{raw_location(lake)}/{name}/{new_version()}"
-            if is_local_lake(lake):
-                local_folder(location).mkdir(parents=True)
+            folder = raw / name / new_version()
+            folder.mkdir(parents=True)
             if parts and name == EVENTS_VIEW:
                 rows = _export_parts(con, relation, event_parts_folder(duckdb_path),
-                                     f"{quote_ident(schema)}.{PARTS_TABLE}", lake, location)
-                published.append(PublishedTable(name, location, int(rows)))
-                continue
-            columns = con.execute(f"describe {relation}").fetchall()
-            if any(column[0] == LOAD_COLUMN for column in columns):
-                rows = _export_by_load(con, relation, lake, location,
-                                       [(c[0], c[1]) for c in columns])
+                                     f"{quote_ident(schema)}.{PARTS_TABLE}", folder)
             else:
-                rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
-                # one file per table: DuckDB writes it from a single thread, in table order
-                _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
-            published.append(PublishedTable(name, location, int(rows)))
+                columns = con.execute(f"describe {relation}").fetchall()
+                if any(column[0] == LOAD_COLUMN for column in columns):
+                    rows = _export_by_load(con, relation, folder,
+                                           [(c[0], c[1]) for c in columns])
+                else:
+                    rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+                    # one file per table: DuckDB writes it from a single thread, in table order
+                    _copy(con, f"select * from {relation}", folder / "part-0.parquet")
+            published.append(PublishedTable(name, lake.url_of(folder), int(rows), folder))
         return published
     finally:
         con.close()
@@ -111,72 +117,61 @@ LOAD_COLUMN = "load_id"
 COLUMNS_FILE = "_columns.json"
 
 
-def _export_by_load(con: duckdb.DuckDBPyConnection, relation: str, lake: str, location: str,
+def _export_by_load(con: duckdb.DuckDBPyConnection, relation: str, folder: Path,
                     columns: list[tuple[str, str]]) -> int:
     """One file per load, `load-<load>-<rows>.parquet`; a file of the previous version with
-    the same name and the same columns is linked instead of written (local lakes). Returns
-    the table's row count."""
+    the same name and the same columns is linked instead of written. Returns the table's row
+    count."""
     loads = con.execute(f"select {LOAD_COLUMN}, count(*) from {relation} "
                         f"group by {LOAD_COLUMN}").fetchall()
     if not loads:  # Spark needs a file to read the columns from
-        _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
+        _copy(con, f"select * from {relation}", folder / "part-0.parquet")
         return 0
-    previous = _previous_version(lake, location, columns)
+    previous = _previous_version(folder, columns)
     for load, rows in loads:
         file = f"load-{_load_token(load)}-{rows}.parquet"
         if previous is not None and (previous / file).is_file():
-            _link(previous / file, local_folder(location) / file)
+            _link(previous / file, folder / file)
         else:
             _copy(con, f"select * from {relation} where {LOAD_COLUMN} is not distinct from ?",
-                  location, file, lake, [load])
-    if is_local_lake(lake):
-        (local_folder(location) / COLUMNS_FILE).write_text(json.dumps(columns))
+                  folder / file, [load])
+    (folder / COLUMNS_FILE).write_text(json.dumps(columns))
     return sum(rows for _, rows in loads)
 
 
-def _export_parts(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, parts_table: str,
-                  lake: str, location: str) -> int:
-    """The campaign events of a staging file that keeps them as Parquet parts
+def _export_parts(con: duckdb.DuckDBPyConnection, relation: str, parts: Path, parts_table: str,
+                  folder: Path) -> int:
+    """The campaign events of a staging file that keeps them as Parquet parts in `parts`
     (ingestion/events/parts.py); an empty table still gets a file with its columns. Returns
     the rows.
 
-    A part never changes once listed, so a file of the same name is the same part. In a
-    local lake each part is linked from the previous version (the lake's own disk, so a day's
-    publish writes only the day's parts even when the lake is a shared mount), else from the
-    staging folder, else copied there under a hidden name and renamed; a lake elsewhere gets
-    DuckDB's copy."""
+    A part never changes once listed, so a file of the same name is the same part. Each part
+    is linked from the previous version (the lake's own disk, so a day's publish writes only
+    the day's parts even when the lake is a shared mount), else from the staging folder, else
+    copied there under a hidden name and renamed."""
     listed = con.execute(f"select part, rows from {parts_table} order by part").fetchall()
     if not listed:
-        _copy(con, f"select * from {relation}", location, "part-0.parquet", lake)
+        _copy(con, f"select * from {relation}", folder / "part-0.parquet")
         return 0
-    previous = _previous_folder(lake, location)
+    previous = _previous_folder(folder)
     for part, _ in listed:
-        if not is_local_lake(lake):
-            _copy(con, f"select * from read_parquet(?, {PLAIN})", location, part, lake,
-                  [str(folder / part)])
-            continue
-        target = local_folder(location) / part
         if previous is not None and (previous / part).is_file():
-            _link(previous / part, target)
+            _link(previous / part, folder / part)
         else:
-            _link(folder / part, target)
+            _link(parts / part, folder / part)
     return sum(rows for _, rows in listed)
 
 
-def _previous_folder(lake: str, location: str) -> Path | None:
-    """The table's newest earlier version folder in a local lake, if any."""
-    if not is_local_lake(lake):
-        return None
-    here = local_folder(location)
-    earlier = sorted((p for p in here.parent.iterdir() if p.is_dir() and p.name < here.name),
+def _previous_folder(folder: Path) -> Path | None:
+    """The table's newest version folder before `folder`, if any."""
+    earlier = sorted((p for p in folder.parent.iterdir() if p.is_dir() and p.name < folder.name),
                      reverse=True)
     return earlier[0] if earlier else None
 
 
-def _previous_version(lake: str, location: str,
-                      columns: list[tuple[str, str]]) -> Path | None:
-    """The table's newest earlier version in a local lake, if it has the same columns."""
-    previous = _previous_folder(lake, location)
+def _previous_version(folder: Path, columns: list[tuple[str, str]]) -> Path | None:
+    """The table's newest version before `folder`, if it has the same columns."""
+    previous = _previous_folder(folder)
     if previous is None:
         return None
     try:
@@ -197,17 +192,14 @@ def _load_token(load: Any) -> str:
     return "h" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _copy(con: duckdb.DuckDBPyConnection, select: str, location: str, file: str, lake: str,
+def _copy(con: duckdb.DuckDBPyConnection, select: str, final: Path,
           params: Sequence[Any] = ()) -> None:
-    """`select` as `<location>/<file>` (zstd Parquet). In a local lake the file is written
-    under a hidden name and renamed when complete, so a file with its final name is whole."""
-    local = is_local_lake(lake)
-    final = local_folder(location) / file if local else None
-    target = str(final.with_name(f".{file}.partial")) if final else f"{location}/{file}"
-    con.execute(f"copy ({select}) to {quote_literal(target)} "
+    """`select` as the file `final` (zstd Parquet), written under a hidden name and renamed
+    when complete, so a file with its final name is whole."""
+    partial = final.with_name(f".{final.name}.partial")
+    con.execute(f"copy ({select}) to {quote_literal(str(partial))} "
                 "(format parquet, compression zstd)", list(params))
-    if final is not None:
-        os.replace(target, final)
+    os.replace(partial, final)
 
 
 def _link(source: Path, target: Path) -> None:
@@ -258,24 +250,20 @@ def register_raw(sql: SparkSql, published: Sequence[PublishedTable],
         sql(f"create table {relation} using parquet location '{location}'")
 
 
-def prune_versions(lake: str, published: Sequence[PublishedTable],
-                   keep: int = KEEP_VERSIONS) -> None:
-    """Remove a local lake's versions older than the newest `keep` of each published table."""
-    if not is_local_lake(lake):
-        return
+def prune_versions(published: Sequence[PublishedTable], keep: int = KEEP_VERSIONS) -> None:
+    """Remove the versions older than the newest `keep` of each published table."""
     for table in published:
-        folder = local_folder(f"{raw_location(lake)}/{table.name}")
-        versions = sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True)
+        versions = sorted((p for p in table.folder.parent.iterdir() if p.is_dir()), reverse=True)
         for old in versions[keep:]:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def publish_raw(duckdb_path: Path, lake: str, sql: SparkSql,
+def publish_raw(duckdb_path: Path, lake: str | Lake, sql: SparkSql,
                 tables: Sequence[str] | None = None) -> list[PublishedTable]:
     """Export, register, prune: the `raw` tables of `duckdb_path` become Spark's `raw`."""
     published = export_raw(duckdb_path, lake, tables=tables)
     register_raw(sql, published)
-    prune_versions(lake, published)
+    prune_versions(published)
     return published
 
 

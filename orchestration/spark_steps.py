@@ -67,7 +67,7 @@ def publish_lake_raw(settings: Settings, tables: Sequence[str] = ()) -> int:
     how many were published."""
     staging = settings.warehouse.staging().duckdb_path
     out = _run_job(settings, "publish", spark_url(settings.warehouse), str(staging),
-                   settings.lake_path, *(tables or lake_tables()))
+                   *_lake_args(settings), *(tables or lake_tables()))
     return int(out.strip().splitlines()[-1]) if out.strip() else 0
 
 
@@ -79,7 +79,7 @@ def publish_spark_serving_copy(settings: Settings) -> Path:
     assert staging is not None
 
     def fill(tmp: Path) -> None:
-        _run_job(settings, "serve", spark_url(settings.warehouse), settings.lake_path,
+        _run_job(settings, "serve", spark_url(settings.warehouse), *_lake_args(settings),
                  str(tmp))
         add_unbuilt_marts(tmp)
         copy_schemas(staging, tmp, ("meta",))
@@ -119,6 +119,11 @@ def add_unbuilt_marts(copy: Path) -> list[str]:
         return added
     finally:
         con.close()
+
+
+def _lake_args(settings: Settings) -> tuple[str, str]:
+    """The lake as a child job's two arguments: Spark's name for it and its mount here."""
+    return settings.lake_path, str(settings.lake_mount or "")
 
 
 def _run_job(settings: Settings, job: str, *args: str) -> str:
@@ -184,15 +189,16 @@ def _spark_sql(url: str, lake: str) -> Iterator[Any]:
             yield sql
 
 
-def _publish(url: str, staging: str, lake: str, *tables: str) -> None:
+def _publish(url: str, staging: str, lake: str, mount: str, *tables: str) -> None:
     """`ingestion.spark_lake.publish_raw`, with the Parquet written before Spark is reached (a
     staging file that cannot be read fails in a second, not after a JVM's start-up)."""
+    from crm_core.spark import Lake
     from ingestion.spark_lake import export_raw, prune_versions, register_raw
 
-    published = export_raw(Path(staging), lake, tables=tables or None)
+    published = export_raw(Path(staging), Lake.of(lake, mount), tables=tables or None)
     with _spark_sql(url, lake) as sql:
         register_raw(sql, published)
-    prune_versions(lake, published)
+    prune_versions(published)
     print(len(published))
 
 
@@ -201,7 +207,7 @@ def _served_tables(sql: Any, database: str) -> list[str]:
     return sorted(str(r[1]) for r in sql(f"show tables in `{database}`") if not r[2])
 
 
-def _serve(url: str, lake: str, dest: str) -> None:
+def _serve(url: str, lake: str, mount: str, dest: str) -> None:
     """Every table of `SPARK_SERVED` as a DuckDB table of `dest`, clustered by tenant, with no
     Python object per row: in-process, Arrow from Spark (`toArrow`); from a Thrift server,
     Parquet it writes into the lake (`insert overwrite directory`), read by DuckDB."""
@@ -214,7 +220,7 @@ def _serve(url: str, lake: str, dest: str) -> None:
         if url.startswith("spark+session:"):
             _serve_in_process(lake, con)
         else:
-            _serve_through_lake(url, lake, con)
+            _serve_through_lake(url, lake, mount, con)
     finally:
         con.close()
 
@@ -241,15 +247,12 @@ def _serve_in_process(lake: str, con: Any) -> None:
         spark.stop()
 
 
-def _serve_through_lake(url: str, lake: str, con: Any) -> None:
-    from crm_core.spark import is_local_lake, local_folder
+def _serve_through_lake(url: str, lake: str, mount: str, con: Any) -> None:
+    from crm_core.spark import Lake
     from ingestion.spark_lake import new_version
 
-    if not is_local_lake(lake):
-        raise CrmError(f"CRM_LAKE_PATH {lake!r}: a Thrift server's marts reach the dashboards' "
-                       "serving copy as files in the lake, which must then be a folder this "
-                       "machine reads (docs/spark.md)")
-    folder = local_folder(lake) / "serving" / new_version()
+    files_lake = Lake.of(lake, mount)
+    folder = files_lake.local() / "serving" / new_version()
     try:
         with _spark_sql(url, lake) as sql:
             # timestamps as instants (the default, INT96, has no zone for DuckDB to read)
@@ -257,7 +260,7 @@ def _serve_through_lake(url: str, lake: str, con: Any) -> None:
             for database in SPARK_SERVED:
                 for name in _served_tables(sql, database):
                     files = folder / database / name
-                    sql(f"insert overwrite directory '{files}' using parquet "
+                    sql(f"insert overwrite directory '{files_lake.url_of(files)}' using parquet "
                         f"select * from `{database}`.`{name}`")
                     parts = sorted(str(p) for p in files.glob("*.parquet"))
                     if not parts:

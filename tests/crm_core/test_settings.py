@@ -6,6 +6,7 @@ import pytest
 
 from crm_core.errors import CrmError
 from crm_core.settings import Settings
+from crm_core.spark import Lake
 from crm_core.urls import parse_warehouse_url, redact_url
 
 
@@ -89,6 +90,20 @@ def test_spark_warehouse_urls_choose_the_method_and_the_lake_is_absolute(tmp_pat
     assert parse_warehouse_url("spark://h:10001", Path(".")).port == 10001
     lake = Settings.from_env(environ={"CRM_LAKE_PATH": "s3a://bucket/crm/"}, cwd=tmp_path)
     assert lake.lake_path == "s3a://bucket/crm"
+    assert (lake.lake_mount, lake.lake.folder) == (None, None)
+    assert session.lake == Lake(str(tmp_path / "data/lake"), tmp_path / "data/lake")
+
+
+def test_a_clusters_lake_on_object_storage_is_written_through_its_mount(tmp_path: Path) -> None:
+    mounted = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark://spark.example",
+                                         "CRM_LAKE_PATH": "s3a://bucket/crm",
+                                         "CRM_LAKE_MOUNT": "mnt/crm"}, cwd=tmp_path)
+    assert mounted.lake == Lake("s3a://bucket/crm", tmp_path / "mnt/crm")
+    assert mounted.lake.url_of(tmp_path / "mnt/crm/raw/t") == "s3a://bucket/crm/raw/t"
+    with pytest.raises(CrmError, match="^CRM_LAKE_MOUNT is for a Spark cluster's lake; "
+                                       "spark\\+session:// runs Spark here"):
+        Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark+session://",
+                                   "CRM_LAKE_MOUNT": "mnt/crm"}, cwd=tmp_path)
 
 
 def test_a_spark_warehouse_stages_raw_in_a_local_duckdb_file(tmp_path: Path) -> None:

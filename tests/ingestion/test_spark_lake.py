@@ -10,7 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from crm_core.errors import CrmError
+from crm_core.spark import Lake
 from ingestion.spark_lake import PublishedTable, export_raw, prune_versions
 
 
@@ -46,7 +49,7 @@ def test_pruning_keeps_the_two_newest_versions(tmp_path: Path) -> None:
     wh, lake = tmp_path / "wh.duckdb", str(tmp_path / "lake")
     _raw(wh, "1")
     versions = [export_raw(wh, lake, tables=["branches"])[0] for _ in range(4)]
-    prune_versions(lake, versions[-1:])
+    prune_versions(versions[-1:])
     left = sorted(p.name for p in (tmp_path / "lake/raw/branches").iterdir())
     assert left == sorted(Path(v.location).name for v in versions[-2:])
 
@@ -104,7 +107,7 @@ def test_an_event_table_is_written_load_by_load_and_a_day_writes_only_its_load(
                                           (5, None, None), (6, "a.jsonl", "L3")]
 
     # pruning the older versions leaves the linked files whole
-    prune_versions(lake, [third], keep=1)
+    prune_versions([third], keep=1)
     assert [p.name for p in (tmp_path / "lake/raw/campaign_events").iterdir()] == \
         [Path(third.location).name]
     assert _rows(third) == _table(wh)
@@ -137,3 +140,36 @@ def test_files_of_an_unfinished_version_are_never_reused(tmp_path: Path) -> None
     second = export_raw(wh, lake)[0]
     assert _files(second)["load-L1-1.parquet"] != _files(first)["load-L1-1.parquet"]
     assert _rows(second) == _table(wh)
+
+
+def test_a_bucket_lake_is_written_through_its_mount_and_named_by_its_url(tmp_path: Path) -> None:
+    """A lake on object storage: the files go into the folder where this machine mounts it,
+    the catalog gets the bucket's URL of each version, and the next version links the loads it
+    kept from the previous one in the mount; pruning works there too."""
+    wh, mount = tmp_path / "wh.duckdb", tmp_path / "mnt"
+    lake = Lake.of("s3a://bucket/crm/", mount)
+    _events(wh, "insert into raw.campaign_events values (1, 'a.jsonl', 'L1')")
+    first = export_raw(wh, lake)[0]
+    _events(wh, "insert into raw.campaign_events values (2, 'b.jsonl', 'L2')")
+    second, = export_raw(wh, lake)
+    for version in (first, second):
+        assert version.folder.parent == mount / "raw" / "campaign_events"
+        assert version.location == f"s3a://bucket/crm/raw/campaign_events/{version.folder.name}"
+    files = {p.name: p.stat().st_ino for p in second.folder.glob("*.parquet")}
+    assert files["load-L1-1.parquet"] == next(first.folder.glob("*.parquet")).stat().st_ino
+    with duckdb.connect() as con:
+        rows = con.execute(f"select id from read_parquet('{second.folder}/*.parquet') "
+                           "order by id").fetchall()
+    assert rows == [(1,), (2,)]
+    prune_versions([second], keep=1)
+    assert [p.name for p in second.folder.parent.iterdir()] == [second.folder.name]
+
+
+def test_a_bucket_lake_without_a_mount_fails_in_one_line_and_writes_nothing(
+        tmp_path: Path) -> None:
+    wh = tmp_path / "wh.duckdb"
+    _raw(wh, "1")
+    with pytest.raises(CrmError, match=r"^CRM_LAKE_PATH s3a://bucket/crm is not a folder on "
+                                       r"this machine: .* set CRM_LAKE_MOUNT"):
+        export_raw(wh, "s3a://bucket/crm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.duckdb"]

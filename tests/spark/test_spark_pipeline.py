@@ -34,7 +34,7 @@ from crm_core.settings import Settings
 from dashboards import data
 from dashboards.access import EVERYTHING
 from ingestion.spark_lake import publish_raw
-from orchestration.spark_steps import lake_tables, publish_lake_raw
+from orchestration.spark_steps import lake_tables, publish_lake_raw, publish_spark_serving_copy
 from tests.helpers import oracle
 from tests.helpers.cli import CLI, assert_one_line_error, clean_env, free_port, listening_addresses
 from tests.helpers.faults import overflow_numeric
@@ -254,36 +254,58 @@ def test_dbt_and_the_pipelines_jobs_reach_a_databricks_style_https_endpoint(
     certificate, trusted through `SSL_CERT_FILE`. The pipeline's own publish job puts DuckDB's
     `raw` into the lake and the catalog through it (the token handed over in its environment),
     dbt builds the contacts' staging model through it (the keyed PII hashes: the session
-    settings reach the server over HTTP too), and read back it equals DuckDB's."""
+    settings reach the server over HTTP too), and read back it equals DuckDB's; the serve job
+    has the server write a mart into the lake and DuckDB read it into the serving copy.
+
+    The lake is the cluster's URL of the storage (`file://<lake>`, as `s3a://...` would be)
+    with this machine's mount of it (`CRM_LAKE_MOUNT`, here another name of the same folder):
+    the files go through the mount, the catalog and the server's writes use the URL."""
     require_spark(thrift=True)
     https = self_signed_https(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(https.certificate))
     reference = world.work / "duck" / "wh.duckdb"  # the day before
-    lake = str(tmp_path / "lake")
+    staging = tmp_path / "staging.duckdb"  # its serving copy is published beside it
+    shutil.copyfile(reference, staging)
+    lake, mount = tmp_path / "lake", tmp_path / "mnt"
+    lake.mkdir()
+    mount.symlink_to(lake, target_is_directory=True)
     port = free_port()
     url = f"spark+http://token:test-token@127.0.0.1:{port}{https.path}"
-    settings = Settings.from_env({"CRM_WAREHOUSE_URL": url, "CRM_LAKE_PATH": lake,
-                                  "CRM_SPARK_STAGING_PATH": str(reference)}, cwd=tmp_path)
+    settings = Settings.from_env({"CRM_WAREHOUSE_URL": url, "CRM_LAKE_PATH": f"file://{lake}",
+                                  "CRM_LAKE_MOUNT": str(mount),
+                                  "CRM_SPARK_STAGING_PATH": str(staging)}, cwd=tmp_path)
     relation = "staging.stg_erp__contacts"
-    with thrift_server(lake, port, tmp_path / "https.log", https=https):
+    with thrift_server(str(lake), port, tmp_path / "https.log", https=https):
         with thrift_sql(port, https):  # it serves sessions
             pass
         assert publish_lake_raw(settings) == len(lake_tables())
-        env = {**spark_dbt_env(url, lake, tmp_path), "SSL_CERT_FILE": str(https.certificate)}
+        env = {**spark_dbt_env(url, str(lake), tmp_path), "SSL_CERT_FILE": str(https.certificate)}
         assert env["CRM_SPARK_METHOD"] == "http"
         dbt_vars = {"as_of_date": PREVIOUS_DAY.isoformat(), "reporting_tz": "UTC"}
         proc = dbt(["run", "--select", "stg_erp__contacts", "--target-path",
                     str(tmp_path / "target"), "--vars", json.dumps(dbt_vars)], env)
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert "test-token" not in proc.stdout + proc.stderr
+        with thrift_sql(port, https) as sql:
+            spark_rows = {relation: sql(f"select * from {relation}")}
+            spark_columns = {relation: [str(r[0]) for r in sql(f"describe {relation}")]}
+            location = {str(r[0]).strip(): str(r[1]) for r in sql(
+                "describe formatted raw.contacts")}["Location"]
+            sql("create database if not exists marts")
+            sql(f"create table marts.contacts_probe using parquet as select * from {relation}")
+        copy = publish_spark_serving_copy(settings)
         # nor in anything dbt or the server wrote: logs, compiled SQL, run results
         written = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 50e6]
         assert len(written) > 10
         assert [p for p in written if b"test-token" in p.read_bytes()] == []
-        with thrift_sql(port, https) as sql:
-            spark_rows = {relation: sql(f"select * from {relation}")}
-            spark_columns = {relation: [str(r[0]) for r in sql(f"describe {relation}")]}
     _assert_equal_to_duckdb(reference, spark_rows, spark_columns)
+    newest = max(p.name for p in (mount / "raw" / "contacts").iterdir())
+    assert location.endswith(f"{lake}/raw/contacts/{newest}"), location
+    assert location.startswith("file:") and str(mount) not in location
+    with duckdb.connect(str(copy), read_only=True) as con:
+        served = con.execute("select count(*) from marts.contacts_probe").fetchone()[0]
+    assert served == len(spark_rows[relation]) > 0
+    assert not list((lake / "serving").iterdir())  # the Parquet handed over is gone
 
 
 def _assert_equal_to_duckdb(reference: Path, spark_rows: dict[str, list[tuple]],
