@@ -4,7 +4,8 @@ One lake (`CRM_LAKE_PATH`) holds everything a Spark warehouse keeps: the `raw` t
 Parquet files (`<lake>/raw/<table>/<version>/`), Spark's managed tables (`<lake>/warehouse`,
 the dbt models) and, for `spark+session://`, the catalog (an embedded Derby metastore in
 `<lake>/metastore`). A Thrift server (`spark://`) brings its own catalog and warehouse folder;
-the lake then only holds `raw`.
+the lake then only holds `raw`, and may be a bucket the cluster reads, mounted on this machine
+(`Lake`).
 
 Both the dbt process and the ingestion start Spark with `session_submit_args`, one after the
 other (the embedded metastore admits one process at a time). Stdlib only.
