@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_core.errors import CrmError
 from crm_core.landing import MAX_LINE_BYTES, max_line_bytes_from
-from crm_core.spark import Lake
+from crm_core.spark import URL_SCHEME, Lake, is_local_lake
 from crm_core.urls import (
     WarehouseTarget,
     check_source_scheme,
@@ -150,22 +150,29 @@ def _absolute_sqlite_url(url: str, cwd: Path) -> str:
 
 
 def _lake_path(text: str, cwd: Path) -> str:
-    """A URL (`s3a://bucket/crm`, `file:///...`) as it is; a folder made absolute."""
+    """A URL (`s3a://bucket/crm`, `dbfs:/mnt/crm`, `file:///...`) as it is; a folder made
+    absolute."""
     text = text.strip() or DEFAULTS["CRM_LAKE_PATH"]
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+    if URL_SCHEME.match(text):
         return text.rstrip("/")
     return str((cwd / text).resolve())
 
 
-def _lake_mount(text: str, warehouse_url: str, cwd: Path) -> Path | None:
-    """The folder a cluster's lake is mounted at here (absolute), if any. An in-process Spark
-    reads the lake from this machine, so for it the lake is the folder itself."""
-    if not text.strip():
-        return None
+def _lake_mount(text: str, lake_path: str, warehouse_url: str, cwd: Path) -> Path | None:
+    """The folder a cluster's lake is mounted at here (absolute, as written: a mount point is
+    not resolved through links), if any. A Spark warehouse whose lake is a URL this machine
+    cannot write needs one; an in-process Spark reads the lake from this machine, so for it the
+    lake is the folder itself."""
+    mount = text.strip()
     if warehouse_url.startswith("spark+session:"):
-        raise CrmError("CRM_LAKE_MOUNT is for a Spark cluster's lake; spark+session:// runs "
-                       "Spark here: set CRM_LAKE_PATH to the folder itself")
-    return (cwd / text.strip()).resolve()
+        if mount or not is_local_lake(lake_path):
+            raise CrmError("spark+session:// runs Spark on this machine: CRM_LAKE_PATH must be "
+                           "a folder here, and CRM_LAKE_MOUNT is for a cluster's lake only")
+    elif warehouse_url.startswith("spark") and not mount and not is_local_lake(lake_path):
+        raise CrmError(f"CRM_LAKE_PATH {lake_path} is not a folder on this machine: mount the "
+                       "same storage here and set CRM_LAKE_MOUNT to that folder "
+                       "(docs/spark.md)")
+    return (cwd / mount).absolute() if mount else None
 
 
 def _with_staging(target: WarehouseTarget, staging: str, cwd: Path) -> WarehouseTarget:
@@ -296,6 +303,7 @@ class Settings:
         if stale_deals < 0:
             raise CrmError("CRM_DIGEST_STALE_DEALS must be a whole number of deals, 0 or more "
                            f"(got {env['CRM_DIGEST_STALE_DEALS']!r})")
+        lake_path = _lake_path(env["CRM_LAKE_PATH"], cwd)
         return cls(
             source_url=_absolute_sqlite_url(source_url, cwd),
             source_schema=env["CRM_SOURCE_SCHEMA"].strip() or "public",
@@ -304,8 +312,8 @@ class Settings:
             reporting_tz=tz,
             warehouse=_with_staging(parse_warehouse_url(warehouse_url, cwd),
                                     env["CRM_SPARK_STAGING_PATH"], cwd),
-            lake_path=_lake_path(env["CRM_LAKE_PATH"], cwd),
-            lake_mount=_lake_mount(env["CRM_LAKE_MOUNT"], warehouse_url, cwd),
+            lake_path=lake_path,
+            lake_mount=_lake_mount(env["CRM_LAKE_MOUNT"], lake_path, warehouse_url, cwd),
             reject_rate_warn=reject_rate_warn,
             landing_deadline_hour=deadline,
             sync_overlap=parse_duration(env["CRM_SYNC_OVERLAP"], "CRM_SYNC_OVERLAP"),

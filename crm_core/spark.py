@@ -13,6 +13,7 @@ other (the embedded metastore admits one process at a time). Stdlib only.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +43,20 @@ LOCAL_CONF = {
 }
 
 
+#: A URL's scheme and colon (`s3a://`, `dbfs:/`, `file:/`), as Hadoop's paths spell them.
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
 def is_local_lake(lake: str) -> bool:
-    """A folder on this machine (an absolute path, or a file:// URL)."""
-    return "://" not in lake or lake.startswith("file://")
+    """A folder on this machine (a path, or a `file:` URL)."""
+    return not URL_SCHEME.match(lake) or lake.startswith("file:")
 
 
 def local_folder(lake: str) -> Path:
-    """The folder of a local lake."""
-    return Path(lake.removeprefix("file://"))
+    """The folder of a local lake (`file:///x` and `file:/x` are `/x`)."""
+    if lake.startswith("file:"):
+        return Path("/" + lake.removeprefix("file:").lstrip("/"))
+    return Path(lake)
 
 
 @dataclass(frozen=True)
@@ -65,16 +72,18 @@ class Lake:
 
     url: str
     folder: Path | None
+    #: `folder` is a mount: it must exist (a mount that is down must not fill the local disk).
+    mounted: bool = False
 
     @classmethod
     def of(cls, lake: str | Lake, mount: str | Path | None = None) -> Lake:
-        """`lake` as a Lake: a folder or file:// URL names itself; another URL is reached
+        """`lake` as a Lake: a folder or `file:` URL names itself; another URL is reached
         through `mount`, if any."""
         if isinstance(lake, Lake):
             return lake
-        url = lake.rstrip("/")
+        url = lake.rstrip("/") or "/"
         if mount:
-            return cls(url, Path(mount))
+            return cls(url, Path(mount), mounted=True)
         return cls(url, local_folder(url) if is_local_lake(url) else None)
 
     def local(self) -> Path:
@@ -83,11 +92,14 @@ class Lake:
             raise CrmError(f"CRM_LAKE_PATH {self.url} is not a folder on this machine: mount "
                            "the same storage here and set CRM_LAKE_MOUNT to that folder "
                            "(docs/spark.md)")
+        if self.mounted and not self.folder.is_dir():
+            raise CrmError(f"CRM_LAKE_MOUNT {self.folder} is not a folder: mount {self.url} "
+                           "there first")
         return self.folder
 
     def url_of(self, path: Path) -> str:
         """Spark's name of `path`, a file or folder under `folder`."""
-        return f"{self.url}/{path.relative_to(self.local()).as_posix()}"
+        return f"{self.url.rstrip('/')}/{path.relative_to(self.local()).as_posix()}"
 
 
 def event_parts_folder(staging: Path) -> Path:

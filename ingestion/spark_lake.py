@@ -147,8 +147,9 @@ def _export_parts(con: duckdb.DuckDBPyConnection, relation: str, parts: Path, pa
 
     A part never changes once listed, so a file of the same name is the same part. Each part
     is linked from the previous version (the lake's own disk, so a day's publish writes only
-    the day's parts even when the lake is a shared mount), else from the staging folder, else
-    copied there under a hidden name and renamed."""
+    the day's parts even when the lake is another disk), else from the staging folder, else
+    copied from there under a hidden name and renamed: a mounted bucket that refuses links
+    gets the local file, not a download of the previous version's."""
     listed = con.execute(f"select part, rows from {parts_table} order by part").fetchall()
     if not listed:
         _copy(con, f"select * from {relation}", folder / "part-0.parquet")
@@ -156,9 +157,12 @@ def _export_parts(con: duckdb.DuckDBPyConnection, relation: str, parts: Path, pa
     previous = _previous_folder(folder)
     for part, _ in listed:
         if previous is not None and (previous / part).is_file():
-            _link(previous / part, folder / part)
-        else:
-            _link(parts / part, folder / part)
+            try:
+                os.link(previous / part, folder / part)
+                continue
+            except OSError:
+                pass
+        _link(parts / part, folder / part)
     return sum(rows for _, rows in listed)
 
 
@@ -214,6 +218,11 @@ def _link(source: Path, target: Path) -> None:
         os.replace(partial, target)
 
 
+def spark_string(text: str) -> str:
+    """`text` as a Spark SQL string literal (a backslash escapes in Spark's literals)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _spark_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
@@ -239,15 +248,15 @@ def register_raw(sql: SparkSql, published: Sequence[PublishedTable],
     existing = {str(r[1]) for r in sql(f"show tables in {_spark_ident(database)}")}
     for table in published:
         relation = f"{_spark_ident(database)}.{_spark_ident(table.name)}"
-        location = table.location.replace("'", "\\'")
+        location = spark_string(table.location)
         if table.name in existing:
             new_cols = _columns(sql, f"parquet.`{table.location}`")
             if _columns(sql, relation) == new_cols:
-                sql(f"alter table {relation} set location '{location}'")
+                sql(f"alter table {relation} set location {location}")
                 sql(f"refresh table {relation}")
                 continue
             sql(f"drop table {relation}")
-        sql(f"create table {relation} using parquet location '{location}'")
+        sql(f"create table {relation} using parquet location {location}")
 
 
 def prune_versions(published: Sequence[PublishedTable], keep: int = KEEP_VERSIONS) -> None:

@@ -29,7 +29,7 @@ from crm_core.errors import CrmError, first_line
 from crm_core.serving_copy import cluster_order, copy_schemas, publish_copy
 from crm_core.settings import PROJECT_ROOT, Settings
 from crm_core.spark import SPARK_TOKEN_ENV
-from crm_core.sql import quote_ident
+from crm_core.sql import quote_ident, quote_literal
 from crm_core.urls import WarehouseTarget
 
 #: Where a child job writes its one-line failure, among Spark's own log lines on stderr.
@@ -249,7 +249,7 @@ def _serve_in_process(lake: str, con: Any) -> None:
 
 def _serve_through_lake(url: str, lake: str, mount: str, con: Any) -> None:
     from crm_core.spark import Lake
-    from ingestion.spark_lake import new_version
+    from ingestion.spark_lake import new_version, spark_string
 
     files_lake = Lake.of(lake, mount)
     folder = files_lake.local() / "serving" / new_version()
@@ -260,12 +260,13 @@ def _serve_through_lake(url: str, lake: str, mount: str, con: Any) -> None:
             for database in SPARK_SERVED:
                 for name in _served_tables(sql, database):
                     files = folder / database / name
-                    sql(f"insert overwrite directory '{files_lake.url_of(files)}' using parquet "
+                    target = spark_string(files_lake.url_of(files))
+                    sql(f"insert overwrite directory {target} using parquet "
                         f"select * from `{database}`.`{name}`")
                     parts = sorted(str(p) for p in files.glob("*.parquet"))
                     if not parts:
                         raise CrmError(f"Spark wrote no Parquet file for {database}.{name}")
-                    relation = f"read_parquet({parts!r})"
+                    relation = f"read_parquet([{', '.join(map(quote_literal, parts))}])"
                     columns = {r[0] for r in con.execute(
                         f"describe select * from {relation}").fetchall()}
                     _copy_into(con, database, name, relation, columns)

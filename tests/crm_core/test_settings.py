@@ -98,12 +98,30 @@ def test_a_clusters_lake_on_object_storage_is_written_through_its_mount(tmp_path
     mounted = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark://spark.example",
                                          "CRM_LAKE_PATH": "s3a://bucket/crm",
                                          "CRM_LAKE_MOUNT": "mnt/crm"}, cwd=tmp_path)
-    assert mounted.lake == Lake("s3a://bucket/crm", tmp_path / "mnt/crm")
+    assert mounted.lake == Lake("s3a://bucket/crm", tmp_path / "mnt/crm", mounted=True)
+    with pytest.raises(CrmError, match=r"^CRM_LAKE_MOUNT .*mnt/crm is not a folder: mount "
+                                       r"s3a://bucket/crm there first$"):
+        mounted.lake.local()  # a mount that is down never fills the local disk
+    (tmp_path / "mnt/crm").mkdir(parents=True)
     assert mounted.lake.url_of(tmp_path / "mnt/crm/raw/t") == "s3a://bucket/crm/raw/t"
-    with pytest.raises(CrmError, match="^CRM_LAKE_MOUNT is for a Spark cluster's lake; "
-                                       "spark\\+session:// runs Spark here"):
-        Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark+session://",
-                                   "CRM_LAKE_MOUNT": "mnt/crm"}, cwd=tmp_path)
+    # Hadoop's one-slash URLs are URLs too; file: ones are folders here
+    dbfs = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "spark://spark.example",
+                                      "CRM_LAKE_PATH": "dbfs:/mnt/crm/",
+                                      "CRM_LAKE_MOUNT": "/dbfs/mnt/crm"}, cwd=tmp_path)
+    assert (dbfs.lake_path, dbfs.lake.folder) == ("dbfs:/mnt/crm", Path("/dbfs/mnt/crm"))
+    assert Lake.of("file:/srv/lake").folder == Lake.of("file:///srv/lake").folder == \
+        Path("/srv/lake")
+    for env, message in (
+            ({"CRM_WAREHOUSE_URL": "spark+http://token:t@h/sql/protocolv1/o/1/c",
+              "CRM_LAKE_PATH": "abfss://lake@acct.dfs.core.windows.net/crm"},
+             "^CRM_LAKE_PATH abfss://lake@acct.dfs.core.windows.net/crm is not a folder on "
+             "this machine: .* set CRM_LAKE_MOUNT"),
+            ({"CRM_WAREHOUSE_URL": "spark+session://", "CRM_LAKE_MOUNT": "mnt/crm"},
+             "^spark\\+session:// runs Spark on this machine: CRM_LAKE_PATH must be a folder"),
+            ({"CRM_WAREHOUSE_URL": "spark+session://", "CRM_LAKE_PATH": "s3a://b/crm"},
+             "^spark\\+session:// runs Spark on this machine")):
+        with pytest.raises(CrmError, match=message):
+            Settings.from_env(environ=env, cwd=tmp_path)
 
 
 def test_a_spark_warehouse_stages_raw_in_a_local_duckdb_file(tmp_path: Path) -> None:

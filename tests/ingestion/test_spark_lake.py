@@ -147,6 +147,7 @@ def test_a_bucket_lake_is_written_through_its_mount_and_named_by_its_url(tmp_pat
     the catalog gets the bucket's URL of each version, and the next version links the loads it
     kept from the previous one in the mount; pruning works there too."""
     wh, mount = tmp_path / "wh.duckdb", tmp_path / "mnt"
+    mount.mkdir()
     lake = Lake.of("s3a://bucket/crm/", mount)
     _events(wh, "insert into raw.campaign_events values (1, 'a.jsonl', 'L1')")
     first = export_raw(wh, lake)[0]

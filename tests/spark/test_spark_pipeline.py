@@ -274,6 +274,7 @@ def test_dbt_and_the_pipelines_jobs_reach_a_databricks_style_https_endpoint(
     settings = Settings.from_env({"CRM_WAREHOUSE_URL": url, "CRM_LAKE_PATH": f"file://{lake}",
                                   "CRM_LAKE_MOUNT": str(mount),
                                   "CRM_SPARK_STAGING_PATH": str(staging)}, cwd=tmp_path)
+    assert settings.lake.folder == mount  # the files go through the link, not its target
     relation = "staging.stg_erp__contacts"
     with thrift_server(str(lake), port, tmp_path / "https.log", https=https):
         with thrift_sql(port, https):  # it serves sessions
