@@ -27,7 +27,7 @@ demo: $(RUNTIME_STAMP)
 
 # The Spark warehouse (docs/spark.md): pyspark, dbt-spark and a Java runtime. `make test` runs
 # the whole pipeline on an in-process Spark at `small`, dbt's unit tests on it and dbt through
-# a local Thrift server (6.5 minutes of CI's pytest time on a 2-core machine, BENCHMARKS.md);
+# a local Thrift server (4.3 minutes of CI's pytest time on a 2-core machine, BENCHMARKS.md);
 # `make test-spark` runs every Spark test (also the full build compared relation by relation, the pipeline through Thrift,
 # a failed build and the day after: about 20 minutes).
 SPARK_STAMP = $(VENV)/.installed-spark
