@@ -56,25 +56,24 @@ businesses as (
 
 ),
 
--- where each deal's recorded history ends: its latest visit's state and tenant
-deal_outcomes as (
+-- each visit beside where its deal's recorded history ends: the latest visit's state and
+-- tenant. A window over the visits, not a join of the visits to their own latest rows:
+-- PostgreSQL cannot estimate the filtered CTEs such a join reads and plans it as a nested
+-- loop, quadratic in the deals.
+visits_with_outcome as (
 
     select
         deal_id,
-        business_id,
-        deal_state
+        stage_id,
+        deal_state,
+        first_value(business_id) over (
+            partition by deal_id order by visit_number desc
+        ) as outcome_business_id,
+        first_value(deal_state) over (
+            partition by deal_id order by visit_number desc
+        ) as outcome_state
 
-    from (
-        select
-            deal_id,
-            business_id,
-            deal_state,
-            row_number() over (partition by deal_id order by visit_number desc) as recency
-        from visits
-    ) as ranked_visits
-
-    where recency = 1
-        and deal_state in ('won', 'lost')
+    from visits
 
 ),
 
@@ -82,18 +81,16 @@ deal_outcomes as (
 observations as (
 
     select distinct
-        deal_outcomes.business_id,
-        visits.stage_id,
-        deal_outcomes.deal_id,
-        deal_outcomes.deal_state
+        outcome_business_id as business_id,
+        stage_id,
+        deal_id,
+        outcome_state as deal_state
 
-    from visits
+    from visits_with_outcome
 
-    inner join deal_outcomes
-        on visits.deal_id = deal_outcomes.deal_id
-
-    where visits.deal_state = 'open'
-        and visits.stage_id is not null
+    where deal_state = 'open'
+        and stage_id is not null
+        and outcome_state in ('won', 'lost')
 
 ),
 
