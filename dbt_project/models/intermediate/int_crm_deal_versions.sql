@@ -1,8 +1,11 @@
 {#- Each recorded version of a deal as a range of reporting dates [valid_from, valid_to),
     from the deal history crm_deal_versions (a version ends where the deal's next one
     starts), with the won date taken from `erp.opportunity.won` events where they give one.
-    This is the single place where history gets its dates: the stage history and the daily
-    pipeline both read it. -#}
+    This is the single place where history gets its dates: the stage history, the daily
+    pipeline and the close-date slippage read it. A table, not a view: as a view each of them,
+    and each of its data tests, recomputed it (about a minute each at `large` on PostgreSQL). -#}
+
+{{ config(materialized='table') }}
 
 with
 

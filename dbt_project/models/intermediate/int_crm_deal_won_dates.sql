@@ -1,7 +1,10 @@
 {#- The date a deal was won according to its `erp.opportunity.won` events: the first such
     event (first landed copies), as a date in the reporting zone, up to the as-of date.
-    Shared by the deal history (the won version starts that day) and owner performance
-    (the sales cycle ends that day). -#}
+    Shared by the deal history (the won version starts that day), the cockpit's deal dates
+    and owner performance (the sales cycle ends that day). A table, not a view: as a view each
+    reader, and each of its data tests, searched every campaign event again. -#}
+
+{{ config(materialized='table') }}
 
 with
 
