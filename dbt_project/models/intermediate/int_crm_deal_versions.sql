@@ -3,7 +3,7 @@
     starts), with the won date taken from `erp.opportunity.won` events where they give one.
     This is the single place where history gets its dates: the stage history, the daily
     pipeline and the close-date slippage read it. A table, not a view: as a view each of them,
-    and each of its data tests, recomputed it (about a minute each at `large` on PostgreSQL). -#}
+    and each of its data tests, recomputed it (35–59 s each at `large` on PostgreSQL). -#}
 
 {{ config(materialized='table') }}
 

@@ -58,8 +58,8 @@ businesses as (
 
 -- each visit beside where its deal's recorded history ends: the latest visit's state and
 -- tenant. A window over the visits, not a join of the visits to their own latest rows:
--- PostgreSQL cannot estimate the filtered CTEs such a join reads and plans it as a nested
--- loop, quadratic in the deals.
+-- PostgreSQL cannot estimate a filtered scan of the materialised `visits` CTE and plans such
+-- a join as a nested loop, quadratic in the deals.
 visits_with_outcome as (
 
     select
@@ -78,6 +78,7 @@ visits_with_outcome as (
 ),
 
 -- deals seen in an open stage that have since been won or lost: once per deal and stage
+-- (the filter's `deal_state` is the visit's own; the outcome is `outcome_state`)
 observations as (
 
     select distinct
