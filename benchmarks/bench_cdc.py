@@ -149,6 +149,18 @@ def statements(conninfo: str) -> list[dict]:
             for q, c, r, ms, b in rows]
 
 
+def slot_spans(server: str) -> dict:
+    """Per slot, the WAL its next peek decodes (from `restart_lsn`) and the part of it not yet
+    confirmed (from `confirmed_flush_lsn`), in bytes."""
+    with psycopg.connect(f"{server} dbname=postgres", autocommit=True) as conn:
+        rows = conn.execute(
+            "select slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, "
+            "pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+            "from pg_replication_slots").fetchall()
+    return {name: {"decoded_bytes": span, "unconfirmed_bytes": unconfirmed}
+            for name, span, unconfirmed in rows}
+
+
 def measure(port: int, scale: str, work: Path, profile: Path | None = None) -> dict:
     results: dict = {}
     source = f"host=127.0.0.1 port={port} user=postgres dbname={DB}"
@@ -183,6 +195,7 @@ def measure(port: int, scale: str, work: Path, profile: Path | None = None) -> d
             with psycopg.connect(source, autocommit=True) as conn:
                 conn.execute("select pg_stat_statements_reset()")
             before = source_counters(source)
+            spans = slot_spans(server)
             if profile is not None:
                 os.environ[PROFILE_ENV] = str(profile / f"cdc_incremental_{kind}.pstats")
             try:
@@ -192,6 +205,7 @@ def measure(port: int, scale: str, work: Path, profile: Path | None = None) -> d
             time.sleep(1.0)  # an ended session's statistics arrive a moment later
             figures["source"] = counter_delta(before, source_counters(source))
             figures["statements"] = statements(source)
+            figures["slot"] = spans[f"bench_{kind}"]
             record(f"cdc_incremental_{kind}", figures)
         before = source_counters(source)
         figures = run_child("sync", str(port), "cdc", targets["duckdb"][0], "bench_duckdb")
