@@ -17,7 +17,9 @@ ratios compare figures of the same run:
   transactions; a CDC sync of each warehouse follows (warm-up); then another 1% and the CDC
   sync that is reported, with the source's statements (`pg_stat_statements`) and its table
   statistics (rows returned, sequential scans) around it;
-- a CDC sync with nothing changed: rows the ERP tables returned (0 expected).
+- a CDC sync with nothing changed: rows the ERP tables returned (0 expected);
+- ~120 MB of WAL written outside the publication (an ERP busy elsewhere), then two CDC syncs
+  into DuckDB: their seconds, the WAL each peek decodes and what the slot keeps after them.
 
 Prints one JSON line per measurement and a summary. `--profile DIR` also writes a cProfile
 of each reported incremental sync (`DIR/cdc_incremental_<warehouse>.pstats`; profiled syncs
@@ -212,6 +214,20 @@ def measure(port: int, scale: str, work: Path, profile: Path | None = None) -> d
         time.sleep(1.0)
         figures["source"] = counter_delta(before, source_counters(source))
         record("cdc_nothing_changed_duckdb", figures)
+        # The ERP busy outside the CRM tables: ~120 MB of WAL no published table is in. The
+        # checkpoint stands in for the record of running transactions a busy server writes
+        # every 15 s (where a slot's restart point can move to).
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute("create table ledger_entries (id bigint primary key, memo text)")
+            conn.execute("insert into ledger_entries select g, repeat('x', 200) "
+                         "from generate_series(1, 500000) g")
+            conn.execute("checkpoint")
+        for n in (1, 2):
+            spans = slot_spans(server)
+            figures = run_child("sync", str(port), "cdc", targets["duckdb"][0], "bench_duckdb")
+            figures["slot"] = spans["bench_duckdb"]
+            record(f"cdc_other_tables_{n}_duckdb", figures)
+        record("slot_after_other_tables", slot_spans(server)["bench_duckdb"])
         record("wire_again", run_child("wire", str(port)))
     finally:
         with psycopg.connect(f"{WAREHOUSE_PG} dbname=postgres", autocommit=True) as conn:
@@ -245,6 +261,13 @@ def summary(scale: str, r: dict) -> None:
     none = r["cdc_nothing_changed_duckdb"]
     print(f"[{scale}] CDC sync with nothing changed (DuckDB): {none['seconds']:.2f}s, rows "
           f"read {none['rows']}, source tables returned {none['source']['rows_returned']} rows")
+    for n in (1, 2):
+        other = r[f"cdc_other_tables_{n}_duckdb"]
+        print(f"[{scale}] CDC sync {n} after ~120 MB of WAL outside the publication (DuckDB): "
+              f"{other['seconds']:.2f}s, the peek decodes "
+              f"{other['slot']['decoded_bytes'] / 1e6:.1f} MB")
+    print(f"[{scale}] then the slot keeps "
+          f"{r['slot_after_other_tables']['decoded_bytes'] / 1e6:.1f} MB of WAL")
 
 
 def main() -> None:

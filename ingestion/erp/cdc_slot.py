@@ -220,8 +220,15 @@ def drop(conn: psycopg.Connection, slot: str, schema: str) -> list[str]:
 
 
 def peek(conn: psycopg.Connection, slot: str, skip_through: int | None) -> Changes:
-    """Every change the slot holds, decoded (not consumed). Transactions that end at or
+    """Every change the slot holds, decoded (not consumed). Transactions that committed
     before `skip_through` — already in the warehouse — are left out.
+
+    `Changes.read_through` is the source's flushed WAL position taken before the peek: the
+    peek decodes every record that starts before the end of the WAL it finds, so every
+    commit before that position is in it (PostgreSQL's `pg_logical_slot_get_changes_guts`
+    reads on while the last record read ends before that end, waiting for a record's flush).
+    Confirming up to there moves the slot past WAL the ERP wrote outside the publication,
+    which no decoded commit would reach.
 
     The server decodes its WAL while this side decodes the messages already fetched: batches
     are decoded in order in one thread while the next is fetched (psycopg waits on the
@@ -230,6 +237,9 @@ def peek(conn: psycopg.Connection, slot: str, skip_through: int | None) -> Chang
     pending: deque[Future[None]] = deque()
     pool = ThreadPoolExecutor(max_workers=1)
     try:
+        (read_through,) = conn.execute(
+            "select case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
+            "else pg_current_wal_flush_lsn() end::text").fetchone()
         with conn.transaction(), conn.cursor(name="crm_cdc_peek", binary=True) as cur:
             cur.execute("select data from pg_logical_slot_peek_binary_changes(%s, null, null, "
                         "'proto_version', '1', 'publication_names', %s)", [slot, slot])
@@ -244,6 +254,7 @@ def peek(conn: psycopg.Connection, slot: str, skip_through: int | None) -> Chang
     finally:
         # A failed decode or fetch: the batches not started are dropped, not decoded.
         pool.shutdown(cancel_futures=True)
+    decoder.changes.read_through = lsn_int(read_through)
     return decoder.changes
 
 

@@ -16,8 +16,9 @@
   (columns changed between changes, or more rows than `pgoutput.MAX_ROWS_PER_TABLE`) has its
   changed keys read back from the ERP instead.
 
-The data, `raw._sync_state` and the applied position (`raw._cdc_state`) are written in one
-warehouse transaction; the slot is advanced only after it commits. A crash before the commit
+The data, `raw._sync_state` and the applied position (`raw._cdc_state`: the source's
+flushed WAL position taken before the peek, or the end of the last commit read if later) are
+written in one warehouse transaction; the slot is advanced only after it commits. A crash before the commit
 leaves the slot where it was (the next peek reads the same changes); a crash after the commit
 and before the advance is recognised by the recorded position, and those transactions are
 skipped.
@@ -184,7 +185,8 @@ def sync_cdc(source_url: str, source_schema: str, warehouse: Warehouse, slot: st
         changes = None
         if not full:
             changes = peek(cdc, slot, applied)
-            position = max(changes.end_lsn or 0, applied or 0, position)
+            position = max(changes.end_lsn or 0, changes.read_through or 0,
+                           applied or 0, position)
         report.absent_optional = [t for t in OPTIONAL_TABLES if t not in catalog]
         plan = _plan(tables, catalog, states, landed, changes, full, schema)
         synced_at = dt.datetime.now(dt.UTC)

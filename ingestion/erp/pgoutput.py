@@ -133,8 +133,12 @@ class Changes:
     tables: dict[str, TableChanges] = field(default_factory=dict)
     #: tables truncated on the source (reloaded in full)
     truncated: set[str] = field(default_factory=set)
-    #: the end position of the last commit read (what the slot may be advanced to)
+    #: the end position of the last commit read
     end_lsn: int | None = None
+    #: every transaction whose commit record starts before this position was read (the
+    #: source's flushed WAL when the peek began): the slot may be confirmed up to here, past
+    #: the last commit read, when the ERP wrote only to tables outside the publication since
+    read_through: int | None = None
     #: ids of the transactions read (their rows must be visible before any is re-read)
     xids: set[int] = field(default_factory=set)
 
@@ -332,9 +336,9 @@ def _rows(batch: _Batch, relation: Relation, at: np.ndarray, base: int
 class Decoder:
     """Decodes the messages of one peek, batch by batch and in order, into `Changes`.
     Relation messages are kept per decoder: a peek session sends each relation before its
-    first change. A transaction whose commit ends at or before `skip_through` (already
-    applied) is read and dropped; one still open at the end of a batch waits for its commit
-    in a later one."""
+    first change. A transaction whose commit record starts before `skip_through` (already
+    applied) is read and dropped — PostgreSQL's own rule for a slot confirmed up to there;
+    one still open at the end of a batch waits for its commit in a later one."""
 
     def __init__(self, skip_through: int | None = None) -> None:
         self.relations: dict[int, Relation] = {}
@@ -357,13 +361,15 @@ class Decoder:
         begins = np.flatnonzero(kinds == _BEGIN)
         if (batch.length(commits) < 26).any() or (batch.length(begins) < 21).any():
             raise _malformed("a short Begin or Commit message")
-        ends = batch.int_at(batch.starts[commits] + 10, 8)  # flags, commit LSN, end LSN
+        # flags, commit LSN (where the commit record starts), end LSN
+        commit_starts = batch.int_at(batch.starts[commits] + 2, 8)
+        ends = batch.int_at(batch.starts[commits] + 10, 8)
         begin_xids = batch.int_at(batch.starts[begins] + 17, 4)
         # Each commit's transaction id: of the last Begin before it (or of an earlier batch).
         previous = np.searchsorted(begins, commits) - 1
         xids = np.where(previous >= 0, begin_xids[np.maximum(previous, 0)]
                         if len(begins) else 0, self._xid)
-        kept = ends > self.skip_through
+        kept = commit_starts >= self.skip_through
 
         relations_before = dict(self.relations)
         versions: dict[int, list[tuple[int, Relation]]] = {}

@@ -159,6 +159,8 @@ def test_real_pgoutput_messages_decode_to_the_written_values(
     assert changes.truncated == {"public.gone"}
     assert "public.gone" in changes.tables  # its insert, before the truncate
     assert skip_through < changes.end_lsn <= end
+    # the flushed WAL before the peek: every commit read ends before it
+    assert changes.read_through is not None and changes.end_lsn <= changes.read_through
     # the 13 transactions after the skipped one
     assert len(changes.xids) == 13 and not changes.xids & skipped.xids
 

@@ -152,6 +152,45 @@ def test_cdc_invalidated_slot_resyncs_in_full_with_a_warning(cdc_source: CdcSour
     assert cdc_source.slot()[1] != "lost"
 
 
+def _lsn(conn: psycopg.Connection, expression: str) -> int:
+    return int(conn.execute(f"select pg_wal_lsn_diff({expression}, '0/0')::bigint")
+               .fetchone()[0])
+
+
+def test_cdc_slot_follows_the_erp_while_only_other_tables_change(cdc_source: CdcSource,
+                                                                 tmp_path: Path) -> None:
+    """An ERP is busy outside the CRM tables: the slot must still move on with its WAL,
+    or the ERP keeps every byte of it and each peek decodes it all again."""
+    url = f"duckdb:///{tmp_path}/wh.duckdb"
+    cdc_sync(cdc_source, url)
+    _changes(cdc_source, 1)
+    cdc_sync(cdc_source, url)
+    cdc_source.execute("create table ledger_entries (id bigint primary key, memo text)",
+                       "insert into ledger_entries select g, repeat('x', 200) "
+                       "from generate_series(1, 40000) g")
+    with psycopg.connect(cdc_source.cluster.conninfo(cdc_source.db), autocommit=True) as conn:
+        written = _lsn(conn, "pg_current_wal_flush_lsn()")
+        # The record of running transactions the server writes every 15 s (here: now) is
+        # where a slot's restart point can move to.
+        conn.execute("checkpoint")
+        report = cdc_sync(cdc_source, url)
+        assert set(report.load_kind.values()) == {"unchanged"}
+        assert sum(report.rows_read.values()) == 0
+        confirmed, restart, now = (
+            _lsn(conn, f"{column}") for column in (
+                f"(select confirmed_flush_lsn from pg_replication_slots "
+                f"where slot_name = '{SLOT}')",
+                f"(select restart_lsn from pg_replication_slots where slot_name = '{SLOT}')",
+                "pg_current_wal_lsn()"))
+    assert confirmed >= written
+    assert now - restart < 1 << 20  # the 10 MB of ledger WAL are no longer kept
+    # The changes after it are applied as before.
+    _changes(cdc_source, 2)
+    report = cdc_sync(cdc_source, url)
+    assert report.changes_applied["contacts"] == 4
+    assert_raw_equals(cdc_source, url)
+
+
 @pytest.mark.parametrize("point", ["before-commit", "before-advance"])
 def test_cdc_sync_killed_converges_without_loss_or_double_apply(
         cdc_source: CdcSource, warehouse_url: str, tmp_path: Path, point: str) -> None:

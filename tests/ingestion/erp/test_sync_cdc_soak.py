@@ -23,14 +23,18 @@ ROUNDS = 25
 
 def _writer(source: CdcSource, stop: threading.Event, seed: int) -> None:
     """Random inserts, updates (the same rows again and again) and deletes, one transaction
-    each, until `stop`."""
+    each, until `stop`; between them, writes to a table outside the publication, so that a
+    sync often finds WAL past the last CRM commit (and confirms the slot up to there)."""
     rng = random.Random(seed)
     next_id = 50_000
     with psycopg.connect(source.conninfo, autocommit=True) as conn:
         while not stop.is_set():
             action = rng.random()
             contact = rng.randint(100, 400)
-            if action < 0.4:
+            if action < 0.1:
+                conn.execute("insert into ledger_entries (memo) select repeat('x', 200) "
+                             "from generate_series(1, 50)")
+            elif action < 0.4:
                 conn.execute("update contacts set credit_limit = %s where id = %s",
                              [rng.randint(0, 10_000), contact])
             elif action < 0.6:
@@ -51,6 +55,7 @@ def _writer(source: CdcSource, stop: threading.Event, seed: int) -> None:
 
 def test_cdc_syncs_killed_at_random_converge(cdc_source: CdcSource, tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path}/wh.duckdb"
+    cdc_source.execute("create table ledger_entries (id serial primary key, memo text)")
     cdc_sync(cdc_source, url)
     stop = threading.Event()
     writer = threading.Thread(target=_writer, args=(cdc_source, stop, 7))
