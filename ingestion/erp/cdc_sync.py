@@ -18,10 +18,10 @@
 
 The data, `raw._sync_state` and the applied position (`raw._cdc_state`: the source's
 flushed WAL position taken before the peek, or the end of the last commit read if later) are
-written in one warehouse transaction; the slot is advanced only after it commits. A crash before the commit
-leaves the slot where it was (the next peek reads the same changes); a crash after the commit
-and before the advance is recognised by the recorded position, and those transactions are
-skipped.
+written in one warehouse transaction; the slot is advanced only after it commits. A crash
+before the commit leaves the slot where it was (the next peek reads the same changes); a crash
+after the commit and before the advance is recognised by the recorded position, and those
+transactions are skipped.
 """
 
 from __future__ import annotations
