@@ -65,7 +65,7 @@ visits_with_outcome as (
     select
         deal_id,
         stage_id,
-        deal_state,
+        deal_state as visit_state,
         first_value(business_id) over (
             partition by deal_id order by visit_number desc
         ) as outcome_business_id,
@@ -78,18 +78,17 @@ visits_with_outcome as (
 ),
 
 -- deals seen in an open stage that have since been won or lost: once per deal and stage
--- (the filter's `deal_state` is the visit's own; the outcome is `outcome_state`)
 observations as (
 
     select distinct
         outcome_business_id as business_id,
         stage_id,
         deal_id,
-        outcome_state as deal_state
+        outcome_state
 
     from visits_with_outcome
 
-    where deal_state = 'open'
+    where visit_state = 'open'
         and stage_id is not null
         and outcome_state in ('won', 'lost')
 
@@ -113,7 +112,7 @@ business_counts as (
         business_id,
         stage_id,
         count(*) as observations,
-        sum(case when deal_state = 'won' then 1 else 0 end) as won_observations
+        sum(case when outcome_state = 'won' then 1 else 0 end) as won_observations
 
     from observations
 
@@ -126,7 +125,7 @@ pooled_counts as (
     select
         stage_id,
         count(*) as observations,
-        sum(case when deal_state = 'won' then 1 else 0 end) as won_observations
+        sum(case when outcome_state = 'won' then 1 else 0 end) as won_observations
 
     from observations
 
