@@ -18,7 +18,7 @@ ratios compare figures of the same run:
   sync that is reported, with the source's statements (`pg_stat_statements`) and its table
   statistics (rows returned, sequential scans) around it;
 - a CDC sync with nothing changed: rows the ERP tables returned (0 expected);
-- ~120 MB of WAL written outside the publication (an ERP busy elsewhere), then two CDC syncs
+- ~170–190 MB of WAL written outside the publication (an ERP busy elsewhere), then two CDC syncs
   into DuckDB: their seconds, the WAL each peek decodes and what the slot keeps after them.
 
 Prints one JSON line per measurement and a summary. `--profile DIR` also writes a cProfile
@@ -214,7 +214,7 @@ def measure(port: int, scale: str, work: Path, profile: Path | None = None) -> d
         time.sleep(1.0)
         figures["source"] = counter_delta(before, source_counters(source))
         record("cdc_nothing_changed_duckdb", figures)
-        # The ERP busy outside the CRM tables: ~120 MB of WAL no published table is in. The
+        # The ERP busy outside the CRM tables: ~170–190 MB of WAL no published table is in. The
         # checkpoint stands in for the record of running transactions a busy server writes
         # every 15 s (where a slot's restart point can move to).
         with psycopg.connect(source, autocommit=True) as conn:
@@ -263,7 +263,7 @@ def summary(scale: str, r: dict) -> None:
           f"read {none['rows']}, source tables returned {none['source']['rows_returned']} rows")
     for n in (1, 2):
         other = r[f"cdc_other_tables_{n}_duckdb"]
-        print(f"[{scale}] CDC sync {n} after ~120 MB of WAL outside the publication (DuckDB): "
+        print(f"[{scale}] CDC sync {n} after ~170–190 MB of WAL outside the publication (DuckDB): "
               f"{other['seconds']:.2f}s, the peek decodes "
               f"{other['slot']['decoded_bytes'] / 1e6:.1f} MB")
     print(f"[{scale}] then the slot keeps "

@@ -1,4 +1,4 @@
-{#- A table, not a view: four models and four data tests read it, and as a view each of them
+{#- A table, not a view: five models and five data tests read it, and as a view each of them
     repeated the deduplication of every event (17–44 s each at `large` on PostgreSQL, 5–8 s
     on DuckDB; BENCHMARKS.md). -#}
 
