@@ -279,10 +279,20 @@ def wait_visible(conn: psycopg.Connection, xids: set[int], attempts: int = 200) 
 
 
 def advance(conn: psycopg.Connection, slot: str, lsn: int) -> None:
-    """Confirm everything up to `lsn` (call only after the warehouse committed it)."""
+    """Confirm everything up to `lsn` (call only after the warehouse committed it).
+
+    Twice, for the slot's restart point (where a peek starts decoding, and the WAL the ERP
+    keeps). The first call confirms `lsn` but moves the restart point only to the first
+    record of running transactions after the position confirmed before: PostgreSQL keeps one
+    candidate at a time while a position is unconfirmed
+    (`LogicalIncreaseRestartDecodingForSlot`). The second, at the same position, decodes from
+    there in fast-forward, where every such record up to `lsn` is accepted at once, so the
+    restart point reaches the last one before `lsn`: the ERP keeps, and the next peek
+    decodes, one sync interval of WAL instead of two."""
     try:
-        conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)",
-                     [slot, lsn_text(lsn)])
+        for _ in range(2):
+            conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)",
+                         [slot, lsn_text(lsn)])
     except psycopg.Error as exc:
         raise CrmError(f"cdc: advancing slot {slot} failed: {first_line(exc)}") from None
 

@@ -165,20 +165,19 @@ def test_cdc_slot_follows_the_erp_while_only_other_tables_change(cdc_source: Cdc
     cdc_sync(cdc_source, url)
     _changes(cdc_source, 1)
     cdc_sync(cdc_source, url)
-    cdc_source.execute("create table ledger_entries (id bigint primary key, memo text)",
-                       "insert into ledger_entries select g, repeat('x', 200) "
-                       "from generate_series(1, 40000) g")
+    # Two halves of ledger writes, each followed by a record of running transactions (the
+    # server writes one about every 15 s, and at each checkpoint): the first record after
+    # the slot's position lies amid the ledger's WAL.
+    cdc_source.execute("create table ledger_entries (id bigint primary key, memo text)")
     with psycopg.connect(cdc_source.cluster.conninfo(cdc_source.db), autocommit=True) as conn:
-        written = _lsn(conn, "pg_current_wal_flush_lsn()")
-        # A slot's restart point moves to the first record of running transactions after its
-        # confirmed position once a later position is confirmed. The server writes one about
-        # every 15 s (perhaps amid the ledger's WAL) and at each checkpoint: two syncs, each
-        # after a checkpoint, move it past the ledger's WAL wherever the first record fell.
-        for _ in range(2):
+        for half in range(2):
+            conn.execute(f"insert into ledger_entries select g, repeat('x', 200) from "
+                         f"generate_series({half * 20000 + 1}, {(half + 1) * 20000}) g")
             conn.execute("checkpoint")
-            report = cdc_sync(cdc_source, url)
-            assert set(report.load_kind.values()) == {"unchanged"}
-            assert sum(report.rows_read.values()) == 0
+        written = _lsn(conn, "pg_current_wal_flush_lsn()")
+        report = cdc_sync(cdc_source, url)
+        assert set(report.load_kind.values()) == {"unchanged"}
+        assert sum(report.rows_read.values()) == 0
         confirmed, restart, now = (
             _lsn(conn, f"{column}") for column in (
                 f"(select confirmed_flush_lsn from pg_replication_slots "
@@ -186,7 +185,8 @@ def test_cdc_slot_follows_the_erp_while_only_other_tables_change(cdc_source: Cdc
                 f"(select restart_lsn from pg_replication_slots where slot_name = '{SLOT}')",
                 "pg_current_wal_lsn()"))
     assert confirmed >= written
-    assert now - restart < 1 << 20  # the 10 MB of ledger WAL are no longer kept
+    # Neither half of the ledger's 10 MB of WAL is kept: the restart point is past both.
+    assert now - restart < 1 << 20
     # The changes after it are applied as before.
     _changes(cdc_source, 2)
     report = cdc_sync(cdc_source, url)
