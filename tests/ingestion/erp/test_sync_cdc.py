@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ingestion.erp.cdc_slot import lsn_int, slot_status
 from ingestion.erp.schema import SOURCE_TABLES
 from tests.helpers.cdc import (
     EXTRA_CONTACTS,
@@ -152,11 +153,6 @@ def test_cdc_invalidated_slot_resyncs_in_full_with_a_warning(cdc_source: CdcSour
     assert cdc_source.slot()[1] != "lost"
 
 
-def _lsn(conn: psycopg.Connection, expression: str) -> int:
-    return int(conn.execute(f"select pg_wal_lsn_diff({expression}, '0/0')::bigint")
-               .fetchone()[0])
-
-
 def test_cdc_slot_follows_the_erp_while_only_other_tables_change(cdc_source: CdcSource,
                                                                  tmp_path: Path) -> None:
     """An ERP is busy outside the CRM tables: the slot must still move on with its WAL,
@@ -174,19 +170,15 @@ def test_cdc_slot_follows_the_erp_while_only_other_tables_change(cdc_source: Cdc
             conn.execute(f"insert into ledger_entries select g, repeat('x', 200) from "
                          f"generate_series({half * 20000 + 1}, {(half + 1) * 20000}) g")
             conn.execute("checkpoint")
-        written = _lsn(conn, "pg_current_wal_flush_lsn()")
+        written = lsn_int(conn.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0])
         report = cdc_sync(cdc_source, url)
         assert set(report.load_kind.values()) == {"unchanged"}
         assert sum(report.rows_read.values()) == 0
-        confirmed, restart, now = (
-            _lsn(conn, f"{column}") for column in (
-                f"(select confirmed_flush_lsn from pg_replication_slots "
-                f"where slot_name = '{SLOT}')",
-                f"(select restart_lsn from pg_replication_slots where slot_name = '{SLOT}')",
-                "pg_current_wal_lsn()"))
-    assert confirmed >= written
-    # Neither half of the ledger's 10 MB of WAL is kept: the restart point is past both.
-    assert now - restart < 1 << 20
+        status = slot_status(conn, SLOT, "public")
+    assert status.confirmed_lsn >= written
+    # Neither half of the ledger's 10 MB of WAL is kept: the restart point is past both
+    # (`retained_bytes` is the current WAL position less the restart point).
+    assert status.retained_bytes < 1 << 20
     # The changes after it are applied as before.
     _changes(cdc_source, 2)
     report = cdc_sync(cdc_source, url)
