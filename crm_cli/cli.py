@@ -282,13 +282,34 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
                  schema=settings.source_schema, progress=False)
     as_of = args.date or settings.today()
     print(f"running the pipeline for {as_of.isoformat()}...")
-    run_pipeline(settings, as_of)
+    outcome = run_pipeline(settings, as_of)
+    for line in outcome.warnings:  # e.g. demo data generated days ago: no folder for yesterday
+        print(f"warning: {line}")
     print()
+    print("All data, every business (the dashboards open on the last 90 days):")
     for label, value in headline_numbers(settings):
         print(f"  {label:<28} {value}")
     print()
-    print("Open the dashboards:  crm-analytics dashboard   (then http://localhost:8501)")
-    print("See the runs:         crm-analytics serve       (then http://localhost:3000)")
+    command = _command_name()
+    print(f"Open the dashboards:  {command} dashboard   (then http://localhost:8501)")
+    print(f"See the runs:         {command} serve       (then http://localhost:3000)")
+
+
+def _command_name() -> str:
+    """How to type this command from here: its bare name when the shell finds it, else the
+    console script beside the running Python (`.venv/bin/crm-analytics` after `make demo`,
+    whose virtualenv is not on PATH)."""
+    import shutil
+
+    if shutil.which("crm-analytics"):
+        return "crm-analytics"
+    script = Path(sys.executable).parent / "crm-analytics"
+    if not script.is_file():
+        return "crm-analytics"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:

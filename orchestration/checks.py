@@ -33,10 +33,14 @@ def reject_rate(crm: CrmSettingsResource) -> AssetCheckResult:
         """)
     lines, rejected = (int(v) for v in rows[0]) if rows else (0, 0)  # PostgreSQL: Decimal
     rate = rejected / lines if lines else 0.0
+    passed = rate <= settings.reject_rate_warn
+    said = "" if passed else (f"{rejected:,} of {lines:,} lines rejected in the latest load "
+                              f"({rate:.1%}, above {settings.reject_rate_warn:.1%}): "
+                              "see raw.rejected_events")
     return AssetCheckResult(
-        passed=rate <= settings.reject_rate_warn, severity=AssetCheckSeverity.WARN,
+        passed=passed, severity=AssetCheckSeverity.WARN,
         metadata={"lines": int(lines), "rejected": int(rejected), "reject_rate": rate,
-                  "threshold": settings.reject_rate_warn},
+                  "threshold": settings.reject_rate_warn, SUMMARY_KEY: said},
     )
 
 
@@ -50,9 +54,14 @@ def landing_freshness(crm: CrmSettingsResource) -> AssetCheckResult:
     folder = settings.events_path / yesterday.isoformat()
     due = now.hour >= settings.landing_deadline_hour
     present = folder.is_dir()
+    passed = present or not due
+    said = "" if passed else (f"no landing folder {folder} for {yesterday.isoformat()} after "
+                              f"{settings.landing_deadline_hour:02d}:00 "
+                              f"{settings.reporting_tz}")
     return AssetCheckResult(
-        passed=present or not due, severity=AssetCheckSeverity.WARN,
-        metadata={"expected_folder": str(folder), "present": present, "deadline_passed": due},
+        passed=passed, severity=AssetCheckSeverity.WARN,
+        metadata={"expected_folder": str(folder), "present": present, "deadline_passed": due,
+                  SUMMARY_KEY: said},
     )
 
 
@@ -70,12 +79,18 @@ def cdc_retained_wal(crm: CrmSettingsResource) -> AssetCheckResult:
 
     retained = retained_wal(settings.source_url, settings.source_schema, settings.cdc_slot,
                             timeout_ms(settings.source_statement_timeout))
+    passed = retained is not None and retained <= settings.cdc_retained_wal_warn
+    if retained is None:
+        said = f"replication slot {settings.cdc_slot} is missing or lost on the ERP"
+    else:
+        said = "" if passed else (f"replication slot {settings.cdc_slot} keeps "
+                                  f"{retained:,} bytes of WAL on the ERP (above "
+                                  f"CRM_CDC_RETAINED_WAL_WARN, {settings.cdc_retained_wal_warn:,})")
     return AssetCheckResult(
-        passed=retained is not None and retained <= settings.cdc_retained_wal_warn,
-        severity=AssetCheckSeverity.WARN,
+        passed=passed, severity=AssetCheckSeverity.WARN,
         metadata={"slot": settings.cdc_slot, "slot_usable": retained is not None,
                   "retained_wal_bytes": retained or 0,
-                  "threshold_bytes": settings.cdc_retained_wal_warn},
+                  "threshold_bytes": settings.cdc_retained_wal_warn, SUMMARY_KEY: said},
     )
 
 

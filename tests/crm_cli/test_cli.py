@@ -1,6 +1,7 @@
 """The `crm-analytics` command as a user types it: help texts, and every user error as one line
 naming the problem, a non-zero exit, no password, and nothing half-written."""
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -8,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion.erp.schema import REQUIRED_TABLES, build_metadata
-from tests.helpers.cli import PASSWORD, assert_one_line_error, crm
+from tests.helpers.cli import PASSWORD, assert_one_line_error, clean_env, crm
 
 
 def _sqlite_source(path: Path, skip: tuple[str, ...] = ()) -> str:
@@ -117,9 +118,19 @@ def test_demo_on_the_embedded_defaults_prints_the_headline_numbers(tmp_path: Pat
              for ln in first.stdout.splitlines() if ln.startswith("  ")}
     assert list(lines) == labels
     assert all(v[0].isdigit() for v in lines.values()), lines
-    assert "crm-analytics dashboard" in first.stdout
+    # the hint names a command this shell can run (the virtualenv need not be on PATH)
+    hint = next(ln for ln in first.stdout.splitlines() if ln.startswith("Open the dashboards:"))
+    command = hint.split()[3]
+    assert shutil.which(command, path=clean_env()["PATH"]) or Path(command).is_file(), hint
+    assert Path(command).name == "crm-analytics"
+    assert "warning" not in first.stdout  # today's landing folder was generated
     assert (tmp_path / "data" / "erp_demo.sqlite").is_file()
     assert (tmp_path / "data" / "warehouse.duckdb").is_file()
-    again = crm(["demo", "--date", "2026-11-01"], tmp_path)
+    # days later: the demo data is old, and the run's warning says so
+    (tmp_path / "no_new_files").mkdir()
+    again = crm(["demo", "--date", "2026-11-01"], tmp_path,
+                CRM_EVENTS_PATH=str(tmp_path / "no_new_files"), CRM_LANDING_DEADLINE_HOUR="0")
     assert again.returncode == 0 and "generating" not in again.stdout
+    assert ("warning: raw/campaign_events: check landing_freshness warned: no landing folder "
+            f"{tmp_path / 'no_new_files'}") in again.stdout
     assert again.stdout.split("\n\n")[1] == first.stdout.split("\n\n")[1]  # same numbers

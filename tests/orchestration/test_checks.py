@@ -49,6 +49,8 @@ def test_reject_rate_warns_above_the_threshold(loaded: Path, monkeypatch: pytest
     assert result.severity == AssetCheckSeverity.WARN
     assert result.metadata["lines"].value == 20 and result.metadata["rejected"].value == 1
     assert result.metadata["reject_rate"].value == pytest.approx(1 / 20)
+    assert result.metadata["summary"].value == ("" if passed else (
+        "1 of 20 lines rejected in the latest load (5.0%, above 1.0%): see raw.rejected_events"))
 
 
 def test_landing_freshness_warns_when_yesterdays_folder_is_missing(
@@ -60,6 +62,9 @@ def test_landing_freshness_warns_when_yesterdays_folder_is_missing(
     missing = landing_freshness(crm=CrmSettingsResource())
     assert missing.passed is False and missing.severity == AssetCheckSeverity.WARN
     assert missing.metadata["expected_folder"].value.endswith(yesterday.isoformat())
+    assert missing.metadata["summary"].value == (
+        f"no landing folder {loaded / yesterday.isoformat()} for {yesterday.isoformat()} "
+        f"after 00:00 {tz}")
     (loaded / yesterday.isoformat()).mkdir()
     assert landing_freshness(crm=CrmSettingsResource()).passed is True
 

@@ -268,6 +268,8 @@ def test_cdc_retained_wal_check_warns_above_the_threshold(
     monkeypatch.chdir(tmp_path)
     result = cdc_retained_wal(crm=CrmSettingsResource())
     assert not result.passed and result.metadata["slot_usable"].value is False  # no slot yet
+    assert result.metadata["summary"].value == (
+        f"replication slot {SLOT} is missing or lost on the ERP")
     assert crm(["cdc", "setup"], tmp_path, **cdc_source.env("duckdb:///x.duckdb")
                ).returncode == 0
     _changes(cdc_source, 1)
@@ -275,6 +277,9 @@ def test_cdc_retained_wal_check_warns_above_the_threshold(
     result = cdc_retained_wal(crm=CrmSettingsResource())
     assert not result.passed
     assert result.metadata["retained_wal_bytes"].value > 1024
+    assert result.metadata["summary"].value == (
+        f"replication slot {SLOT} keeps {result.metadata['retained_wal_bytes'].value:,} bytes "
+        "of WAL on the ERP (above CRM_CDC_RETAINED_WAL_WARN, 1,024)")
     monkeypatch.setenv("CRM_CDC_RETAINED_WAL_WARN", "1GB")
     assert cdc_retained_wal(crm=CrmSettingsResource()).passed
     monkeypatch.setenv("CRM_SYNC_MODE", "readonly")
