@@ -237,6 +237,9 @@ class Settings:
     digest_from: str = "crm-analytics@localhost"
     #: The digest alerts when a recipient's scope has more stale deals than this.
     digest_stale_deals: int = 10
+    #: The Dagster instance's folder when `DAGSTER_HOME` is set (environment or `./.env`);
+    #: None: `orchestration.instance.dagster_home_path` places it beside the warehouse's data.
+    dagster_home: Path | None = None
 
     @property
     def lake(self) -> Lake:
@@ -248,9 +251,12 @@ class Settings:
         """Environment wins over `./.env`, which wins over the defaults."""
         cwd = (cwd or Path.cwd()).resolve()
         env = dict(DEFAULTS)
-        env.update({k: v for k, v in read_dotenv(cwd / ".env").items() if k in DEFAULTS})
+        dotenv = read_dotenv(cwd / ".env")
+        env.update({k: v for k, v in dotenv.items() if k in DEFAULTS})
         source = os.environ if environ is None else environ
         env.update({k: source[k] for k in DEFAULTS if source.get(k)})
+        # Dagster's own variable: not one of ours (no default here), but read the same way.
+        dagster_home = (source.get("DAGSTER_HOME") or dotenv.get("DAGSTER_HOME") or "").strip()
 
         tz = env["CRM_REPORTING_TZ"].strip()
         try:
@@ -333,6 +339,7 @@ class Settings:
             smtp_url=env["CRM_SMTP_URL"].strip() or None,
             digest_from=env["CRM_DIGEST_FROM"].strip() or "crm-analytics@localhost",
             digest_stale_deals=stale_deals,
+            dagster_home=(cwd / dagster_home).resolve() if dagster_home else None,
         )
 
     def today(self) -> date:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,16 +32,14 @@ TEMPLATE_YAML = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
 LAUNCHED_BY_TAG = "crm/launched_by"
 
 
-def dagster_home_path(settings: Settings, environ: Mapping[str, str] | None = None,
-                      cwd: Path | None = None) -> Path:
-    """`DAGSTER_HOME`, else `dagster_home` beside the warehouse's data (see the module doc)."""
-    env = os.environ if environ is None else environ
-    cwd = (cwd or Path.cwd()).resolve()
-    if env.get("DAGSTER_HOME", "").strip():
-        return (cwd / env["DAGSTER_HOME"].strip()).resolve()
+def dagster_home_path(settings: Settings, cwd: Path | None = None) -> Path:
+    """`DAGSTER_HOME` (environment or `./.env`), else `dagster_home` beside the warehouse's
+    data (see the module doc)."""
+    if settings.dagster_home is not None:
+        return settings.dagster_home
     if settings.warehouse.duckdb_path is not None:  # DuckDB, or Spark's staging file
         return settings.warehouse.duckdb_path.parent / "dagster_home"
-    return cwd / "data" / "dagster_home"
+    return (cwd or Path.cwd()).resolve() / "data" / "dagster_home"
 
 
 def ensure_dagster_home(home: Path) -> Path:

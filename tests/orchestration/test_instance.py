@@ -83,13 +83,19 @@ def test_a_cli_run_is_recorded_with_materializations_and_check_results(
 
 
 def test_the_home_is_dagster_home_when_set_else_beside_the_warehouse(tmp_path: Path) -> None:
-    duck = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "duckdb:///wh/w.duckdb"},
-                             cwd=tmp_path)
-    assert dagster_home_path(duck, environ={}, cwd=tmp_path) == tmp_path / "wh" / "dagster_home"
-    assert dagster_home_path(duck, environ={"DAGSTER_HOME": "elsewhere"}, cwd=tmp_path) == \
-        tmp_path / "elsewhere"
+    duck_url = {"CRM_WAREHOUSE_URL": "duckdb:///wh/w.duckdb"}
+    duck = Settings.from_env(environ=duck_url, cwd=tmp_path)
+    assert dagster_home_path(duck, cwd=tmp_path) == tmp_path / "wh" / "dagster_home"
+    elsewhere = Settings.from_env(environ={**duck_url, "DAGSTER_HOME": "elsewhere"}, cwd=tmp_path)
+    assert dagster_home_path(elsewhere, cwd=tmp_path) == tmp_path / "elsewhere"
     pg = Settings.from_env(environ={"CRM_WAREHOUSE_URL": "postgresql://u@h/db"}, cwd=tmp_path)
-    assert dagster_home_path(pg, environ={}, cwd=tmp_path) == tmp_path / "data" / "dagster_home"
+    assert dagster_home_path(pg, cwd=tmp_path) == tmp_path / "data" / "dagster_home"
+    # ./.env holds it like the other settings; the environment wins
+    (tmp_path / ".env").write_text("DAGSTER_HOME=from_dotenv\n")
+    assert dagster_home_path(Settings.from_env(environ=duck_url, cwd=tmp_path)) == \
+        tmp_path / "from_dotenv"
+    env_wins = Settings.from_env(environ={**duck_url, "DAGSTER_HOME": "elsewhere"}, cwd=tmp_path)
+    assert dagster_home_path(env_wins) == tmp_path / "elsewhere"
 
 
 def test_a_cli_run_whose_process_died_no_longer_blocks_the_queue(tmp_path: Path,
