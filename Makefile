@@ -85,4 +85,4 @@ dashboard: $(RUNTIME_STAMP)
 	$(BIN)/crm-analytics dashboard
 
 clean:
-	rm -rf target logs data .dagster_home
+	rm -rf target logs data
