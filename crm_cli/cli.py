@@ -220,10 +220,12 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> None:
+    from ingestion.erp.source import require_sqlite_file
     from ingestion.erp.sync import sync_configured
     from ingestion.warehouse import open_warehouse
     from orchestration.run_lock import warehouse_write_lock
 
+    require_sqlite_file(settings.source_url)  # before the warehouse file is created
     with warehouse_write_lock(settings.warehouse):
         wh = open_warehouse(settings.warehouse)
         try:

@@ -206,8 +206,10 @@ def test_a_missing_postgres_database_says_so_and_suggests_createdb(
                           f"createdb -h {PG_HOST} -p {PG_PORT} -U {PG_USER} {name}")
 
 
-def test_a_first_run_from_the_wrong_folder_leaves_nothing_behind(tmp_path: Path) -> None:
-    proc = crm_script(["run"], tmp_path)
+@pytest.mark.parametrize("command", ["run", "sync"])
+def test_a_first_run_from_the_wrong_folder_leaves_nothing_behind(tmp_path: Path,
+                                                                 command: str) -> None:
+    proc = crm_script([command], tmp_path)
     assert_one_line_error(proc, "source database", "does not exist",
                           "crm-analytics generate")
     assert list(tmp_path.iterdir()) == []
