@@ -50,7 +50,8 @@ def serve_dagster(settings: Settings, host: str, port: int) -> None:
     home = ensure_dagster_home(dagster_home_path(settings))
     shown = "localhost" if host == LOOPBACK else host
     print(f"Dagster UI and daemon on http://{shown}:{port} (instance {home}); the daily_rollup "
-          "schedule and the new_landing_files sensor are on. Ctrl-C stops both.", flush=True)
+          "schedule and the new_landing_files sensor are on (the sensor's first evaluation "
+          "starts one run). Ctrl-C stops both.", flush=True)
     argv = [_executable("dagster"), "dev", "-m", "orchestration.definitions",
             "--host", host, "--port", str(port)]
     # `dagster dev` warns on every start that `dg dev` supersedes it (a FutureWarning); the
