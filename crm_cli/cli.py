@@ -372,6 +372,27 @@ def _check_spark_command(settings: Settings, command: str) -> None:
                        f"{command}` does not drive a Spark warehouse (docs/spark.md)")
 
 
+#: The settings whose values may carry a password (URLs), masked in any unexpected error.
+SECRET_URL_SETTINGS = ("CRM_SOURCE_URL", "CRM_WAREHOUSE_URL", "CRM_SMTP_URL")
+
+
+def _without_secrets(message: str) -> str:
+    """`message` with every URL setting (from the environment or ./.env, even one the
+    settings could not parse) shown without its passwords, and those passwords masked
+    wherever else they appear."""
+    from crm_core.settings import read_dotenv
+    from crm_core.urls import redact_url, url_passwords
+
+    try:
+        dotenv = read_dotenv(Path.cwd() / ".env")
+    except (OSError, ValueError):
+        dotenv = {}
+    for name in SECRET_URL_SETTINGS:
+        for url in {os.environ.get(name, ""), dotenv.get(name, "")} - {""}:
+            message = redact(message.replace(url, redact_url(url)), url_passwords(url))
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -386,13 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # last resort: still one line, still no secrets
-        from crm_core.urls import redact_url, url_password
-
-        message = first_line(exc)
-        for url in (os.environ.get("CRM_SOURCE_URL", ""), os.environ.get("CRM_WAREHOUSE_URL", "")):
-            if url:
-                message = redact(message.replace(url, redact_url(url)), [url_password(url)])
-        print(f"error: unexpected {type(exc).__name__}: {message}", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {_without_secrets(first_line(exc))}",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -6,12 +6,13 @@ and the dashboards agree on what the configuration is. Stdlib only: it is import
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from crm_core.errors import CrmError
 from crm_core.landing import MAX_LINE_BYTES, max_line_bytes_from
@@ -123,12 +124,24 @@ def _positive(value: timedelta, name: str) -> timedelta:
     return value
 
 
+@functools.cache
+def _warehouse_time_zones() -> frozenset[str]:
+    """The IANA zone names every warehouse knows: Python's list, which leaves out the
+    `posix/` and `right/` copies, less `localtime` (this machine's zone, unknown to DuckDB)."""
+    return frozenset(available_timezones() - {"localtime"})
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a simple `.env` file (KEY=VALUE, # comments, optional quotes)."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CrmError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                       f"{exc.start}); save it as UTF-8") from None
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -259,10 +272,9 @@ class Settings:
         dagster_home = (source.get("DAGSTER_HOME") or dotenv.get("DAGSTER_HOME") or "").strip()
 
         tz = env["CRM_REPORTING_TZ"].strip()
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise CrmError(f"CRM_REPORTING_TZ: unknown IANA time zone {tz!r}") from None
+        if tz not in _warehouse_time_zones():
+            raise CrmError(f"CRM_REPORTING_TZ: unknown IANA time zone {tz!r} (a name such as "
+                           "UTC or Europe/Berlin)")
 
         source_url = env["CRM_SOURCE_URL"].strip()
         if "://" not in source_url:
@@ -272,16 +284,25 @@ class Settings:
         warehouse_url = env["CRM_WAREHOUSE_URL"].strip()
         check_url("CRM_SOURCE_URL", source_url)
         check_url("CRM_WAREHOUSE_URL", warehouse_url)
+        smtp_url = env["CRM_SMTP_URL"].strip()
+        if smtp_url:
+            check_url("CRM_SMTP_URL", smtp_url)
         events_path = (cwd / env["CRM_EVENTS_PATH"]).resolve()
         if events_path.exists() and not events_path.is_dir():
             raise CrmError(f"CRM_EVENTS_PATH {events_path} is a file: it must be a folder "
                            "(the landing folder holding one YYYY-MM-DD folder per day)")
         try:
             reject_rate_warn = float(env["CRM_REJECT_RATE_WARN"])
-            deadline = int(env["CRM_LANDING_DEADLINE_HOUR"])
         except ValueError:
-            raise CrmError("CRM_REJECT_RATE_WARN must be a number and CRM_LANDING_DEADLINE_HOUR "
-                           "a whole hour (0-23)") from None
+            reject_rate_warn = -1.0
+        if not 0 <= reject_rate_warn <= 1:  # NaN too
+            raise CrmError("CRM_REJECT_RATE_WARN must be a share from 0 to 1, such as 0.01 "
+                           f"(got {env['CRM_REJECT_RATE_WARN']!r})")
+        deadline_text = env["CRM_LANDING_DEADLINE_HOUR"].strip()
+        if not re.fullmatch(r"[0-9]{1,2}", deadline_text) or int(deadline_text) > 23:
+            raise CrmError("CRM_LANDING_DEADLINE_HOUR must be a whole hour from 0 to 23 "
+                           f"(got {env['CRM_LANDING_DEADLINE_HOUR']!r})")
+        deadline = int(deadline_text)
         auth = env["CRM_AUTH"].strip().lower() or "auto"
         if auth not in AUTH_MODES:
             raise CrmError(f"CRM_AUTH must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
@@ -336,7 +357,7 @@ class Settings:
             pii_key=pii_key or None,
             max_event_line_bytes=max_line_bytes_from(env["CRM_MAX_EVENT_LINE_BYTES"].strip()),
             currency=currency or None,
-            smtp_url=env["CRM_SMTP_URL"].strip() or None,
+            smtp_url=smtp_url or None,
             digest_from=env["CRM_DIGEST_FROM"].strip() or "crm-analytics@localhost",
             digest_stale_deals=stale_deals,
             dagster_home=(cwd / dagster_home).resolve() if dagster_home else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,40 +30,74 @@ SOURCE_URL_FORMS = ("sqlite:///path/erp.sqlite, postgresql+psycopg://user:pw@hos
                     "(also postgresql:// and postgresql+psycopg2://)")
 
 
+#: Where a URL's user information starts: a scheme, however mistyped (`postgresql//`,
+#: `"postgresql://`, `postgres_ql ://`), then its colon and slashes if any.
+_URL_PREFIX = re.compile(r"^[\w+.\-\" ]*:?/*")
+#: A password given as a query parameter (`?password=…`, libpq's `sslpassword`, …).
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?(?:password|passwd|pass|pwd)=)([^&]*)",
+                             re.IGNORECASE)
+
+
+def _userinfo(url: str) -> tuple[str, str, str, str] | None:
+    """(prefix, user, password, rest) when the URL has `user:password@` — split by the last
+    `@`, so a password with an unencoded `@`, `#`, `/` or `?` stays whole. Needs no valid URL:
+    the messages of a malformed one must not show its password either."""
+    head, at, rest = url.rpartition("@")
+    if not at:
+        return None
+    prefix = _URL_PREFIX.match(head).group(0)  # type: ignore[union-attr]
+    user, colon, password = head[len(prefix):].partition(":")
+    if not colon:
+        return None
+    return prefix, user, password, rest
+
+
 def url_password(url: str) -> str | None:
-    """The password a URL carries, decoded (None when it has none or does not parse)."""
+    """The password a URL's user information carries, decoded (None when it has none)."""
     try:
         password = urlsplit(url).password
     except ValueError:
-        return None
+        userinfo = _userinfo(url)  # not a valid URL: split it our own way
+        password = userinfo[2] if userinfo is not None else None
     return unquote(password) if password else None
 
 
+def url_passwords(url: str) -> list[str]:
+    """Every password a URL may carry (user information, split both ways, and query
+    parameters), as written and decoded: what a message about it must not show."""
+    found = [m.group(2) for m in _QUERY_PASSWORD.finditer(url)]
+    userinfo = _userinfo(url)
+    if userinfo is not None:
+        found.append(userinfo[2])
+    with contextlib.suppress(ValueError):
+        found.append(urlsplit(url).password or "")
+    return [form for raw in found if raw for form in {raw, unquote(raw)}]
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, safe for logs and errors."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    if password is None:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    """The URL with any password (user information or query parameter) replaced by `***`,
+    safe for logs and errors — a malformed URL too."""
+    masked = _QUERY_PASSWORD.sub(lambda m: m.group(1) + "***", url)
+    userinfo = _userinfo(masked)
+    if userinfo is None:
+        return masked
+    prefix, user, _, rest = userinfo
+    return f"{prefix}{user}:***@{rest}"
 
 
 def check_url(name: str, url: str) -> None:
     """Raise a one-line `CrmError` when a URL's host part does not parse (a port that is not
-    a number from 1 to 65535, say): said where the URL enters, not deep inside a driver."""
+    a number from 1 to 65535, say): said where the URL enters, not deep inside a driver. The
+    parser's own words are left out: they quote the text it took for a port, which is part of
+    the password when the password has an unencoded `#`, `/` or `?`."""
     try:
         port = urlsplit(url).port
-    except ValueError as exc:
-        raise CrmError(f"{name}: malformed URL {redact_url(url)!r} ({exc}; the port must be a "
-                       "number from 1 to 65535)") from None
+    except ValueError:
+        port = 0
     if port == 0:
         raise CrmError(f"{name}: malformed URL {redact_url(url)!r} (the port must be a number "
-                       "from 1 to 65535)")
+                       "from 1 to 65535; in a password, write @ : / ? # and % "
+                       "percent-encoded: %40 %3A %2F %3F %23 %25)")
 
 
 @dataclass(frozen=True)
@@ -166,6 +201,13 @@ def parse_warehouse_url(url: str, cwd: Path) -> WarehouseTarget:
             port = parts.port or 5432
         except ValueError:
             raise CrmError(f"CRM_WAREHOUSE_URL: malformed URL {redact_url(url)!r}") from None
+        if parts.query:
+            # Every client of the warehouse (psycopg, dbt, the dashboards) gets the same
+            # connection from the fields below; an option only one of them read would be worse
+            # than none. libpq's environment variables reach all of them.
+            raise CrmError(f"CRM_WAREHOUSE_URL {redact_url(url)!r}: query parameters are not "
+                           "read; set libpq's environment variables instead (PGSSLMODE=require, "
+                           "PGSSLROOTCERT=…, PGOPTIONS=…), which every connection honours")
         dbname = unquote(parts.path.lstrip("/")) or "postgres"
         return WarehouseTarget(
             kind="postgres",

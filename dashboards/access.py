@@ -80,6 +80,9 @@ def _read_users(path: Path) -> dict[str, tuple[Scope, bool]]:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise CrmError(f"CRM_ACCESS_FILE {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CrmError(f"CRM_ACCESS_FILE {path} is not UTF-8 text (byte "
+                       f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -74,7 +74,8 @@ def test_duckdb_attach_failure_does_not_echo_the_password(password: str) -> None
 def test_the_command_line_never_prints_a_password(tmp_path: Path, password: str,
                                                   which: str) -> None:
     url = f"postgresql://erp:{quote(password, safe='')}@127.0.0.1:1/erp"
-    env = {**os.environ, "CRM_SOURCE_URL": f"sqlite:///{tmp_path}/none.sqlite",
+    (tmp_path / "erp.sqlite").touch()  # a source file exists: the warehouse is reached first
+    env = {**os.environ, "CRM_SOURCE_URL": f"sqlite:///{tmp_path}/erp.sqlite",
            "CRM_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb",
            "CRM_EVENTS_PATH": str(tmp_path / "events"), which: url}
     proc = subprocess.run([sys.executable, "-m", "crm_cli.cli", "sync"], cwd=tmp_path,
@@ -84,3 +85,49 @@ def test_the_command_line_never_prints_a_password(tmp_path: Path, password: str,
     assert len(lines) == 1 and lines[0].startswith("error: ") and "unreachable" in lines[0], \
         proc.stderr
     assert_clean(proc.stdout + proc.stderr, password)
+
+
+SECRET = "S3cr#et/PW"  # unencoded `#` and `/`: a URL parser splits the password there
+
+
+@pytest.mark.parametrize(("which", "url"), [
+    ("CRM_WAREHOUSE_URL", f"postgresql//bob:{SECRET}@127.0.0.1/x"),  # no colon after the scheme
+    ("CRM_WAREHOUSE_URL", f"postgresql:/bob:{SECRET}@127.0.0.1/x"),
+    ("CRM_WAREHOUSE_URL", f'"postgresql://bob:{SECRET}@127.0.0.1:1/x"'),  # a .env quote left open
+    ("CRM_SOURCE_URL", f'"postgresql://bob:{SECRET}@127.0.0.1:1/x"'),
+    ("CRM_SOURCE_URL", f"postgres_ql://bob:{SECRET}@127.0.0.1:1/x"),
+    ("CRM_SOURCE_URL", f"postgresql ://bob:{SECRET}@127.0.0.1:1/x"),
+    ("CRM_SOURCE_URL", f"postgresql://bob:{SECRET}@127.0.0.1:1/x"),
+    ("CRM_WAREHOUSE_URL", f"postgresql://bob:{SECRET}@127.0.0.1:1/x"),
+    ("CRM_SOURCE_URL", f"postgresql+psycopg://bob@127.0.0.1:1/x?password={SECRET}"),
+    ("CRM_WAREHOUSE_URL", f"postgresql://bob@127.0.0.1:1/x?sslpassword={SECRET}"),
+    ("CRM_SMTP_URL", f"smtp://mailer:{SECRET}@127.0.0.1:2525"),
+])
+def test_a_malformed_url_is_one_line_without_its_password(tmp_path: Path, which: str,
+                                                          url: str) -> None:
+    """However the URL is mistyped, the line naming it masks the password, and no piece of
+    the password (the part a parser took for a port, say) shows either."""
+    (tmp_path / "erp.sqlite").touch()
+    env = {**os.environ, "CRM_SOURCE_URL": f"sqlite:///{tmp_path}/erp.sqlite",
+           "CRM_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb",
+           "CRM_EVENTS_PATH": str(tmp_path / "events"), which: url}
+    proc = subprocess.run([sys.executable, "-m", "crm_cli.cli", "sync"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), \
+        proc.stderr
+    assert which in lines[0] or "source" in lines[0] or "warehouse" in lines[0], lines[0]
+    assert not lines[0].startswith("error: unexpected"), lines[0]
+    for piece in ("S3cr", "et/PW", "S3cr%23"):
+        assert piece not in proc.stdout + proc.stderr, (piece, proc.stderr)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://ana:pw@db/wh?password=x&sslmode=require",
+     "postgresql://ana:***@db/wh?password=***&sslmode=require"),
+    ("postgresql//ana:p@ss@db/wh", "postgresql//ana:***@db/wh"),
+    ("sqlite:////tmp/a@b/erp.sqlite", "sqlite:////tmp/a@b/erp.sqlite"),
+    ("postgresql://ana@db/wh", "postgresql://ana@db/wh"),
+])
+def test_redact_url_masks_passwords_in_any_shape(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -29,9 +29,51 @@ def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path: Path) -
     assert s.events_path == Path("/abs/events")
 
 
-def test_unknown_time_zone_is_one_clear_line(tmp_path: Path) -> None:
-    with pytest.raises(CrmError, match="unknown IANA time zone 'Mars/Base'"):
-        Settings.from_env(environ={"CRM_REPORTING_TZ": "Mars/Base"}, cwd=tmp_path)
+@pytest.mark.parametrize("zone", ["Mars/Base", "posix/Europe/Berlin", "right/UTC", "localtime",
+                                  "posixrules"])
+def test_unknown_time_zone_is_one_clear_line(tmp_path: Path, zone: str) -> None:
+    """Python finds the `posix/`, `right/` and `localtime` files on this machine too, but
+    the warehouses do not know those names: refused here, not deep inside dbt."""
+    with pytest.raises(CrmError, match=f"unknown IANA time zone '{zone}'"):
+        Settings.from_env(environ={"CRM_REPORTING_TZ": zone}, cwd=tmp_path)
+    assert Settings.from_env(environ={"CRM_REPORTING_TZ": "Etc/GMT+5"},
+                             cwd=tmp_path).reporting_tz == "Etc/GMT+5"
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("CRM_REJECT_RATE_WARN", "2", "CRM_REJECT_RATE_WARN must be a share from 0 to 1"),
+    ("CRM_REJECT_RATE_WARN", "nan", "CRM_REJECT_RATE_WARN must be a share from 0 to 1"),
+    ("CRM_REJECT_RATE_WARN", "-0.1", "CRM_REJECT_RATE_WARN must be a share from 0 to 1"),
+    ("CRM_REJECT_RATE_WARN", "lots", "CRM_REJECT_RATE_WARN must be a share from 0 to 1"),
+    ("CRM_LANDING_DEADLINE_HOUR", "25", "CRM_LANDING_DEADLINE_HOUR must be a whole hour"),
+    ("CRM_LANDING_DEADLINE_HOUR", "-1", "CRM_LANDING_DEADLINE_HOUR must be a whole hour"),
+    ("CRM_LANDING_DEADLINE_HOUR", "6.5", "CRM_LANDING_DEADLINE_HOUR must be a whole hour"),
+])
+def test_check_thresholds_out_of_range_are_refused_by_name(tmp_path: Path, name: str, value: str,
+                                                           message: str) -> None:
+    with pytest.raises(CrmError, match=message) as err:
+        Settings.from_env(environ={name: value}, cwd=tmp_path)
+    assert f"(got {value!r})" in str(err.value)
+
+
+def test_edge_thresholds_are_accepted(tmp_path: Path) -> None:
+    s = Settings.from_env(environ={"CRM_REJECT_RATE_WARN": "1", "CRM_LANDING_DEADLINE_HOUR": "23"},
+                          cwd=tmp_path)
+    assert (s.reject_rate_warn, s.landing_deadline_hour) == (1.0, 23)
+    s = Settings.from_env(environ={"CRM_REJECT_RATE_WARN": "0", "CRM_LANDING_DEADLINE_HOUR": "0"},
+                          cwd=tmp_path)
+    assert (s.reject_rate_warn, s.landing_deadline_hour) == (0.0, 0)
+
+
+def test_a_dotenv_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"CRM_REPORTING_TZ=Europe/Berlin\nCRM_CURRENCY=\xff\n")
+    with pytest.raises(CrmError, match=r"\.env: not UTF-8 text \(byte 0xff at offset 44\)"):
+        Settings.from_env(environ={}, cwd=tmp_path)
+
+
+def test_warehouse_url_query_parameters_are_refused_not_ignored() -> None:
+    with pytest.raises(CrmError, match="query parameters are not read.*PGSSLMODE=require"):
+        parse_warehouse_url("postgresql://ana@db/wh?sslmode=require", Path("."))
 
 
 def test_postgres_warehouse_url_is_parsed_and_never_printed_with_its_password() -> None:

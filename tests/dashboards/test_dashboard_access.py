@@ -61,6 +61,14 @@ def test_a_bad_access_file_is_one_line_naming_the_problem(tmp_path: Path, text: 
     assert "\n" not in str(err.value)
 
 
+def test_an_access_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "access.yml"
+    path.write_bytes(b"users:\n  ana\xe9@example.com: all\n")  # Latin-1, as some editors save
+    with pytest.raises(CrmError, match=re.escape(f"CRM_ACCESS_FILE {path} is not UTF-8 text "
+                                                 "(byte 0xe9 at offset 12)")):
+        load_access_file(path)
+
+
 def test_sign_in_modes(tmp_path: Path) -> None:
     access = tmp_path / "access.yml"
     access.write_text("users:\n  ana@example.com:\n    businesses: [1]\n")
