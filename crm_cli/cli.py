@@ -103,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a synthetic ERP database and event files",
                          description="Write a realistic, deterministic synthetic ERP database "
                                      "to CRM_SOURCE_URL and campaign event files to "
-                                     "CRM_EVENTS_PATH (existing ERP tables are replaced).")
+                                     "CRM_EVENTS_PATH. The existing ERP tables and every "
+                                     "YYYY-MM-DD folder of CRM_EVENTS_PATH are replaced "
+                                     "once all is written: interrupted, it leaves the folders "
+                                     "and a SQLite ERP as they were.")
     gen.add_argument("--scale", choices=["small", "medium", "large"], default="small",
                      help="small: demo (~3k contacts); medium: ~100k; large: ~1M contacts, "
                           "10M events (default: small)")

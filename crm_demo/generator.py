@@ -475,10 +475,11 @@ def write_event_files(events: pl.DataFrame, events_path: Path,
                       progress: Progress | None = None) -> tuple[int, int]:
     """One landing folder per day, two files a day (every fifth day gzipped), a `_SUCCESS`
     marker, and a few broken lines. Returns (files, lines)."""
-    events_path.mkdir(parents=True, exist_ok=True)
-    for old in events_path.iterdir():
-        if old.is_dir() and strict_date(old.name) is not None:
-            shutil.rmtree(old)
+    try:
+        events_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrmError(f"cannot create the event folder {events_path}: "
+                       f"{exc.strerror or exc}") from None
     lines_df = events.select(
         "landing_date",
         pl.struct(
@@ -620,15 +621,63 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
     if scale not in SCALES:
         raise CrmError(f"unknown scale {scale!r} (small, medium or large)")
     end = end_date or datetime.now(UTC).date()
-    with _progress(progress) as bar:
-        with _phase(bar, f"building the ERP tables ({scale})"):
-            tables = build_tables(scale, days, seed, end)
-        with _phase(bar, f"building the events ({scale})"):
-            events = build_events(tables, scale, seed, end)
-        with _phase(bar, "building the campaigns' target audiences"):
-            tables["crm_campaigns_target_audience"] = build_target_audience(tables, events,
-                                                                            scale, seed)
-        write_tables(source_url, schema, tables, bar)
-        files, lines = write_event_files(events, Path(events_path), bar)
+    events_path = Path(events_path)
+    sqlite_file = _sqlite_file(source_url)
+    # Written beside their targets and moved in at the end: an interrupted generate leaves the
+    # previous data as it was (or none), never a half-written ERP `demo` would take as its own.
+    staged_events = events_path.parent / f".{events_path.name}.generating"
+    staged_sqlite = sqlite_file.with_name(sqlite_file.name + ".generating") if sqlite_file \
+        else None
+    try:
+        with _progress(progress) as bar:
+            with _phase(bar, f"building the ERP tables ({scale})"):
+                tables = build_tables(scale, days, seed, end)
+            with _phase(bar, f"building the events ({scale})"):
+                events = build_events(tables, scale, seed, end)
+            with _phase(bar, "building the campaigns' target audiences"):
+                tables["crm_campaigns_target_audience"] = build_target_audience(
+                    tables, events, scale, seed)
+            if staged_sqlite is not None:
+                staged_sqlite.unlink(missing_ok=True)
+                write_tables(f"sqlite:///{staged_sqlite}", None, tables, bar)
+            else:
+                write_tables(source_url, schema, tables, bar)
+            shutil.rmtree(staged_events, ignore_errors=True)
+            files, lines = write_event_files(events, staged_events, bar)
+        _move_event_folders(staged_events, events_path)
+        if staged_sqlite is not None and sqlite_file is not None:
+            staged_sqlite.replace(sqlite_file)
+    finally:
+        shutil.rmtree(staged_events, ignore_errors=True)
+        if staged_sqlite is not None:
+            staged_sqlite.unlink(missing_ok=True)
     return GenerateReport(rows={k: v.height for k, v in tables.items()}, event_files=files,
                           event_lines=lines)
+
+
+def _sqlite_file(source_url: str) -> Path | None:
+    """The file of a SQLite source URL (None for any other database)."""
+    import sqlalchemy as sa
+
+    try:
+        url = sa.make_url(source_url)
+    except sa.exc.ArgumentError:
+        return None  # write_tables names the problem
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def _move_event_folders(staged: Path, events_path: Path) -> None:
+    """Replace every YYYY-MM-DD folder of the landing folder by the generated ones (renames
+    within one file system: an instant, not a copy)."""
+    try:
+        events_path.mkdir(parents=True, exist_ok=True)
+        for old in events_path.iterdir():
+            if old.is_dir() and strict_date(old.name) is not None:
+                shutil.rmtree(old)
+        for folder in sorted(staged.iterdir()):
+            folder.rename(events_path / folder.name)
+    except OSError as exc:
+        raise CrmError(f"CRM_EVENTS_PATH {events_path}: cannot write the event folders: "
+                       f"{exc.strerror or exc}") from None

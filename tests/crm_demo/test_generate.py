@@ -171,3 +171,35 @@ def test_a_bad_url_is_one_line_without_the_password(tmp_path: Path) -> None:
     assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(CrmError, match="unknown scale"):
         generate(f"sqlite:///{tmp_path}/x.sqlite", tmp_path / "ev", scale="huge")
+
+
+def test_a_generate_that_fails_midway_leaves_the_previous_erp_and_events(
+        small, tmp_path: Path) -> None:
+    """The ERP file and the event folders are written beside their targets and moved in at
+    the end: a generate stopped after the ERP is written (here the event folder cannot be
+    created) leaves the previous data whole, not empty tables `demo` would take for its own.
+    Then a generate that completes replaces both."""
+    url, events = small
+    erp = tmp_path / "erp.sqlite"
+    (tmp_path / "landing").mkdir()
+    erp.write_bytes(Path(url.removeprefix("sqlite:///")).read_bytes())
+    before = erp.read_bytes()
+    blocker = tmp_path / "landing" / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CrmError, match="cannot create the event folder"):
+        generate(f"sqlite:///{erp}", blocker / "events", scale="small", days=30, seed=9,
+                 end_date=END, progress=False)
+    assert erp.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erp.sqlite", "landing"]
+    assert sorted(p.name for p in (tmp_path / "landing").iterdir()) == ["a_file"]
+
+    landing = tmp_path / "landing" / "events"
+    (landing / "2001-01-01").mkdir(parents=True)  # an old day: replaced with the rest
+    (landing / "notes").mkdir()  # not a day: kept
+    generate(f"sqlite:///{erp}", landing, scale="small", days=60, seed=3, end_date=END,
+             progress=False)
+    assert table_digest(f"sqlite:///{erp}") == table_digest(url)
+    assert files_digest(landing) == files_digest(events)
+    assert {p.name for p in landing.iterdir()} >= {"notes", END.isoformat()}
+    assert not (landing / "2001-01-01").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erp.sqlite", "landing"]
