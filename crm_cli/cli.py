@@ -396,20 +396,61 @@ def _without_secrets(message: str) -> str:
     return message
 
 
+class _Interrupts:
+    """Whether Ctrl-C (SIGINT) arrived. A library may turn the KeyboardInterrupt into an
+    error of its own (Dagster: a step interrupted; a module half-imported when it struck:
+    an ImportError later); whatever surfaces, an interrupted command says so."""
+
+    seen = False
+
+    @classmethod
+    def install(cls) -> None:
+        import signal
+
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, cls._handler)
+
+    @classmethod
+    def _handler(cls, signum: int, frame: object) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+
+def _quiet_library_logs() -> None:
+    """SQLAlchemy logs a connection it could not close (a Ctrl-C mid-query) with a traceback
+    through Python's last-resort handler; the command's own line says what happened."""
+    import logging
+
+    pool = logging.getLogger("sqlalchemy.pool")
+    pool.addHandler(logging.NullHandler())
+    pool.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _Interrupts.install()
+    _quiet_library_logs()
+    # "Exception ignored in …" (a library's generator closed by a Ctrl-C, say) is by definition
+    # nothing the user can act on; the command's own line says what happened.
+    sys.unraisablehook = lambda _unraisable: None
     try:
         settings = Settings.from_env()
         if settings.warehouse.is_spark:
             _check_spark_command(settings, args.command)
         COMMANDS[args.command](settings, args)
-    except CrmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except CrmError as exc:
+        if _Interrupts.seen:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # last resort: still one line, still no secrets
+        if _Interrupts.seen:
+            print("error: interrupted", file=sys.stderr)
+            return 130
         print(f"error: unexpected {type(exc).__name__}: {_without_secrets(first_line(exc))}",
               file=sys.stderr)
         return 1

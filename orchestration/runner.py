@@ -92,6 +92,7 @@ def _execute(as_of: date, tags: dict[str, str], verbose: bool, quiet: bool,
     from orchestration.instance import LAUNCHED_BY_TAG, dagster_instance, fail_orphaned_cli_runs
     from orchestration.jobs import as_of_run_config
 
+    _log_mirrors_in_their_own_process_group()
     run_config: dict[str, Any] = as_of_run_config(as_of.isoformat())
     log_level = "INFO" if verbose else "CRITICAL"
     run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
@@ -109,8 +110,50 @@ def _execute(as_of: date, tags: dict[str, str], verbose: bool, quiet: bool,
                                               "crm/as_of_date": as_of.isoformat()},
                                         raise_on_error=False)
     if not result.success:
+        if _interrupted(result):  # Ctrl-C: Dagster's own SIGINT handler made it a failure
+            raise KeyboardInterrupt
         raise CrmError(describe_failure(result))
     return RunOutcome(result.run_id, describe_warnings(result))
+
+
+class _OwnProcessGroup:
+    """`subprocess` as Dagster's compute-log module sees it: every process it starts gets a
+    process group of its own."""
+
+    def __getattr__(self, name: str) -> Any:
+        import subprocess
+
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 (subprocess's name)
+        import subprocess
+
+        kwargs.setdefault("process_group", 0)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _log_mirrors_in_their_own_process_group() -> None:
+    """Each step of an in-process run starts helpers that mirror its captured output to the
+    terminal (`tail`, and a Python watcher that stops it if this process dies). In this
+    process's group, a Ctrl-C at the terminal reaches them too, and each watcher prints a
+    KeyboardInterrupt traceback. In their own group, only this process sees the Ctrl-C; Dagster
+    stops them when the step ends, interrupted or not (SIGTERM: silent)."""
+    from dagster._core.execution import compute_logs
+
+    if not isinstance(getattr(compute_logs, "subprocess", None), _OwnProcessGroup):
+        compute_logs.subprocess = _OwnProcessGroup()  # type: ignore[attr-defined]
+
+
+def _interrupted(result: Any) -> bool:
+    """Whether the run stopped because the process was interrupted (SIGINT)."""
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            if error.cls_name == "DagsterExecutionInterruptedError":
+                return True
+            error = error.cause or error.context
+    return False
 
 
 def describe_warnings(result: Any) -> list[str]:

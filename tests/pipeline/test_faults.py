@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ import pytest
 from crm_core.serving_copy import serving_path
 from crm_core.urls import parse_warehouse_url
 from ingestion.warehouse import open_warehouse
-from tests.helpers.cli import PASSWORD, assert_one_line_error
+from tests.helpers.cli import CLI, PASSWORD, assert_one_line_error
 from tests.helpers.faults import (
     DAY,
     KILLED_BEFORE_MANIFEST,
@@ -38,6 +39,7 @@ from tests.helpers.faults import (
     assert_same_state,
     descendants,
     duckdb_writer_held,
+    env_for,
     events_subset,
     kill,
     overflow_numeric,
@@ -356,3 +358,58 @@ def test_statement_timeout_names_the_table_and_the_timeout(
     assert all_raw(wh_url) == before
     assert run(["sync"], tmp_path, env).returncode == 0
     assert_raw_equals_source(source_db, wh_url)
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C during dbt (DuckDB)
+
+
+@pytest.mark.soak  # two full runs
+def test_ctrl_c_during_dbt_is_one_line_and_the_next_run_converges(
+        fault_world: FaultWorld, tmp_path: Path) -> None:
+    """Ctrl-C while dbt builds (SIGINT to the command's whole process group, as a terminal
+    sends it): one line, `error: interrupted`, exit 130, whatever Dagster made of the
+    KeyboardInterrupt, and no traceback from a helper process; dbt and the helpers stop; no
+    run is recorded and the serving copy is not republished; the next run converges to the
+    clean run's warehouse."""
+    world = fault_world
+    wh_file = world.copy_previous(tmp_path / "wh")
+    wh_url = f"duckdb:///{wh_file}"
+    env = world.env(wh_url)
+    serving_before = _serving(wh_file)
+    runs_before = _pipeline_runs(wh_file)
+    # its own process group, which the Ctrl-C reaches whole, as a terminal's does
+    proc = subprocess.Popen(CLI + RUN, cwd=tmp_path, env=env_for(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, process_group=0)
+    deadline = time.monotonic() + 300
+    while not _dbt_building(proc.pid):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "dbt never started"
+        time.sleep(0.2)
+    time.sleep(3)  # into the build
+    helpers = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["error: interrupted"], err
+    assert not wait_gone(helpers, 30), "a helper outlived the interrupted run"
+    assert _serving(wh_file) == serving_before, "serving copy republished from an interrupted run"
+    assert _pipeline_runs(wh_file) == runs_before, "an interrupted run was recorded"
+
+    proc = run(RUN, tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    state = warehouse_state(wh_url)
+    assert_same_state(state, world.reference_state, "the run after Ctrl-C")
+    assert_no_duplicate_events(state)
+
+
+def _dbt_building(pid: int) -> bool:
+    """Whether a `dbt build` runs among the process's descendants."""
+    for child in descendants(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"build" in argv and any(b"dbt" in part for part in argv):
+            return True
+    return False
