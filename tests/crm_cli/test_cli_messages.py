@@ -200,8 +200,10 @@ def test_a_missing_postgres_database_says_so_and_suggests_createdb(
     from tests.helpers.postgres import PG_HOST, PG_PORT, PG_USER, pg_url
 
     name = f"crm_missing_{os.getpid()}"
-    proc = crm_script(["sync"] if variable == "CRM_WAREHOUSE_URL" else ["run"], tmp_path,
-                      **{variable: pg_url(name, driver="postgresql")})
+    (tmp_path / "erp.sqlite").touch()  # a source file exists: the warehouse is opened first
+    env = {"CRM_SOURCE_URL": f"sqlite:///{tmp_path / 'erp.sqlite'}",
+           variable: pg_url(name, driver="postgresql")}
+    proc = crm_script(["sync"] if variable == "CRM_WAREHOUSE_URL" else ["run"], tmp_path, **env)
     assert_one_line_error(proc, f'database "{name}" does not exist',
                           f"createdb -h {PG_HOST} -p {PG_PORT} -U {PG_USER} {name}")
 
