@@ -8,6 +8,7 @@ is instant.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -373,6 +374,27 @@ def _check_spark_command(settings: Settings, command: str) -> None:
     if command not in SPARK_COMMANDS:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
                        f"{command}` does not drive a Spark warehouse (docs/spark.md)")
+    missing = [module for module in SPARK_MODULES if importlib.util.find_spec(module) is None]
+    if missing and command != "generate":
+        raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: the Spark extra is "
+                       f"not installed (no {', '.join(missing)}): pip install "
+                       "'crm-analytics[spark]' (docs/spark.md)")
+
+
+#: What the `spark` extra brings: the in-process session, the Thrift client, dbt's adapter.
+SPARK_MODULES = ("pyspark", "pyhive", "dbt.adapters.spark")
+
+
+def _refused_by_database(exc: BaseException) -> str | None:
+    """A privilege the database refused (SQLSTATE 42501), from psycopg or from a driver
+    SQLAlchemy wraps, as one line that says which role to look at; None for anything else."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if error is not None and sqlstate == "42501":
+            return (f"the database refused: {first_line(error)} (a role in CRM_WAREHOUSE_URL or "
+                    "CRM_SOURCE_URL lacks the privilege; `crm-analytics roles` sets up the "
+                    "warehouse's writer: docs/operations.md)")
+    return None
 
 
 #: The settings whose values may carry a password (URLs), masked in any unexpected error.
@@ -451,8 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _Interrupts.seen:
             print("error: interrupted", file=sys.stderr)
             return 130
-        print(f"error: unexpected {type(exc).__name__}: {_without_secrets(first_line(exc))}",
-              file=sys.stderr)
+        line = _refused_by_database(exc) or f"unexpected {type(exc).__name__}: {first_line(exc)}"
+        print(f"error: {_without_secrets(line)}", file=sys.stderr)
         return 1
     return 0
 

@@ -64,15 +64,34 @@ def dagster_instance(home: Path) -> Iterator[DagsterInstance]:
     ensure_dagster_home(home)
     previous = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
-    instance = DagsterInstance.get()
     try:
-        yield instance
+        try:
+            instance = DagsterInstance.get()
+        except Exception as exc:  # YAML, config and storage errors have no common base
+            raise CrmError(f"the Dagster instance in {home} cannot be opened: "
+                           f"{_instance_problem(exc)} (check {home / 'dagster.yaml'})") from None
+        try:
+            yield instance
+        finally:
+            instance.dispose()
     finally:
-        instance.dispose()
         if previous is None:
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = previous
+
+
+def _instance_problem(exc: BaseException) -> str:
+    """The line that names what is wrong: a YAML error's problem and place; Dagster's config
+    errors put it on the second line ("Error 1: Value at path root:run_storage must be dict…"),
+    after a generic first one."""
+    mark = getattr(exc, "problem_mark", None)  # YAML: what and where
+    if mark is not None:
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    details = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in details if line.startswith("Error 1:")]
+    line = named[0].removeprefix("Error 1: ") if named else first_line(exc)
+    return line.removeprefix("Failure condition: ")  # how Dagster's internal checks start
 
 
 def fail_orphaned_cli_runs(instance: DagsterInstance) -> list[str]:

@@ -16,9 +16,11 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -26,6 +28,7 @@ from crm_core.settings import DEFAULTS, PROJECT_ROOT
 from ingestion.erp.schema import SOURCE_TABLES, build_metadata
 from tests.helpers.cli import (
     CRM_SCRIPT,
+    PASSWORD,
     RunWorld,
     assert_one_line_error,
     clean_env,
@@ -206,6 +209,68 @@ def test_a_missing_postgres_database_says_so_and_suggests_createdb(
     proc = crm_script(["sync"] if variable == "CRM_WAREHOUSE_URL" else ["run"], tmp_path, **env)
     assert_one_line_error(proc, f'database "{name}" does not exist',
                           f"createdb -h {PG_HOST} -p {PG_PORT} -U {PG_USER} {name}")
+
+
+@pytest.mark.postgres
+def test_a_warehouse_role_without_privileges_is_one_line_naming_the_privilege(
+        tmp_path: Path, run_world: RunWorld, make_pg_database: Callable[[str], str],
+        postgres_server: str) -> None:
+    """A role that may log in to the warehouse database but not create anything in it: the
+    server's refusal, not an "unexpected" error, and the way to the writer role."""
+    from tests.helpers.postgres import PG_HOST, PG_PORT
+
+    name = make_pg_database("crm_wh")
+    role = f"crm_weak_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"drop role if exists {role}")
+        conn.execute(f"create role {role} login password '{PASSWORD}'")
+    try:
+        proc = crm_script(
+            ["sync"], tmp_path, CRM_SOURCE_URL=f"sqlite:///{run_world.data}/erp_demo.sqlite",
+            CRM_WAREHOUSE_URL=f"postgresql://{role}:{PASSWORD}@{PG_HOST}:{PG_PORT}/{name}")
+        assert_one_line_error(proc, "the database refused: permission denied for database "
+                              f"{name}", "crm-analytics roles")
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"drop role if exists {role}")
+
+
+@pytest.mark.parametrize(("yaml", "problem"), [
+    ("run_storage: [broken\n  x: : :\n", "expected ',' or ']', but got ':' at line 2"),
+    ("run_storage: 5\n", "Value at path root:run_storage must be dict"),
+    ("run_storage:\n  module: no_such_module\n  class: Storage\n",
+     "Couldn't import module no_such_module"),
+])
+def test_a_broken_dagster_yaml_is_one_line_naming_the_file(tmp_path: Path, run_world: RunWorld,
+                                                           yaml: str, problem: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml)
+    proc = crm_script(["run"], tmp_path, DAGSTER_HOME=str(home),
+                      CRM_SOURCE_URL=f"sqlite:///{run_world.data}/erp_demo.sqlite",
+                      CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
+    assert_one_line_error(proc, f"the Dagster instance in {home} cannot be opened: {problem}",
+                          f"check {home / 'dagster.yaml'}")
+
+
+def test_a_spark_warehouse_without_the_spark_extra_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The extra's modules are looked up before any command touches Spark; one that is not
+    installed (a name no package has stands for it) is one line with the install command."""
+    from crm_cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("CRM_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", "spark+session://")
+    monkeypatch.setattr(cli, "SPARK_MODULES", (*cli.SPARK_MODULES, "crm_no_such_module"))
+    assert cli.main(["sync"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "error: CRM_WAREHOUSE_URL spark+session://: the Spark extra is not installed "
+        "(no crm_no_such_module): pip install 'crm-analytics[spark]' (docs/spark.md)"], err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["run", "sync"])
