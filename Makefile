@@ -29,7 +29,7 @@ demo: $(RUNTIME_STAMP)
 # the whole pipeline on an in-process Spark at `small`, dbt's unit tests on it and dbt through
 # a local Thrift server (4.3 minutes of CI's pytest time on a 2-core machine, BENCHMARKS.md);
 # `make test-spark` runs every Spark test (also the full build compared relation by relation, the pipeline through Thrift,
-# a failed build and the day after: about 20 minutes).
+# a failed build and the day after: 20–30 minutes on an idle 2-core machine).
 SPARK_STAMP = $(VENV)/.installed-spark
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev,spark]'

@@ -248,9 +248,11 @@ def test_cdc_commands_setup_status_drop(cdc_source: CdcSource, tmp_path: Path) -
 
 
 def test_cdc_mode_needs_a_postgresql_source(tmp_path: Path) -> None:
+    (tmp_path / "erp.sqlite").touch()  # the file exists: the mode is what is refused
     proc = crm(["sync"], tmp_path, CRM_SOURCE_URL=f"sqlite:///{tmp_path}/erp.sqlite",
                CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb", CRM_SYNC_MODE="cdc")
-    assert proc.returncode == 1
+    assert_one_line_error(proc, "CRM_SYNC_MODE=cdc needs a PostgreSQL source",
+                          "CRM_SOURCE_URL is sqlite")
 
 
 def test_cdc_mode_is_validated(tmp_path: Path) -> None:
