@@ -306,6 +306,10 @@ def _smtp(url: str) -> smtplib.SMTP:
             client.starttls(context=ssl.create_default_context())
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
+    except smtplib.SMTPAuthenticationError as exc:  # reached, and it said no
+        raise CrmError(f"the SMTP server {parts.hostname}:{port} refused the login of "
+                       f"{unquote(parts.username or '')!r} (check CRM_SMTP_URL's user and "
+                       f"password): {exc.smtp_code} {_reply(exc.smtp_error)}") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise CrmError(f"cannot reach the SMTP server {parts.hostname}:{port}: "
                        f"{first_line(exc)}") from None

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from dashboards import formats
 from tests.helpers import cockpit_truth, oracle
@@ -209,6 +210,24 @@ def test_bad_input_is_one_error_line(dashboard_warehouse: DashboardWarehouse,
     assert proc.returncode == 1
     assert all(line.startswith("error: ") for line in proc.stderr.splitlines())
     assert "cannot reach the SMTP server" in proc.stderr and "s3cret" not in proc.stderr
+    # a server that is there but refuses the login: said as such, the password never shown
+    def refuse(server: Any, session: Any, envelope: Any, mechanism: str,
+               auth_data: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    strict = Controller(Inbox(), hostname="127.0.0.1", port=_free_port(),
+                        authenticator=refuse, auth_require_tls=False)
+    strict.start()
+    try:
+        proc = run_cli(dashboard_warehouse.work,
+                       {**env, "CRM_SMTP_URL": f"smtp://user:s3cret@127.0.0.1:{strict.port}"},
+                       "digest")
+    finally:
+        strict.stop()
+    assert proc.returncode == 1
+    assert all(line.startswith("error: ") for line in proc.stderr.splitlines()), proc.stderr
+    assert f"the SMTP server 127.0.0.1:{strict.port} refused the login of 'user'" in proc.stderr
+    assert "535" in proc.stderr and "s3cret" not in proc.stderr, proc.stderr
 
 
 def test_the_daily_digest_sensor_sends_after_the_scheduled_rollup_only(
