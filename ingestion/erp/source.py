@@ -201,8 +201,40 @@ class ErpSource:
         except (TypeError, ValueError, ArithmeticError) as exc:
             # A value the driver cannot convert to the column's declared type (SQLite lets
             # any value into any column).
-            raise CrmError(f"source table {source_table.name}: a value does not match its "
-                           f"column type: {first_line(exc)}") from None
+            where_found = _text_in_number_column(conn, source_table, schema.names)
+            raise CrmError(f"source table {source_table.name}{where_found}: a value does not "
+                           f"match its column type: {first_line(exc)}") from None
+
+
+def _text_in_number_column(conn: Connection, source_table: SourceTable,
+                           columns: list[str]) -> str:
+    """On SQLite, where a number column can hold any text: ", column C (value V)" for the first
+    such column holding a text or blob value — one scan per number column, on the error path
+    only; "" elsewhere or when none does (a date, say, is what failed)."""
+    if conn.dialect.name != "sqlite":
+        return ""
+    table = source_table.table
+    for name in columns:
+        arrow = source_table.schema.field(name).type
+        if not (pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
+                or pa.types.is_decimal(arrow)):
+            continue
+        column = table.c[name]
+        texts = conn.execute(sa.select(sa.cast(column, sa.Text)).where(
+            sa.func.typeof(column).in_(["text", "blob"])).limit(100)).scalars()
+        for value in texts:
+            if not _is_number(value):
+                shown = value if len(value) <= 40 else value[:40] + "…"
+                return f", column {name} (value {shown!r})"
+    return ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _rows_to_batch(rows: list[sa.Row], schema: pa.Schema, table: str) -> pa.RecordBatch:

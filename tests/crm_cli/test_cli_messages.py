@@ -235,6 +235,20 @@ def test_a_warehouse_role_without_privileges_is_one_line_naming_the_privilege(
             conn.execute(f"drop role if exists {role}")
 
 
+def test_text_in_a_sqlite_number_column_names_the_column_and_value(
+        tmp_path: Path, run_world: RunWorld) -> None:
+    """SQLite keeps any value in any column: the one that cannot be a number is named."""
+    source = tmp_path / "erp.sqlite"
+    source.write_bytes((run_world.data / "erp_demo.sqlite").read_bytes())
+    with sqlite3.connect(source) as conn:
+        conn.execute("update crm_deals set amount = 'about 5k' "
+                     "where id = (select max(id) from crm_deals)")
+    proc = crm_script(["sync"], tmp_path, CRM_SOURCE_URL=f"sqlite:///{source}",
+                      CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
+    assert_one_line_error(proc, "source table crm_deals, column amount (value 'about 5k'): "
+                          "a value does not match its column type")
+
+
 @pytest.mark.parametrize(("yaml", "problem"), [
     ("run_storage: [broken\n  x: : :\n", "expected ',' or ']', but got ':' at line 2"),
     ("run_storage: 5\n", "Value at path root:run_storage must be dict"),
