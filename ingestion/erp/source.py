@@ -8,6 +8,7 @@ extra columns come along and never break the sync.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,7 +171,11 @@ class ErpSource:
         md = sa.MetaData(schema=self.schema)
         # One reflection for all tables (a few catalog queries instead of a few per table);
         # foreign keys are not followed: the sync needs columns and primary keys only.
-        md.reflect(conn, schema=self.schema, only=list(names), resolve_fks=False)
+        with warnings.catch_warnings():
+            # A column of a type SQLAlchemy does not know (`point`, an extension's type) is
+            # still copied, as the warehouse path reads it: nothing for the user to act on.
+            warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+            md.reflect(conn, schema=self.schema, only=list(names), resolve_fks=False)
         result = []
         for name in names:
             table = md.tables[f"{self.schema}.{name}" if self.schema else name]

@@ -249,6 +249,30 @@ def test_text_in_a_sqlite_number_column_names_the_column_and_value(
                           "a value does not match its column type")
 
 
+@pytest.mark.postgres
+def test_a_source_column_of_a_type_sqlalchemy_does_not_know_is_copied_quietly(
+        tmp_path: Path, make_pg_database: Callable[[str], str], postgres_server: str) -> None:
+    """An ERP column of type `point` (or an extension's type) lands in `raw`, and the sync's
+    output stays its one line: no library warning the user cannot act on."""
+    import duckdb
+
+    from tests.helpers.postgres import pg_conninfo, pg_url
+
+    name = make_pg_database("crm_src")
+    source = pg_url(name)
+    assert crm_script(["generate", "--scale", "small"], tmp_path,
+                      CRM_SOURCE_URL=source).returncode == 0
+    with psycopg.connect(pg_conninfo(name), autocommit=True) as conn:
+        conn.execute("alter table contacts add column location point")
+        conn.execute("update contacts set location = point(1.5, 2) where id = 1")
+    proc = crm_script(["sync"], tmp_path, CRM_SOURCE_URL=source,
+                      CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as wh:
+        assert wh.execute("select location.x, location.y from raw.contacts "
+                          "where id = 1").fetchall() == [(1.5, 2.0)]
+
+
 @pytest.mark.parametrize(("yaml", "problem"), [
     ("run_storage: [broken\n  x: : :\n", "expected ',' or ']', but got ':' at line 2"),
     ("run_storage: 5\n", "Value at path root:run_storage must be dict"),
