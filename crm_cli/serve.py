@@ -17,7 +17,7 @@ from pathlib import Path
 
 from crm_core.errors import CrmError
 from crm_core.settings import PROJECT_ROOT, Settings
-from orchestration.instance import dagster_home_path, ensure_dagster_home
+from orchestration.instance import dagster_home_path, dagster_instance, ensure_dagster_home
 
 LOOPBACK = "127.0.0.1"
 DAGSTER_PORT = 3000
@@ -48,6 +48,8 @@ def serve_dagster(settings: Settings, host: str, port: int) -> None:
     daemon, which runs the daily rollup and the landing sensor (both on by default)."""
     require_free_port(host, port)
     home = ensure_dagster_home(dagster_home_path(settings))
+    with dagster_instance(home):  # a dagster.yaml it cannot use is one line here, not a
+        pass                      # traceback from each server it would start
     shown = "localhost" if host == LOOPBACK else host
     print(f"Dagster UI and daemon on http://{shown}:{port} (instance {home}); the daily_rollup "
           "schedule and the new_landing_files sensor are on (the sensor's first evaluation "

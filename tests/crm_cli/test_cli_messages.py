@@ -291,6 +291,18 @@ def test_a_broken_dagster_yaml_is_one_line_naming_the_file(tmp_path: Path, run_w
                           f"check {home / 'dagster.yaml'}")
 
 
+def test_serve_with_a_broken_dagster_yaml_is_one_line_before_any_server_starts(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("run_storage: 5\n")
+    proc = crm_script(["serve", "--port", str(free_port())], tmp_path, timeout=120,
+                      DAGSTER_HOME=str(home))
+    assert_one_line_error(proc, f"the Dagster instance in {home} cannot be opened",
+                          "run_storage must be dict")
+    assert proc.stdout == ""
+
+
 def test_a_spark_warehouse_without_the_spark_extra_says_what_to_install(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
