@@ -98,6 +98,8 @@ def scan_landing(events_path: Path) -> LandingScan:
                 continue
             if not entry.is_dir():
                 continue  # a stray file beside the folders: not a landing folder
+            if entry.name.startswith("."):
+                continue  # hidden: a tool's own (`generate`'s staging, a file server's snapshots)
             day = strict_date(entry.name)
             if day is None:
                 scan.ignored.append(entry.name)

@@ -10,6 +10,7 @@ late and broken event lines.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 from collections.abc import Iterable, Iterator
@@ -471,15 +472,19 @@ BAD_LINES = [
 ]
 
 
+def create_event_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrmError(f"cannot create the event folder {path}: "
+                       f"{exc.strerror or exc}") from None
+
+
 def write_event_files(events: pl.DataFrame, events_path: Path,
                       progress: Progress | None = None) -> tuple[int, int]:
     """One landing folder per day, two files a day (every fifth day gzipped), a `_SUCCESS`
     marker, and a few broken lines. Returns (files, lines)."""
-    try:
-        events_path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrmError(f"cannot create the event folder {events_path}: "
-                       f"{exc.strerror or exc}") from None
+    create_event_folder(events_path)
     lines_df = events.select(
         "landing_date",
         pl.struct(
@@ -625,10 +630,14 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
     sqlite_file = _sqlite_file(source_url)
     # Written beside their targets and moved in at the end: an interrupted generate leaves the
     # previous data as it was (or none), never a half-written ERP `demo` would take as its own.
-    staged_events = events_path.parent / f".{events_path.name}.generating"
+    # The events are staged inside the landing folder (a hidden folder the loader skips), so
+    # moving them in is a rename on one file system, even when the landing folder is a mount.
+    staged_events = events_path / ".generating"
+    created_events_path = not events_path.exists()
     staged_sqlite = sqlite_file.with_name(sqlite_file.name + ".generating") if sqlite_file \
         else None
     try:
+        create_event_folder(events_path)  # before the work: a folder it cannot make fails now
         with _progress(progress) as bar:
             with _phase(bar, f"building the ERP tables ({scale})"):
                 tables = build_tables(scale, days, seed, end)
@@ -649,6 +658,9 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
             staged_sqlite.replace(sqlite_file)
     finally:
         shutil.rmtree(staged_events, ignore_errors=True)
+        if created_events_path:
+            with contextlib.suppress(OSError):
+                events_path.rmdir()  # only if nothing landed in it
         if staged_sqlite is not None:
             staged_sqlite.unlink(missing_ok=True)
     return GenerateReport(rows={k: v.height for k, v in tables.items()}, event_files=files,
@@ -669,15 +681,31 @@ def _sqlite_file(source_url: str) -> Path | None:
 
 
 def _move_event_folders(staged: Path, events_path: Path) -> None:
-    """Replace every YYYY-MM-DD folder of the landing folder by the generated ones (renames
-    within one file system: an instant, not a copy)."""
+    """Replace every YYYY-MM-DD folder of the landing folder by the generated ones. The old
+    ones are moved aside inside the same folder first, so every step is a rename (an instant,
+    not a copy); a failure midway puts them back and leaves the new ones staged."""
+    aside = events_path / ".replaced"
+    moved_aside: list[str] = []
+    moved_in: list[str] = []
     try:
-        events_path.mkdir(parents=True, exist_ok=True)
-        for old in events_path.iterdir():
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        for old in sorted(events_path.iterdir()):
             if old.is_dir() and strict_date(old.name) is not None:
-                shutil.rmtree(old)
+                old.rename(aside / old.name)
+                moved_aside.append(old.name)
         for folder in sorted(staged.iterdir()):
             folder.rename(events_path / folder.name)
+            moved_in.append(folder.name)
     except OSError as exc:
+        for name in moved_in:
+            with contextlib.suppress(OSError):
+                (events_path / name).rename(staged / name)
+        for name in moved_aside:
+            with contextlib.suppress(OSError):
+                (aside / name).rename(events_path / name)
+        with contextlib.suppress(OSError):
+            aside.rmdir()  # only when everything went back
         raise CrmError(f"CRM_EVENTS_PATH {events_path}: cannot write the event folders: "
                        f"{exc.strerror or exc}") from None
+    shutil.rmtree(aside)

@@ -203,3 +203,30 @@ def test_a_generate_that_fails_midway_leaves_the_previous_erp_and_events(
     assert {p.name for p in landing.iterdir()} >= {"notes", END.isoformat()}
     assert not (landing / "2001-01-01").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["erp.sqlite", "landing"]
+
+
+def test_a_move_that_fails_midway_puts_the_previous_event_folders_back(tmp_path: Path) -> None:
+    """The old day folders are moved aside inside the landing folder and the new ones renamed
+    in; when a rename fails (here a plain file holds a day's name), every old folder returns
+    and nothing staged is left behind for the loader to see."""
+    from crm_core.landing import scan_landing
+
+    landing = tmp_path / "events"
+    generate(f"sqlite:///{tmp_path / 'erp.sqlite'}", landing, scale="small", days=60, seed=3,
+             end_date=END, progress=False)
+    (landing / "2001-01-01").mkdir()
+    (landing / "2001-01-01" / "old.jsonl").write_text("{}\n")
+    days = sorted(p.name for p in landing.iterdir() if p.name[:1].isdigit())
+    blocked = days[len(days) // 2]
+    for path in (landing / blocked).iterdir():
+        path.unlink()
+    (landing / blocked).rmdir()
+    (landing / blocked).write_text("a file where a day's folder goes")
+    before = files_digest(landing)
+    with pytest.raises(CrmError, match="cannot write the event folders"):
+        generate(f"sqlite:///{tmp_path / 'erp.sqlite'}", landing, scale="small", days=60,
+                 seed=3, end_date=END, progress=False)
+    assert files_digest(landing) == before
+    assert (landing / "2001-01-01" / "old.jsonl").read_text() == "{}\n"
+    assert sorted(p.name for p in landing.iterdir()) == days
+    assert scan_landing(landing).ignored == []
