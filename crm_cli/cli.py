@@ -375,7 +375,7 @@ def _check_spark_command(settings: Settings, command: str) -> None:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
                        f"{command}` does not drive a Spark warehouse (docs/spark.md)")
     missing = [module for module in SPARK_MODULES if importlib.util.find_spec(module) is None]
-    if missing and command != "generate":
+    if missing and command in SPARK_DRIVING_COMMANDS:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: the Spark extra is "
                        f"not installed (no {', '.join(missing)}): pip install "
                        "'crm-analytics[spark]' (docs/spark.md)")
@@ -383,12 +383,14 @@ def _check_spark_command(settings: Settings, command: str) -> None:
 
 #: What the `spark` extra brings: the in-process session, the Thrift client, dbt's adapter.
 SPARK_MODULES = ("pyspark", "pyhive", "dbt.adapters.spark")
+#: The commands that run Spark steps (the rest read the local serving copy or write the ERP).
+SPARK_DRIVING_COMMANDS = ("run", "sync", "demo", "serve")
 
 
 def _refused_by_database(exc: BaseException) -> str | None:
     """A privilege the database refused (SQLSTATE 42501), from psycopg or from a driver
     SQLAlchemy wraps, as one line that says which role to look at; None for anything else."""
-    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__, exc.__context__):
         sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if error is not None and sqlstate == "42501":
             return (f"the database refused: {first_line(error)} (a role in CRM_WAREHOUSE_URL or "

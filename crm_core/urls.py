@@ -46,10 +46,13 @@ def _userinfo(url: str) -> tuple[str, str, str, str] | None:
     if not at:
         return None
     prefix = _URL_PREFIX.match(head).group(0)  # type: ignore[union-attr]
-    user, colon, password = head[len(prefix):].partition(":")
-    if not colon:
-        return None
-    return prefix, user, password, rest
+    # Without slashes after it, what looked like a scheme may be the user of a URL written
+    # without one (`user:pw@host/db`): then the user starts the text.
+    for start in (prefix, "") if not prefix.endswith("/") else (prefix,):
+        user, colon, password = head[len(start):].partition(":")
+        if colon:
+            return start, user, password, rest
+    return None
 
 
 def url_password(url: str) -> str | None:
@@ -91,13 +94,25 @@ def check_url(name: str, url: str) -> None:
     parser's own words are left out: they quote the text it took for a port, which is part of
     the password when the password has an unencoded `#`, `/` or `?`."""
     try:
-        port = urlsplit(url).port
+        parts = urlsplit(url)
+        port, password = parts.port, parts.password or ""
     except ValueError:
-        port = 0
-    if port == 0:
+        port, password = 0, ""
+    userinfo = _userinfo(url) if parts_have_host(url) else None
+    # A password with an unencoded `/`, `?` or `#` ends the host part early: the parser then
+    # takes its start for a port or a host, and the rest (the password's) for the path.
+    if port == 0 or (userinfo is not None and userinfo[2] != password):
         raise CrmError(f"{name}: malformed URL {redact_url(url)!r} (the port must be a number "
                        "from 1 to 65535; in a password, write @ : / ? # and % "
                        "percent-encoded: %40 %3A %2F %3F %23 %25)")
+
+
+def parts_have_host(url: str) -> bool:
+    """Whether the URL names a host (`scheme://host…`, not a file's `scheme:///path`)."""
+    try:
+        return bool(urlsplit(url).netloc)
+    except ValueError:
+        return True
 
 
 @dataclass(frozen=True)

@@ -307,6 +307,7 @@ def _smtp(url: str) -> smtplib.SMTP:
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
     except smtplib.SMTPAuthenticationError as exc:  # reached, and it said no
+        client.close()
         raise CrmError(f"the SMTP server {parts.hostname}:{port} refused the login of "
                        f"{unquote(parts.username or '')!r} (check CRM_SMTP_URL's user and "
                        f"password): {exc.smtp_code} {_reply(exc.smtp_error)}") from None

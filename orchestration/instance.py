@@ -12,6 +12,7 @@ never touched, so a deployment's own settings (e.g. storage in PostgreSQL) stay 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,7 +92,13 @@ def _instance_problem(exc: BaseException) -> str:
     details = [line.strip() for line in str(exc).splitlines() if line.strip()]
     named = [line for line in details if line.startswith("Error 1:")]
     line = named[0].removeprefix("Error 1: ") if named else first_line(exc)
+    # Dagster quotes the value it refused, which may be a password: its path says enough.
+    line = _QUOTED_VALUE.sub("The value, of type", line)
     return line.removeprefix("Failure condition: ")  # how Dagster's internal checks start
+
+
+#: `Value "<the value>" of type`, as Dagster's config errors quote what they refused.
+_QUOTED_VALUE = re.compile(r'Value ".*" of type')
 
 
 def fail_orphaned_cli_runs(instance: DagsterInstance) -> list[str]:

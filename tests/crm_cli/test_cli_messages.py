@@ -278,6 +278,11 @@ def test_a_source_column_of_a_type_sqlalchemy_does_not_know_is_copied_quietly(
     ("run_storage: 5\n", "Value at path root:run_storage must be dict"),
     ("run_storage:\n  module: no_such_module\n  class: Storage\n",
      "Couldn't import module no_such_module"),
+    # the refused value is a password: the path is named, the value is not
+    ("storage:\n  postgres:\n    postgres_db:\n      username: u\n"
+     "      password: 918273645\n"
+     "      hostname: h\n      db_name: d\n",
+     "Invalid scalar at path root:storage:postgres:postgres_db:password. The value, of type"),
 ])
 def test_a_broken_dagster_yaml_is_one_line_naming_the_file(tmp_path: Path, run_world: RunWorld,
                                                            yaml: str, problem: str) -> None:
@@ -289,6 +294,7 @@ def test_a_broken_dagster_yaml_is_one_line_naming_the_file(tmp_path: Path, run_w
                       CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
     assert_one_line_error(proc, f"the Dagster instance in {home} cannot be opened: {problem}",
                           f"check {home / 'dagster.yaml'}")
+    assert "918273645" not in proc.stderr
 
 
 def test_serve_with_a_broken_dagster_yaml_is_one_line_before_any_server_starts(
@@ -303,23 +309,29 @@ def test_serve_with_a_broken_dagster_yaml_is_one_line_before_any_server_starts(
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("command", ["run", "sync", "demo", "serve"])
 def test_a_spark_warehouse_without_the_spark_extra_says_what_to_install(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The extra's modules are looked up before any command touches Spark; one that is not
-    installed (a name no package has stands for it) is one line with the install command."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """The extra's modules are looked up before a command that drives Spark starts; one that
+    is not installed (a name no package has stands for it) is one line with the install
+    command. `dashboard`, `digest` and `generate` need no Spark."""
     from crm_cli import cli
+    from crm_core.errors import CrmError
+    from crm_core.settings import Settings
 
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("CRM_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("CRM_WAREHOUSE_URL", "spark+session://")
     monkeypatch.setattr(cli, "SPARK_MODULES", (*cli.SPARK_MODULES, "crm_no_such_module"))
-    assert cli.main(["sync"]) == 1
-    err = capsys.readouterr().err
-    assert err.splitlines() == [
-        "error: CRM_WAREHOUSE_URL spark+session://: the Spark extra is not installed "
-        "(no crm_no_such_module): pip install 'crm-analytics[spark]' (docs/spark.md)"], err
+    settings = Settings.from_env()
+    with pytest.raises(CrmError) as err:
+        cli._check_spark_command(settings, command)
+    assert str(err.value) == (
+        "CRM_WAREHOUSE_URL spark+session://: the Spark extra is not installed "
+        "(no crm_no_such_module): pip install 'crm-analytics[spark]' (docs/spark.md)")
+    for reads_only in ("dashboard", "digest", "generate"):
+        cli._check_spark_command(settings, reads_only)
     assert list(tmp_path.iterdir()) == []
 
 

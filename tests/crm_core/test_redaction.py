@@ -102,6 +102,10 @@ SECRET = "S3cr#et/PW"  # unencoded `#` and `/`: a URL parser splits the password
     ("CRM_SOURCE_URL", f"postgresql+psycopg://bob@127.0.0.1:1/x?password={SECRET}"),
     ("CRM_WAREHOUSE_URL", f"postgresql://bob@127.0.0.1:1/x?sslpassword={SECRET}"),
     ("CRM_SMTP_URL", f"smtp://mailer:{SECRET}@127.0.0.1:2525"),
+    ("CRM_WAREHOUSE_URL", f"bob:{SECRET}@127.0.0.1:1/x"),  # no scheme at all
+    # digits then `/`: a parser takes them for a port and the rest for the path
+    ("CRM_WAREHOUSE_URL", "postgresql://bob:2024/S3cr#et/PW@127.0.0.1:1/x"),
+    ("CRM_SOURCE_URL", "postgresql://bob:2024/S3cr#et/PW@127.0.0.1:1/x"),
 ])
 def test_a_malformed_url_is_one_line_without_its_password(tmp_path: Path, which: str,
                                                           url: str) -> None:
@@ -128,6 +132,8 @@ def test_a_malformed_url_is_one_line_without_its_password(tmp_path: Path, which:
     ("postgresql//ana:p@ss@db/wh", "postgresql//ana:***@db/wh"),
     ("sqlite:////tmp/a@b/erp.sqlite", "sqlite:////tmp/a@b/erp.sqlite"),
     ("postgresql://ana@db/wh", "postgresql://ana@db/wh"),
+    ("ana:pw@db:5432/wh", "ana:***@db:5432/wh"),
+    ("postgresql ana:pw@db/wh", "postgresql ana:***@db/wh"),
 ])
 def test_redact_url_masks_passwords_in_any_shape(url: str, shown: str) -> None:
     assert redact_url(url) == shown
