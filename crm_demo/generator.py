@@ -628,6 +628,8 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
     end = end_date or datetime.now(UTC).date()
     events_path = Path(events_path)
     sqlite_file = _sqlite_file(source_url)
+    if sqlite_file is not None:
+        sqlite_file = sqlite_file.resolve()  # a symlinked ERP file: replace what it points at
     # Written beside their targets and moved in at the end: an interrupted generate leaves the
     # previous data as it was (or none), never a half-written ERP `demo` would take as its own.
     # The events are staged inside the landing folder (a hidden folder the loader skips), so
@@ -646,9 +648,9 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
             with _phase(bar, "building the campaigns' target audiences"):
                 tables["crm_campaigns_target_audience"] = build_target_audience(
                     tables, events, scale, seed)
-            if staged_sqlite is not None:
-                staged_sqlite.unlink(missing_ok=True)
-                write_tables(f"sqlite:///{staged_sqlite}", None, tables, bar)
+            if staged_sqlite is not None and sqlite_file is not None:
+                _start_staged_sqlite(sqlite_file, staged_sqlite)
+                write_tables(_with_database(source_url, staged_sqlite), None, tables, bar)
             else:
                 write_tables(source_url, schema, tables, bar)
             shutil.rmtree(staged_events, ignore_errors=True)
@@ -665,6 +667,33 @@ def generate(source_url: str, events_path: Path, *, scale: str = "small", days: 
             staged_sqlite.unlink(missing_ok=True)
     return GenerateReport(rows={k: v.height for k, v in tables.items()}, event_files=files,
                           event_lines=lines)
+
+
+def _start_staged_sqlite(sqlite_file: Path, staged: Path) -> None:
+    """An empty staging file, or a copy of the ERP file when that holds tables of its own
+    beside the ERP's (they must survive the swap); either way with the file's permissions."""
+    import sqlite3
+
+    from ingestion.erp.schema import SOURCE_TABLES
+
+    staged.unlink(missing_ok=True)
+    if not sqlite_file.is_file():
+        return
+    with contextlib.closing(sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)) as conn:
+        names = {name for (name,) in conn.execute(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")}
+    if names - set(SOURCE_TABLES):
+        shutil.copy2(sqlite_file, staged)
+    else:
+        staged.touch()
+        shutil.copymode(sqlite_file, staged)
+
+
+def _with_database(source_url: str, path: Path) -> str:
+    """`source_url` pointing at another SQLite file (its query options kept)."""
+    import sqlalchemy as sa
+
+    return sa.make_url(source_url).set(database=str(path)).render_as_string(hide_password=False)
 
 
 def _sqlite_file(source_url: str) -> Path | None:

@@ -230,3 +230,29 @@ def test_a_move_that_fails_midway_puts_the_previous_event_folders_back(tmp_path:
     assert (landing / "2001-01-01" / "old.jsonl").read_text() == "{}\n"
     assert sorted(p.name for p in landing.iterdir()) == days
     assert scan_landing(landing).ignored == []
+
+
+def test_generate_keeps_what_else_the_sqlite_file_holds(tmp_path: Path) -> None:
+    """A SQLite file holding tables of its own beside the ERP's keeps them, its permissions
+    and the symlink that names it; the ERP tables are the new ones."""
+    import sqlite3
+    import stat
+
+    real = tmp_path / "data" / "erp 100%.sqlite"  # `%` must not bend the staging URL
+    real.parent.mkdir()
+    with sqlite3.connect(real) as conn:
+        conn.execute("create table notes (body text)")
+        conn.execute("insert into notes values ('keep me')")
+        conn.execute("create table crm_deals (id integer)")  # an old ERP table: replaced
+    real.chmod(0o640)
+    link = tmp_path / "erp.sqlite"
+    link.symlink_to(real)
+    events = tmp_path / "events"
+    generate(f"sqlite:///{link}", events, scale="small", days=30, seed=5, end_date=END,
+             progress=False)
+    assert link.is_symlink() and link.resolve() == real
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    with sqlite3.connect(real) as conn:
+        assert conn.execute("select body from notes").fetchall() == [("keep me",)]
+        assert conn.execute("select count(*) from crm_deals").fetchone()[0] > 100
+    assert sorted(p.name for p in real.parent.iterdir()) == [real.name]
