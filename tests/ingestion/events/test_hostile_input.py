@@ -237,6 +237,19 @@ def test_only_real_yyyy_mm_dd_folders_are_loaded(warehouse_url: str, tmp_path: P
     assert scan_landing(events).ignored == [name]
 
 
+def test_hidden_folders_are_neither_loaded_nor_warned_about(tmp_path: Path) -> None:
+    """`generate`'s staging (`.generating`) and a file server's `.snapshot` are tools' own."""
+    events = tmp_path / "ev"
+    land_lines(events, DAY, "a.jsonl", [event_line("dated")])
+    for hidden in (".generating", ".snapshot"):
+        land_lines(events / hidden, DAY, "a.jsonl", [event_line("hidden")])
+    with opened(f"duckdb:///{tmp_path}/wh.duckdb", tmp_path) as wh:
+        report = load_events(events, wh, as_of=date(2026, 12, 31))
+        assert rows(wh, "select event_id from raw.campaign_events") == [("dated",)]
+        assert report.warnings == []
+    assert scan_landing(events).ignored == []
+
+
 def test_strict_date_takes_only_real_calendar_days() -> None:
     assert strict_date("2026-11-16") == date(2026, 11, 16)
     assert strict_date("2024-02-29") == date(2024, 2, 29)
