@@ -103,8 +103,8 @@ def check_url(name: str, url: str) -> None:
     # takes its start for a port or a host, and the rest (the password's) for the path.
     if port == 0 or (userinfo is not None and userinfo[2] != password):
         raise CrmError(f"{name}: malformed URL {redact_url(url)!r} (the port must be a number "
-                       "from 1 to 65535; in a password, write @ : / ? # and % "
-                       "percent-encoded: %40 %3A %2F %3F %23 %25)")
+                       "from 1 to 65535; in a password, write @ : / ? # [ ] and % "
+                       "percent-encoded: %40 %3A %2F %3F %23 %5B %5D %25)")
 
 
 def parts_have_host(url: str) -> bool:
