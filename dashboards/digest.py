@@ -298,6 +298,9 @@ def _smtp(url: str) -> smtplib.SMTP:
         raise CrmError("CRM_SMTP_URL must look like smtp://[user:password@]host[:port] "
                        "(or smtps://, smtp+starttls://)")
     port = parts.port or {"smtp": 25, "smtps": 465, "smtp+starttls": 587}[scheme]
+    if not (unquote(parts.username or "") + unquote(parts.password or "")).isascii():
+        raise CrmError("CRM_SMTP_URL: the SMTP login takes an ASCII user and password only "
+                       "(Python's smtplib encodes them as ASCII)")
     try:
         client: smtplib.SMTP = (smtplib.SMTP_SSL(parts.hostname, port, timeout=30)
                                 if scheme == "smtps" else

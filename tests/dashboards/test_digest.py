@@ -270,3 +270,12 @@ def test_the_daily_digest_sensor_sends_after_the_scheduled_rollup_only(
         "ana@example.com", "bo@example.com", "boss@example.com"]
     tick({"dagster/schedule_name": "daily_rollup"})  # a repeated tick sends nothing twice
     assert len(inbox.messages) == 3
+
+
+def test_a_non_ascii_smtp_login_is_refused_before_connecting() -> None:
+    from crm_core.errors import CrmError
+    from dashboards.digest import _smtp
+
+    port = _free_port()  # nothing listens: the check comes before any connection
+    with pytest.raises(CrmError, match="ASCII user and password only"):
+        _smtp(f"smtp://j%C3%BCrgen:s3cret@127.0.0.1:{port}")
