@@ -95,24 +95,18 @@ def check_url(name: str, url: str) -> None:
     the password when the password has an unencoded `#`, `/` or `?`."""
     try:
         parts = urlsplit(url)
-        port, password = parts.port, parts.password or ""
+        port, netloc = parts.port, parts.netloc
     except ValueError:
-        port, password = 0, ""
-    userinfo = _userinfo(url) if parts_have_host(url) else None
+        port, netloc = 0, ""
     # A password with an unencoded `/`, `?` or `#` ends the host part early: the parser then
-    # takes its start for a port or a host, and the rest (the password's) for the path.
-    if port == 0 or (userinfo is not None and userinfo[2] != password):
+    # takes its start for a port or a host, and the rest (the password's) for the path. So a
+    # host part that is the start of the user information the URL's last `@` ends is refused.
+    userinfo = _userinfo(url) if netloc and "@" not in netloc else None
+    cut_short = userinfo is not None and netloc.startswith(f"{userinfo[1]}:")
+    if port == 0 or cut_short:
         raise CrmError(f"{name}: malformed URL {redact_url(url)!r} (the port must be a number "
                        "from 1 to 65535; in a password, write @ : / ? # [ ] and % "
                        "percent-encoded: %40 %3A %2F %3F %23 %5B %5D %25)")
-
-
-def parts_have_host(url: str) -> bool:
-    """Whether the URL names a host (`scheme://host…`, not a file's `scheme:///path`)."""
-    try:
-        return bool(urlsplit(url).netloc)
-    except ValueError:
-        return True
 
 
 @dataclass(frozen=True)

@@ -679,9 +679,14 @@ def _start_staged_sqlite(sqlite_file: Path, staged: Path) -> None:
     staged.unlink(missing_ok=True)
     if not sqlite_file.is_file():
         return
-    with contextlib.closing(sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)) as conn:
-        names = {name for (name,) in conn.execute(
-            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")}
+    try:
+        with contextlib.closing(sqlite3.connect(sqlite_file.as_uri() + "?mode=ro",
+                                                uri=True)) as conn:
+            names = {name for (name,) in conn.execute(
+                "select name from sqlite_master where type = 'table' "
+                "and name not like 'sqlite_%'")}
+    except sqlite3.DatabaseError as exc:
+        raise CrmError(f"{sqlite_file} cannot be read as a SQLite database: {exc}") from None
     if names - set(SOURCE_TABLES):
         shutil.copy2(sqlite_file, staged)
     else:
@@ -737,4 +742,5 @@ def _move_event_folders(staged: Path, events_path: Path) -> None:
             aside.rmdir()  # only when everything went back
         raise CrmError(f"CRM_EVENTS_PATH {events_path}: cannot write the event folders: "
                        f"{exc.strerror or exc}") from None
-    shutil.rmtree(aside)
+    # The swap is done; what cannot be removed of the old days stays hidden, never loaded.
+    shutil.rmtree(aside, ignore_errors=True)

@@ -88,17 +88,20 @@ def _instance_problem(exc: BaseException) -> str:
     after a generic first one."""
     mark = getattr(exc, "problem_mark", None)  # YAML: what and where
     if mark is not None:
-        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "not YAML"
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
     details = [line.strip() for line in str(exc).splitlines() if line.strip()]
     named = [line for line in details if line.startswith("Error 1:")]
     line = named[0].removeprefix("Error 1: ") if named else first_line(exc)
     # Dagster quotes the value it refused, which may be a password: its path says enough.
-    line = _QUOTED_VALUE.sub("The value, of type", line)
+    line = _ORIGINAL_VALUE.sub("", _QUOTED_VALUE.sub("The value, of type", line))
     return line.removeprefix("Failure condition: ")  # how Dagster's internal checks start
 
 
 #: `Value "<the value>" of type`, as Dagster's config errors quote what they refused.
 _QUOTED_VALUE = re.compile(r'Value ".*" of type')
+#: `… of original value {…}` / `got {…}`: the rest of such a line quotes it whole.
+_ORIGINAL_VALUE = re.compile(r"\s*(of original value|got)\s*[{\[(\"'].*$")
 
 
 def fail_orphaned_cli_runs(instance: DagsterInstance) -> list[str]:

@@ -225,12 +225,17 @@ def _text_in_number_column(conn: Connection, source_table: SourceTable,
                 or pa.types.is_decimal(arrow)):
             continue
         column = table.c[name]
-        texts = conn.execute(sa.select(sa.cast(column, sa.Text)).where(
-            sa.func.typeof(column).in_(["text", "blob"])).limit(100)).scalars()
-        for value in texts:
-            if not _is_number(value):
-                shown = value if len(value) <= 40 else value[:40] + "…"
-                return f", column {name} (value {shown!r})"
+        try:
+            texts = conn.execute(sa.select(sa.func.quote(column)).where(
+                sa.func.typeof(column).in_(["text", "blob"])).limit(100)).scalars().all()
+        except SQLAlchemyError:
+            return ""  # the error being reported is the one that matters
+        for quoted in texts:  # SQL literals: 'text' ('' inside), or X'…' for a blob
+            text = quoted[1:-1].replace("''", "'") if quoted.startswith("'") else None
+            if text is None or not _is_number(text):
+                shown = repr(text if len(text) <= 40 else text[:40] + "…") if text is not None \
+                    else quoted[:42]
+                return f", column {name} (value {shown})"
     return ""
 
 

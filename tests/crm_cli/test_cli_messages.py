@@ -235,17 +235,20 @@ def test_a_warehouse_role_without_privileges_is_one_line_naming_the_privilege(
             conn.execute(f"drop role if exists {role}")
 
 
+@pytest.mark.parametrize(("literal", "shown"), [("'about 5k'", "'about 5k'"),
+                                               ("x'ff00'", "X'FF00'")])
 def test_text_in_a_sqlite_number_column_names_the_column_and_value(
-        tmp_path: Path, run_world: RunWorld) -> None:
-    """SQLite keeps any value in any column: the one that cannot be a number is named."""
+        tmp_path: Path, run_world: RunWorld, literal: str, shown: str) -> None:
+    """SQLite keeps any value in any column: the one that cannot be a number is named (a
+    blob, which is not text, as SQLite writes it)."""
     source = tmp_path / "erp.sqlite"
     source.write_bytes((run_world.data / "erp_demo.sqlite").read_bytes())
     with sqlite3.connect(source) as conn:
-        conn.execute("update crm_deals set amount = 'about 5k' "
+        conn.execute(f"update crm_deals set amount = {literal} "
                      "where id = (select max(id) from crm_deals)")
     proc = crm_script(["sync"], tmp_path, CRM_SOURCE_URL=f"sqlite:///{source}",
                       CRM_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb")
-    assert_one_line_error(proc, "source table crm_deals, column amount (value 'about 5k'): "
+    assert_one_line_error(proc, f"source table crm_deals, column amount (value {shown}): "
                           "a value does not match its column type")
 
 
@@ -323,7 +326,7 @@ def test_a_spark_warehouse_without_the_spark_extra_says_what_to_install(
     for key in [k for k in os.environ if k.startswith("CRM_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("CRM_WAREHOUSE_URL", "spark+session://")
-    monkeypatch.setattr(cli, "SPARK_MODULES", (*cli.SPARK_MODULES, "crm_no_such_module"))
+    monkeypatch.setattr(cli, "SPARK_MODULES", ("crm_no_such_module",))
     settings = Settings.from_env()
     with pytest.raises(CrmError) as err:
         cli._check_spark_command(settings, command)

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from crm_core.errors import CrmError, redact, redacted_line
-from crm_core.urls import redact_url, url_password
+from crm_core.urls import check_url, redact_url, url_password
 from ingestion.erp.postgres_scan import attached_source
 
 PASSWORDS = ["s3cr3t'XYZ", "back\\slash\\", "at@sign:colon", "per%25cent%", "with space s",
@@ -137,3 +137,19 @@ def test_a_malformed_url_is_one_line_without_its_password(tmp_path: Path, which:
 ])
 def test_redact_url_masks_passwords_in_any_shape(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:pw@host:5432/db?application_name=etl@prod",
+    "postgresql://u:pw@host/db?sslrootcert=/etc/ssl/ca@x.pem",
+    "postgresql://u:pw@host/my@db",
+    "postgresql://h/db?password=a:b@c",
+    "postgresql://u:p%2F%40q@[::1]:5432/db",
+    "smtps://a:b@mail:465?x=@",
+    "duckdb:///data/a:b@c.duckdb",
+    "spark+http://token:abc@host/sql/protocolv1/o/1/2",
+])
+def test_check_url_accepts_an_at_sign_after_the_host(url: str) -> None:
+    """Only a host part cut short by the password (its start taken for the host and port)
+    is refused; an `@` in a path or query after a whole host part is the URL's own."""
+    check_url("CRM_WAREHOUSE_URL", url)

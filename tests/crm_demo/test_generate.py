@@ -238,7 +238,7 @@ def test_generate_keeps_what_else_the_sqlite_file_holds(tmp_path: Path) -> None:
     import sqlite3
     import stat
 
-    real = tmp_path / "data" / "erp 100%.sqlite"  # `%` must not bend the staging URL
+    real = tmp_path / "d#1" / "erp 100%.sqlite"  # `#` and `%` must not bend a URL or URI
     real.parent.mkdir()
     with sqlite3.connect(real) as conn:
         conn.execute("create table notes (body text)")
@@ -256,3 +256,13 @@ def test_generate_keeps_what_else_the_sqlite_file_holds(tmp_path: Path) -> None:
         assert conn.execute("select body from notes").fetchall() == [("keep me",)]
         assert conn.execute("select count(*) from crm_deals").fetchone()[0] > 100
     assert sorted(p.name for p in real.parent.iterdir()) == [real.name]
+
+
+def test_generate_refuses_to_replace_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    target = tmp_path / "erp.sqlite"
+    target.write_bytes(b"not a database, but someone's file" * 100)
+    with pytest.raises(CrmError, match="cannot be read as a SQLite database"):
+        generate(f"sqlite:///{target}", tmp_path / "events", scale="small", days=30, seed=5,
+                 end_date=END, progress=False)
+    assert target.read_bytes() == b"not a database, but someone's file" * 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erp.sqlite"]
