@@ -374,8 +374,10 @@ def _check_spark_command(settings: Settings, command: str) -> None:
     if command not in SPARK_COMMANDS:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: `crm-analytics "
                        f"{command}` does not drive a Spark warehouse (docs/spark.md)")
+    if command not in SPARK_DRIVING_COMMANDS:
+        return
     missing = [module for module in SPARK_MODULES if importlib.util.find_spec(module) is None]
-    if missing and command in SPARK_DRIVING_COMMANDS:
+    if missing:
         raise CrmError(f"CRM_WAREHOUSE_URL {settings.warehouse.describe()}: the Spark extra is "
                        f"not installed (no {', '.join(missing)}): pip install "
                        "'crm-analytics[spark]' (docs/spark.md)")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from crm_core.errors import CrmError
 from crm_core.settings import PROJECT_ROOT, Settings
-from orchestration.instance import dagster_home_path, dagster_instance, ensure_dagster_home
+from orchestration.instance import dagster_home_path, dagster_instance
 
 LOOPBACK = "127.0.0.1"
 DAGSTER_PORT = 3000
@@ -47,9 +47,9 @@ def serve_dagster(settings: Settings, host: str, port: int) -> None:
     """Replace this process by `dagster dev` on the pipeline's instance: the webserver and the
     daemon, which runs the daily rollup and the landing sensor (both on by default)."""
     require_free_port(host, port)
-    home = ensure_dagster_home(dagster_home_path(settings))
-    with dagster_instance(home):  # a dagster.yaml it cannot use is one line here, not a
-        pass                      # traceback from each server it would start
+    home = dagster_home_path(settings)
+    with dagster_instance(home):  # creates the home if need be; a dagster.yaml it cannot use
+        pass                      # is one line here, not a traceback from each server
     shown = "localhost" if host == LOOPBACK else host
     print(f"Dagster UI and daemon on http://{shown}:{port} (instance {home}); the daily_rollup "
           "schedule and the new_landing_files sensor are on (the sensor's first evaluation "

@@ -231,11 +231,11 @@ def _text_in_number_column(conn: Connection, source_table: SourceTable,
         except SQLAlchemyError:
             return ""  # the error being reported is the one that matters
         for quoted in texts:  # SQL literals: 'text' ('' inside), or X'…' for a blob
-            text = quoted[1:-1].replace("''", "'") if quoted.startswith("'") else None
-            if text is None or not _is_number(text):
-                shown = repr(text if len(text) <= 40 else text[:40] + "…") if text is not None \
-                    else quoted[:42]
-                return f", column {name} (value {shown})"
+            if not quoted.startswith("'"):
+                return f", column {name} (value {quoted[:42]})"
+            text = quoted[1:-1].replace("''", "'")
+            if not _is_number(text):
+                return f", column {name} (value {text[:40] + '…' if len(text) > 40 else text!r})"
     return ""
 
 
